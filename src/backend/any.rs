@@ -1,0 +1,102 @@
+//! Runtime choice of backend without boxing the built-in ones.
+//!
+//! [`Backend`] returns `impl Future`, so it is not object safe. The built-in
+//! backends are dispatched through an enum (no allocation per call); custom
+//! backends go through [`BoxedBackend`], which boxes their futures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::dynamic::BoxedBackend;
+use super::memory::MemoryBackend;
+use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use crate::Result;
+
+/// The backend behind a [`Cache`](crate::Cache).
+pub(crate) enum AnyBackend {
+    Memory(MemoryBackend),
+    #[cfg(feature = "redis")]
+    Redis(super::redis::RedisBackend),
+    #[cfg(feature = "memcached")]
+    Memcached(super::memcached::MemcachedBackend),
+    Custom(BoxedBackend),
+}
+
+/// Calls `$call` on whichever backend `$self` holds.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Memory($b) => $call,
+            #[cfg(feature = "redis")]
+            AnyBackend::Redis($b) => $call,
+            #[cfg(feature = "memcached")]
+            AnyBackend::Memcached($b) => $call,
+            AnyBackend::Custom($b) => $call,
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    fn kind(&self) -> &'static str {
+        dispatch!(self, b => b.kind())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        dispatch!(self, b => b.get(key).await)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        dispatch!(self, b => b.set(key, value, ttl).await)
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        dispatch!(self, b => b.add(key, value, ttl).await)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        dispatch!(self, b => b.delete(key).await)
+    }
+
+    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        dispatch!(self, b => b.gets(key).await)
+    }
+
+    async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        dispatch!(self, b => b.cas(key, value, expected, ttl).await)
+    }
+
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> Result<LockAttempt> {
+        dispatch!(self, b => b.try_lock(key, owner, lease, fencing).await)
+    }
+
+    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
+        dispatch!(self, b => b.lock_record(key).await)
+    }
+
+    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
+        dispatch!(self, b => b.release(key, owner).await)
+    }
+
+    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
+        dispatch!(self, b => b.extend(key, owner, lease).await)
+    }
+
+    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        dispatch!(self, b => b.watch_releases(key, wake).await)
+    }
+}

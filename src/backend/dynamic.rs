@@ -1,0 +1,189 @@
+//! Object-safe view of [`Backend`] for user-supplied backends.
+//!
+//! Kept apart from the enum dispatch in `any.rs` so that only one of the two
+//! traits is in scope there (both would match `b.get(..)` on a built-in
+//! backend).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+
+use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use crate::Result;
+
+/// A user's backend behind a box.
+pub(crate) type BoxedBackend = Box<dyn DynBackend>;
+
+/// [`Backend`] with boxed futures, so a user's backend can sit behind a
+/// `Box<dyn …>`. Blanket-implemented for every [`Backend`].
+pub(crate) trait DynBackend: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>>;
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Bytes, CasToken)>>>;
+    fn cas<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        expected: Option<&'a CasToken>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        owner: &'a [u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> BoxFuture<'a, Result<LockAttempt>>;
+    fn lock_record<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<LockRecord>>>;
+    fn release<'a>(&'a self, key: &'a str, owner: &'a [u8]) -> BoxFuture<'a, Result<bool>>;
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        owner: &'a [u8],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn watch_releases<'a>(
+        &'a self,
+        key: &'a str,
+        wake: Arc<Notify>,
+    ) -> BoxFuture<'a, Result<ReleaseWatch>>;
+}
+
+impl<B: Backend> DynBackend for B {
+    fn kind(&self) -> &'static str {
+        Backend::kind(self)
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(Backend::get(self, key))
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Backend::set(self, key, value, ttl))
+    }
+    fn add<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::add(self, key, value, ttl))
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::delete(self, key))
+    }
+    fn gets<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Bytes, CasToken)>>> {
+        Box::pin(Backend::gets(self, key))
+    }
+    fn cas<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        expected: Option<&'a CasToken>,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::cas(self, key, value, expected, ttl))
+    }
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a str,
+        owner: &'a [u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> BoxFuture<'a, Result<LockAttempt>> {
+        Box::pin(Backend::try_lock(self, key, owner, lease, fencing))
+    }
+    fn lock_record<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<LockRecord>>> {
+        Box::pin(Backend::lock_record(self, key))
+    }
+    fn release<'a>(&'a self, key: &'a str, owner: &'a [u8]) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::release(self, key, owner))
+    }
+    fn extend<'a>(
+        &'a self,
+        key: &'a str,
+        owner: &'a [u8],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::extend(self, key, owner, lease))
+    }
+    fn watch_releases<'a>(
+        &'a self,
+        key: &'a str,
+        wake: Arc<Notify>,
+    ) -> BoxFuture<'a, Result<ReleaseWatch>> {
+        Box::pin(Backend::watch_releases(self, key, wake))
+    }
+}
+
+/// Lets `AnyBackend::Custom(b)` dispatch through the same macro arms as the
+/// built-in backends.
+impl Backend for BoxedBackend {
+    fn kind(&self) -> &'static str {
+        DynBackend::kind(&**self)
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        DynBackend::get(&**self, key).await
+    }
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        DynBackend::set(&**self, key, value, ttl).await
+    }
+    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        DynBackend::add(&**self, key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool> {
+        DynBackend::delete(&**self, key).await
+    }
+    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        DynBackend::gets(&**self, key).await
+    }
+    async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        DynBackend::cas(&**self, key, value, expected, ttl).await
+    }
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> Result<LockAttempt> {
+        DynBackend::try_lock(&**self, key, owner, lease, fencing).await
+    }
+    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
+        DynBackend::lock_record(&**self, key).await
+    }
+    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
+        DynBackend::release(&**self, key, owner).await
+    }
+    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
+        DynBackend::extend(&**self, key, owner, lease).await
+    }
+    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        DynBackend::watch_releases(&**self, key, wake).await
+    }
+}

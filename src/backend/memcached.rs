@@ -1,0 +1,1 @@
+//! memcached backend over the meta protocol (lands with issue 4).

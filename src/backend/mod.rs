@@ -1,0 +1,285 @@
+//! The storage contract the locks are written against, and the backends.
+//!
+//! [`Backend`] is the whole contract: a handful of atomic primitives on bytes.
+//! [`RedLock`](crate::RedLock), [`OptimisticLock`](crate::OptimisticLock) and
+//! [`Cache`](crate::Cache) are written once, above it; every backend-specific
+//! trick (Lua scripts, meta-protocol flags, moka's entry API, pub/sub, polling)
+//! lives below it.
+//!
+//! | backend | module | feature | URL |
+//! |---|---|---|---|
+//! | in-process, on moka | [`memory`] | always | `memory://` |
+//! | Redis, on deadpool-redis | `redis` | `redis` | `redis://…`, `rediss://…` |
+//! | memcached, meta protocol | `memcached` | `memcached` | `memcached://…` |
+//!
+//! Keys reaching a backend are final: the namespace is already applied and
+//! they are never empty. TTLs and leases are never zero.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::Result;
+
+pub(crate) mod any;
+mod dynamic;
+#[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+pub mod memcached;
+pub mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+
+/// A storage backend: the few atomic primitives the locks need.
+///
+/// Implement it to plug in your own store and pass it to
+/// [`Cache::custom`](crate::Cache::custom). Every method must be atomic with
+/// respect to every other method on the same key, across every process that
+/// shares the store.
+///
+/// Values written by [`set`](Backend::set), [`add`](Backend::add) and
+/// [`cas`](Backend::cas) are *data*; lock records written by
+/// [`try_lock`](Backend::try_lock) hold an owner token. Both live in the one
+/// key space and [`get`](Backend::get) reads either.
+///
+/// # Example: a backend that counts calls
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use stampede::backend::{Backend, CasToken, Fencing, LockAttempt, LockRecord, memory::MemoryBackend};
+/// use stampede::{Cache, Result};
+///
+/// struct Counting { inner: MemoryBackend, calls: AtomicUsize }
+///
+/// impl Counting {
+///     fn tick(&self) { self.calls.fetch_add(1, Ordering::Relaxed); }
+/// }
+///
+/// impl Backend for Counting {
+///     fn kind(&self) -> &'static str { "counting" }
+///     async fn get(&self, key: &str) -> Result<Option<Bytes>> { self.tick(); self.inner.get(key).await }
+///     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> { self.tick(); self.inner.set(key, value, ttl).await }
+///     async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> { self.tick(); self.inner.add(key, value, ttl).await }
+///     async fn delete(&self, key: &str) -> Result<bool> { self.tick(); self.inner.delete(key).await }
+///     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> { self.tick(); self.inner.gets(key).await }
+///     async fn cas(&self, key: &str, value: &[u8], expected: Option<&CasToken>, ttl: Option<Duration>) -> Result<bool> {
+///         self.tick(); self.inner.cas(key, value, expected, ttl).await
+///     }
+///     async fn try_lock(&self, key: &str, owner: &[u8], lease: Duration, fencing: Fencing) -> Result<LockAttempt> {
+///         self.tick(); self.inner.try_lock(key, owner, lease, fencing).await
+///     }
+///     async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> { self.tick(); self.inner.lock_record(key).await }
+///     async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> { self.tick(); self.inner.release(key, owner).await }
+///     async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> { self.tick(); self.inner.extend(key, owner, lease).await }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stampede::Result<()> {
+/// let cache = Cache::custom(Counting { inner: MemoryBackend::default(), calls: AtomicUsize::new(0) });
+/// cache.set("k", b"v", None).await?;
+/// assert_eq!(cache.get("k").await?.as_deref(), Some(&b"v"[..]));
+/// # Ok(())
+/// # }
+/// ```
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for errors and logs: `"memory"`, `"redis"`, …
+    fn kind(&self) -> &'static str;
+
+    /// Reads a value (or a lock record). `None` when absent or expired.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Stores a value unconditionally. `ttl: None` keeps it until evicted.
+    fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Stores a value only if the key is absent. `Ok(false)` when it exists.
+    fn add(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes a key. `Ok(false)` when it was absent.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Reads a value with a token that changes on every write to the key,
+    /// including a write of the same bytes.
+    fn gets(&self, key: &str) -> impl Future<Output = Result<Option<(Bytes, CasToken)>>> + Send;
+
+    /// Stores `value` only if the key still matches `expected`: the token from
+    /// [`gets`](Backend::gets), or `None` for "the key must still be absent".
+    /// `Ok(false)` on a mismatch, and the key is left as it was.
+    fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Creates the lock record `key → owner` with a TTL of `lease` if `key`
+    /// is absent. With [`Fencing::Issue`] a per-key counter is incremented
+    /// atomically with the create and its new value returned as the fencing
+    /// token; it never goes backwards for the same key.
+    fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> impl Future<Output = Result<LockAttempt>> + Send;
+
+    /// Reads a lock record: its owner and remaining lease. `None` when absent.
+    fn lock_record(&self, key: &str) -> impl Future<Output = Result<Option<LockRecord>>> + Send;
+
+    /// Deletes the lock record only if it still holds `owner`
+    /// (compare-and-delete), and tells other processes' waiters, where the
+    /// backend can. `Ok(false)` when the record is absent or someone else's.
+    fn release(&self, key: &str, owner: &[u8]) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Resets the lock record's TTL to `lease` only if it still holds `owner`.
+    /// `Ok(false)` when the record is absent or someone else's.
+    fn extend(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Arranges for `wake.notify_waiters()` to be called when the lock record
+    /// `key` is released by *another process*, until the returned
+    /// [`ReleaseWatch`] is dropped. Releases in this process wake waiters
+    /// without the backend's help.
+    ///
+    /// The watch is in place when the future resolves: a caller that checks
+    /// the record afterwards cannot miss a release. The default does nothing,
+    /// which is right for a store only one process uses; waiters then fall
+    /// back to the lease bound.
+    fn watch_releases(
+        &self,
+        key: &str,
+        wake: Arc<Notify>,
+    ) -> impl Future<Output = Result<ReleaseWatch>> + Send {
+        let _ = (key, wake);
+        std::future::ready(Ok(ReleaseWatch::none()))
+    }
+}
+
+/// Whether [`Backend::try_lock`] issues a fencing token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fencing {
+    /// Only create the record (the stampede guard does not need a token).
+    Skip,
+    /// Also increment the key's fencing counter, atomically with the create.
+    Issue,
+}
+
+/// What [`Backend::try_lock`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// The record is ours.
+    Acquired {
+        /// The fencing token, when one was asked for.
+        fence: Option<u64>,
+    },
+    /// Someone else's record is there.
+    Held {
+        /// How long until its lease runs out, when the backend told us
+        /// without an extra round trip.
+        remaining: Option<Duration>,
+    },
+}
+
+/// A lock record as [`Backend::lock_record`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockRecord {
+    /// The owner token stored in the record.
+    pub owner: Bytes,
+    /// How long until the record expires (`None`: it does not).
+    pub remaining: Option<Duration>,
+}
+
+/// A compare-and-set token: proof of which write to a key was seen.
+///
+/// Get one from [`Cache::gets`](crate::Cache::gets) and hand it back to
+/// [`Cache::cas`](crate::Cache::cas). Tokens are opaque to users; the
+/// constructors are for [`Backend`] implementations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CasToken(TokenRepr);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum TokenRepr {
+    Version(u64),
+    Value(Bytes),
+}
+
+impl CasToken {
+    /// A token for a write version (a memcached CAS unique, a counter, a nonce).
+    pub fn from_version(version: u64) -> Self {
+        CasToken(TokenRepr::Version(version))
+    }
+
+    /// A token that matches while the stored bytes are exactly `value`: for
+    /// values that carry no version, such as ones written by other clients.
+    pub fn from_value(value: Bytes) -> Self {
+        CasToken(TokenRepr::Value(value))
+    }
+
+    /// The version, for tokens made by [`from_version`](CasToken::from_version).
+    pub fn version(&self) -> Option<u64> {
+        match &self.0 {
+            TokenRepr::Version(version) => Some(*version),
+            TokenRepr::Value(_) => None,
+        }
+    }
+
+    /// The bytes, for tokens made by [`from_value`](CasToken::from_value).
+    pub fn value(&self) -> Option<&Bytes> {
+        match &self.0 {
+            TokenRepr::Version(_) => None,
+            TokenRepr::Value(value) => Some(value),
+        }
+    }
+}
+
+/// Keeps a cross-process release subscription alive; dropping it ends it.
+///
+/// Returned by [`Backend::watch_releases`]. A backend puts whatever undoes
+/// its subscription (an unsubscribe on drop, an aborted poller) inside.
+#[must_use = "the watch ends when this is dropped"]
+pub struct ReleaseWatch {
+    _guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl ReleaseWatch {
+    /// A watch that watches nothing.
+    pub fn none() -> Self {
+        ReleaseWatch { _guard: None }
+    }
+
+    /// A watch that lives as long as `guard`.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        ReleaseWatch {
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReleaseWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseWatch")
+            .field("active", &self._guard.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! Redis backend over deadpool-redis (lands with issue 3).

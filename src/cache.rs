@@ -1,0 +1,316 @@
+//! [`Cache`]: the handle every operation goes through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::any::AnyBackend;
+use crate::backend::memory::MemoryBackend;
+use crate::backend::{Backend, CasToken};
+use crate::key::{check_ttl, Namespace};
+use crate::lock::wakeups::Wakeups;
+use crate::url::CacheUrl;
+use crate::{Error, Result};
+
+/// A handle on one cache backend: memory, Redis or memcached.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync + 'static`; clones share the
+/// backend, its connections and the in-process wake-up map that
+/// [`RedLock`](crate::RedLock) waiters sleep on. Every operation behaves the
+/// same on every backend; the shared test suite in `tests/` proves it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stampede::Result<()> {
+/// use std::time::Duration;
+/// use stampede::Cache;
+///
+/// let cache = Cache::from_url("memory://").await?.with_namespace("app");
+/// cache.set("greeting", b"hello", Some(Duration::from_secs(60))).await?;
+/// assert_eq!(cache.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+/// assert!(!cache.add("greeting", b"other", None).await?); // exists already
+/// assert!(cache.delete("greeting").await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    shared: Arc<Shared>,
+    namespace: Namespace,
+}
+
+struct Shared {
+    backend: AnyBackend,
+    wakeups: Wakeups,
+}
+
+impl Cache {
+    pub(crate) fn from_backend(backend: AnyBackend) -> Cache {
+        Cache {
+            shared: Arc::new(Shared {
+                backend,
+                wakeups: Wakeups::default(),
+            }),
+            namespace: Namespace::default(),
+        }
+    }
+
+    /// An embedded in-process cache on moka with the default capacity
+    /// ([`DEFAULT_MAX_CAPACITY`](crate::backend::memory::DEFAULT_MAX_CAPACITY)).
+    /// Locks taken on it exclude callers in this process only.
+    pub fn memory() -> Cache {
+        Cache::from(MemoryBackend::default())
+    }
+
+    /// A cache over your own [`Backend`].
+    pub fn custom(backend: impl Backend) -> Cache {
+        Cache::from_backend(AnyBackend::Custom(Box::new(backend)))
+    }
+
+    /// Opens a cache from a URL.
+    ///
+    /// | URL | backend |
+    /// |---|---|
+    /// | `memory://` | in-process; `?max_capacity=<bytes>` |
+    /// | `redis://[user:pass@]host[:port][/db]`, `rediss://…` | Redis (feature `redis`) |
+    /// | `memcached://host:port[,host:port…]` | memcached (feature `memcached`) |
+    ///
+    /// Every URL also takes `?namespace=<name>`, the same as
+    /// [`with_namespace`](Cache::with_namespace). Unknown parameters are
+    /// refused, so a misspelt option cannot be silently ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the problem: an unknown scheme, a
+    /// backend whose feature is off, a bad parameter. Network backends may
+    /// also fail to connect.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// let cache = stampede::Cache::from_url("memory://?max_capacity=1048576&namespace=app").await?;
+    /// assert_eq!(cache.backend_kind(), "memory");
+    /// let err = stampede::Cache::from_url("mongodb://localhost").await.unwrap_err();
+    /// assert!(err.is_invalid_input());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn from_url(url: &str) -> Result<Cache> {
+        let mut parsed = CacheUrl::parse(url)?;
+        let namespace = parsed.take("namespace");
+        let backend = match parsed.scheme.as_str() {
+            "memory" => {
+                if !parsed.rest.is_empty() {
+                    return Err(Error::invalid_config(
+                        url,
+                        "a memory:// URL takes no host or path",
+                    ));
+                }
+                let mut builder = MemoryBackend::builder();
+                if let Some(bytes) = parsed.take_u64("max_capacity")? {
+                    builder = builder.max_capacity(bytes);
+                }
+                AnyBackend::Memory(builder.build())
+            }
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => {
+                AnyBackend::Redis(crate::backend::redis::RedisBackend::from_url(&mut parsed)?)
+            }
+            #[cfg(feature = "memcached")]
+            "memcached" => AnyBackend::Memcached(
+                crate::backend::memcached::MemcachedBackend::from_url(&mut parsed).await?,
+            ),
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => {
+                return Err(Error::invalid_config(
+                    url,
+                    "this build of stampede has no Redis support; enable its `redis` feature",
+                ))
+            }
+            #[cfg(not(feature = "memcached"))]
+            "memcached" => return Err(Error::invalid_config(
+                url,
+                "this build of stampede has no memcached support; enable its `memcached` feature",
+            )),
+            other => {
+                return Err(Error::invalid_config(
+                    url,
+                    format!(
+                        "unknown scheme `{other}`; expected memory, redis, rediss or memcached"
+                    ),
+                ))
+            }
+        };
+        parsed.finish()?;
+        let cache = Cache::from_backend(backend);
+        Ok(match namespace {
+            Some(namespace) => cache.with_namespace(&namespace),
+            None => cache,
+        })
+    }
+
+    /// A handle whose every key is prefixed with `namespace`. Two different
+    /// namespaces never see each other's keys; namespaces nest
+    /// (`with_namespace("a").with_namespace("b")` is inside `a`). The handle
+    /// shares everything else with `self`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// let cache = stampede::Cache::memory();
+    /// let (a, b) = (cache.with_namespace("a"), cache.with_namespace("b"));
+    /// a.set("k", b"from a", None).await?;
+    /// assert_eq!(b.get("k").await?, None);
+    /// assert_eq!(cache.get("a:k").await?.as_deref(), Some(&b"from a"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_namespace(&self, namespace: &str) -> Cache {
+        Cache {
+            shared: Arc::clone(&self.shared),
+            namespace: self.namespace.join(namespace),
+        }
+    }
+
+    /// Which backend this is: `"memory"`, `"redis"`, `"memcached"`, or a
+    /// custom backend's [`kind`](Backend::kind).
+    pub fn backend_kind(&self) -> &'static str {
+        self.shared.backend.kind()
+    }
+
+    /// How many lock keys have callers waiting in this process right now.
+    /// The wake-up map holds an entry only while a key has waiters, so this
+    /// returns to 0 when nobody waits. For diagnostics and tests.
+    pub fn waiting_lock_keys(&self) -> usize {
+        self.shared.wakeups.len()
+    }
+
+    pub(crate) fn backend(&self) -> &AnyBackend {
+        &self.shared.backend
+    }
+
+    pub(crate) fn wakeups(&self) -> &Wakeups {
+        &self.shared.wakeups
+    }
+
+    pub(crate) fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// Reads `key`. `None` when it is absent or expired.
+    ///
+    /// # Errors
+    ///
+    /// An empty key, or a backend failure.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let key = self.namespace.apply(key)?;
+        self.shared.backend.get(&key).await
+    }
+
+    /// Stores `value` at `key`, replacing what was there. `ttl: None` keeps
+    /// it until evicted.
+    ///
+    /// # Errors
+    ///
+    /// An empty key, a zero TTL, a value over the backend's size limit, or a
+    /// backend failure.
+    pub async fn set(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        check_ttl(ttl)?;
+        let key = self.namespace.apply(key)?;
+        self.shared.backend.set(&key, value.as_ref(), ttl).await
+    }
+
+    /// Stores `value` only if `key` is absent. `Ok(false)` when it exists.
+    ///
+    /// # Errors
+    ///
+    /// As for [`set`](Cache::set).
+    pub async fn add(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        check_ttl(ttl)?;
+        let key = self.namespace.apply(key)?;
+        self.shared.backend.add(&key, value.as_ref(), ttl).await
+    }
+
+    /// Removes `key`. `Ok(false)` when it was absent.
+    ///
+    /// # Errors
+    ///
+    /// An empty key, or a backend failure.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        let key = self.namespace.apply(key)?;
+        self.shared.backend.delete(&key).await
+    }
+
+    /// Reads `key` with a [`CasToken`] for [`cas`](Cache::cas). The token
+    /// changes on every write, even one that stores the same bytes.
+    ///
+    /// # Errors
+    ///
+    /// An empty key, or a backend failure.
+    pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        let key = self.namespace.apply(key)?;
+        self.shared.backend.gets(&key).await
+    }
+
+    /// Stores `value` only if `key` is unchanged since the [`gets`](Cache::gets)
+    /// that produced `token`; with `token: None`, only if `key` is absent.
+    /// `Ok(false)` on a conflict, and the key keeps the other writer's value.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// let cache = stampede::Cache::memory();
+    /// cache.set("k", b"v", None).await?;
+    /// let seen = cache.gets("k").await?;
+    /// let token = seen.as_ref().map(|(_, token)| token);
+    /// assert!(cache.cas("k", b"new", token, None).await?);
+    /// assert!(!cache.cas("k", b"newer", token, None).await?); // token is stale now
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`set`](Cache::set). A conflict is `Ok(false)`, not an error.
+    pub async fn cas(
+        &self,
+        key: &str,
+        value: impl AsRef<[u8]>,
+        token: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        check_ttl(ttl)?;
+        let key = self.namespace.apply(key)?;
+        self.shared
+            .backend
+            .cas(&key, value.as_ref(), token, ttl)
+            .await
+    }
+}
+
+impl From<MemoryBackend> for Cache {
+    fn from(backend: MemoryBackend) -> Cache {
+        Cache::from_backend(AnyBackend::Memory(backend))
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.backend_kind())
+            .field("namespace", &self.namespace.prefix())
+            .finish()
+    }
+}

@@ -1,0 +1,279 @@
+//! The crate's one error type.
+//!
+//! Contention is not an error inside the crate: "the lock is held" and "the
+//! value changed" travel as values ([`LockAttempt`](crate::backend::LockAttempt),
+//! `Ok(false)` from [`Cache::cas`](crate::Cache::cas)). They become an
+//! [`Error`] only at the public edges that promise to fail on them, such as
+//! [`OptimisticLock::cas`](crate::OptimisticLock::cas).
+
+use std::time::Duration;
+
+/// A boxed error from a backend client, kept as the [`source`](std::error::Error::source)
+/// of [`Error::Backend`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `stampede`.
+///
+/// Match on the helpers ([`is_conflict`](Error::is_conflict),
+/// [`is_timeout`](Error::is_timeout), [`is_locked`](Error::is_locked), …)
+/// rather than on variants where you can: the enum is `#[non_exhaustive]` and
+/// grows with the crate.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use stampede::Cache;
+///
+/// let cache = Cache::memory();
+/// let err = cache.get("").await.unwrap_err();
+/// assert!(err.is_invalid_input());
+/// assert_eq!(err.to_string(), "invalid key \"\": a key must not be empty");
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key that the crate or the backend cannot store.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key as it would have been sent (namespace included).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An argument that can never be valid, such as a zero lease or TTL.
+    #[error("invalid {name}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A cache URL or backend configuration that cannot be used.
+    #[error("invalid cache configuration {url:?}: {reason}")]
+    InvalidConfig {
+        /// The URL or setting as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A value over the backend's item size limit.
+    #[error("value for key {key:?} is {size} bytes, over the {backend} limit of {limit} bytes")]
+    ValueTooLarge {
+        /// The key, namespace included.
+        key: String,
+        /// Size of the refused value.
+        size: usize,
+        /// The largest value the backend accepts.
+        limit: usize,
+        /// Which backend refused it.
+        backend: &'static str,
+    },
+
+    /// A compare-and-set found that the key changed since it was read.
+    #[error("compare-and-set conflict on key {key:?}: the value changed since it was read")]
+    Conflict {
+        /// The key, as the caller named it.
+        key: String,
+    },
+
+    /// A read-modify-write kept conflicting and gave up.
+    #[error("gave up on key {key:?} after {attempts} conflicting compare-and-set attempts")]
+    TooManyConflicts {
+        /// The key, as the caller named it.
+        key: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+
+    /// The lock is held by another owner and the call was not allowed to wait.
+    #[error("lock {key:?} is held by another owner{}", remaining_suffix(*remaining))]
+    Locked {
+        /// The lock's key, as the caller named it.
+        key: String,
+        /// How long until the holder's lease runs out, when the backend says.
+        remaining: Option<Duration>,
+    },
+
+    /// Waiting for a lock took longer than the caller allowed.
+    #[error("timed out after {waited:?} waiting for lock {key:?}")]
+    LockTimeout {
+        /// The lock's key, as the caller named it.
+        key: String,
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
+    /// A lease we held expired or was taken by another owner.
+    #[error("lock {key:?} was lost: its lease ran out or another owner took it")]
+    LockLost {
+        /// The lock's key, as the caller named it.
+        key: String,
+    },
+
+    /// A backend call did not answer within its timeout.
+    #[error("{backend} {operation} did not answer within {after:?}")]
+    BackendTimeout {
+        /// Which backend.
+        backend: &'static str,
+        /// Which operation.
+        operation: &'static str,
+        /// The timeout that passed.
+        after: Duration,
+    },
+
+    /// A backend call failed: connection refused or lost, protocol error, …
+    #[error("{backend} {operation} failed: {source}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// Which operation.
+        operation: &'static str,
+        /// The client's own error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A stored value could not be decoded as the requested type.
+    #[error("could not decode the value at key {key:?}: {source}")]
+    Decode {
+        /// The key, as the caller named it.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A value could not be encoded for storage.
+    #[error("could not encode the value for key {key:?}: {source}")]
+    Encode {
+        /// The key, as the caller named it.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn remaining_suffix(remaining: Option<Duration>) -> String {
+    match remaining {
+        Some(left) => format!("; its lease runs out in {left:?}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// A compare-and-set conflict: the value changed since it was read
+    /// (also true for [`Error::TooManyConflicts`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::Conflict { .. } | Error::TooManyConflicts { .. }
+        )
+    }
+
+    /// Something took too long: waiting for a lock, or a backend call.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Error::LockTimeout { .. } | Error::BackendTimeout { .. }
+        )
+    }
+
+    /// The lock is held by another owner.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, Error::Locked { .. })
+    }
+
+    /// A lease we held was lost.
+    pub fn is_lost(&self) -> bool {
+        matches!(self, Error::LockLost { .. })
+    }
+
+    /// The backend failed or did not answer in time; retrying later may help.
+    pub fn is_backend(&self) -> bool {
+        matches!(self, Error::Backend { .. } | Error::BackendTimeout { .. })
+    }
+
+    /// The caller passed something that can never work: a bad key, argument,
+    /// configuration or an oversized value. Retrying will not help.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidKey { .. }
+                | Error::InvalidArgument { .. }
+                | Error::InvalidConfig { .. }
+                | Error::ValueTooLarge { .. }
+        )
+    }
+
+    /// For `Locked` errors: how long until the holder's lease runs out.
+    pub fn remaining_lease(&self) -> Option<Duration> {
+        match self {
+            Error::Locked { remaining, .. } => *remaining,
+            _ => None,
+        }
+    }
+
+    /// Wraps a backend client's error.
+    pub fn backend(
+        backend: &'static str,
+        operation: &'static str,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            backend,
+            operation,
+            source: source.into(),
+        }
+    }
+
+    pub(crate) fn invalid_key(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidKey {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid_config(url: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            url: url.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_message_names_the_remaining_lease() {
+        let err = Error::Locked {
+            key: "job".into(),
+            remaining: Some(Duration::from_millis(1500)),
+        };
+        assert!(err.is_locked());
+        assert_eq!(err.remaining_lease(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            err.to_string(),
+            "lock \"job\" is held by another owner; its lease runs out in 1.5s"
+        );
+    }
+
+    #[test]
+    fn backend_error_chains_its_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = Error::backend("redis", "get", io);
+        assert!(err.is_backend());
+        assert!(!err.is_timeout());
+        let source = std::error::Error::source(&err).expect("source kept");
+        assert_eq!(source.to_string(), "refused");
+    }
+}

@@ -1,0 +1,18 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod backend;
+mod cache;
+mod error;
+mod key;
+mod lock;
+mod url;
+
+pub use backend::CasToken;
+pub use cache::Cache;
+pub use error::{BoxError, Error, Result};
+pub use lock::{LockGuard, OptimisticLock, RedLock};
+
+pub use bytes::Bytes;

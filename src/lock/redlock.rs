@@ -1,0 +1,173 @@
+//! [`RedLock`]: a lease lock on `<key>-lock`.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::guard::{Claim, LockGuard};
+use crate::backend::{Backend, Fencing, LockAttempt};
+use crate::key::check_lease;
+use crate::{Cache, Result};
+
+/// A lease lock on the record `<key>-lock`, with aiocache's `RedLock`
+/// semantics for [`acquire`](RedLock::acquire): a stampede guard.
+///
+/// The first caller to [`acquire`](RedLock::acquire) creates the record (a
+/// fresh uuid v4, with a TTL of `lease`) and holds the lock. Every other
+/// caller waits until the holder releases it (woken at once, not by polling)
+/// or its lease runs out, whichever comes first, and then goes on *without*
+/// the lock. A caller never waits longer than `lease`. This bounds how many
+/// callers run an expensive fill; it is not mutual exclusion.
+///
+/// Waiters in this process share one wake-up per key through the
+/// [`Cache`]; waiters in other processes are woken by the backend where it
+/// can (Redis pub/sub) and otherwise fall back to re-checking or the lease.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stampede::Result<()> {
+/// use std::time::Duration;
+/// use stampede::{Cache, RedLock};
+///
+/// let cache = Cache::memory();
+/// let lock = RedLock::new(&cache, "report", Duration::from_millis(500));
+///
+/// let guard = lock.acquire().await?;
+/// if guard.holds_lock() {
+///     // We fill; everyone else waits for us (at most the lease).
+///     cache.set("report", b"expensive", None).await?;
+///     guard.release().await?;
+/// }
+/// // Holder or not, the value is (very likely) there now.
+/// assert!(cache.get("report").await?.is_some());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A `RedLock` is cheap to clone and can be acquired many times; each
+/// [`acquire`](RedLock::acquire) is an independent attempt with a fresh owner
+/// token.
+#[derive(Clone)]
+pub struct RedLock {
+    cache: Cache,
+    key: String,
+    /// The record's key, built once; `None` when `key` is invalid (the error
+    /// is reported by each acquire).
+    lock_key: Option<Arc<str>>,
+    lease: Duration,
+}
+
+impl RedLock {
+    /// A lock guarding `key` with the given lease. Nothing is sent yet; bad
+    /// input (an empty key, a zero lease) is reported by each acquire.
+    pub fn new(cache: &Cache, key: impl Into<String>, lease: Duration) -> Self {
+        let key = key.into();
+        let lock_key = cache.namespace().lock_key(&key).ok().map(Arc::from);
+        RedLock {
+            cache: cache.clone(),
+            key,
+            lock_key,
+            lease,
+        }
+    }
+
+    /// The key this lock guards, as given to [`new`](RedLock::new).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The lease: how long a record lives, and the longest any caller waits.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    fn checked_lock_key(&self) -> Result<Arc<str>> {
+        check_lease(self.lease)?;
+        match &self.lock_key {
+            Some(lock_key) => Ok(Arc::clone(lock_key)),
+            // Rebuilding it yields the error that stopped `new` from building it.
+            None => self.cache.namespace().lock_key(&self.key).map(Arc::from),
+        }
+    }
+
+    /// Takes the lock if it is free; otherwise waits until its holder
+    /// releases it or its lease runs out, and returns without it. One
+    /// backend round trip when the lock is free.
+    ///
+    /// Check [`LockGuard::holds_lock`] to learn which happened.
+    ///
+    /// # Errors
+    ///
+    /// An empty key or zero lease ([`Error::is_invalid_input`](crate::Error::is_invalid_input)),
+    /// or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe. A task cancelled while waiting unregisters its waiter and
+    /// leaves nothing behind. Cancelled while the create was in flight, it
+    /// releases the record in the background in case the create landed.
+    pub async fn acquire(&self) -> Result<LockGuard> {
+        let lock_key = self.checked_lock_key()?;
+        let started = Instant::now();
+        let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
+        let attempt = self
+            .cache
+            .backend()
+            .try_lock(&lock_key, claim.owner(), self.lease, Fencing::Skip)
+            .await?;
+        if let LockAttempt::Acquired { .. } = attempt {
+            tracing::debug!(lock = &*lock_key, "acquired");
+            return Ok(LockGuard::holding(claim));
+        }
+        claim.disarm();
+        let woken = self
+            .wait_for_release(&lock_key, started + self.lease)
+            .await?;
+        Ok(LockGuard::waited(woken))
+    }
+
+    /// Waits until the record at `lock_key` is released (`true`) or the
+    /// holder's lease or `deadline` passes (`false`).
+    async fn wait_for_release(&self, lock_key: &str, deadline: Instant) -> Result<bool> {
+        let backend = self.cache.backend();
+        let waiter = self.cache.wakeups().register(lock_key);
+        let mut notified = pin!(waiter.notified());
+        notified.as_mut().enable();
+        waiter.watch_remote_releases(backend).await;
+
+        // Registered and watching: a release from now on wakes us, so a
+        // record still present here cannot be released unseen.
+        let deadline = match backend.lock_record(lock_key).await? {
+            None => {
+                tracing::debug!(lock = lock_key, "released before we waited");
+                return Ok(true);
+            }
+            Some(record) => match record.remaining {
+                Some(remaining) => deadline.min(Instant::now() + remaining),
+                None => deadline,
+            },
+        };
+        tracing::debug!(lock = lock_key, "waiting");
+        tokio::select! {
+            () = notified => {
+                tracing::debug!(lock = lock_key, "woken by release");
+                Ok(true)
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(lock = lock_key, "lease ran out while waiting");
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RedLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedLock")
+            .field("key", &self.key)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
