@@ -1,0 +1,71 @@
+//! The shared behaviour suite: every case runs against every backend that is
+//! compiled in, through the public API only. A backend is correct when this
+//! file passes for it.
+
+mod common;
+mod suite;
+
+/// One `#[tokio::test]` per case, for the backend `$kind`.
+macro_rules! cases {
+    ($kind:expr; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store = crate::common::Store::new($kind, stringify!($case));
+                crate::suite::$module::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// The list of cases, expanded once per backend.
+macro_rules! all_cases {
+    ($kind:expr) => {
+        cases! { $kind;
+            kv::get_of_missing_key_is_none,
+            kv::set_then_get_round_trips_binary_values,
+            kv::set_overwrites,
+            kv::ttl_expires_values,
+            kv::add_only_creates,
+            kv::add_after_expiry_creates,
+            kv::delete_reports_whether_it_removed,
+            kv::namespaces_never_see_each_other,
+            kv::bad_input_is_a_clear_error,
+            kv::gets_and_cas_detect_every_write,
+            kv::cas_without_token_means_still_absent,
+            kv::failed_cas_keeps_the_other_writers_value,
+            redlock::first_caller_holds_and_record_is_a_uuid_at_key_lock,
+            redlock::waiter_is_woken_by_release_not_by_the_lease,
+            redlock::waiter_gives_up_when_the_lease_runs_out,
+            redlock::late_caller_never_waits_longer_than_its_lease,
+            redlock::one_holder_among_many_concurrent_callers,
+            redlock::release_twice_removes_once,
+            redlock::stale_release_leaves_the_new_holders_record,
+            redlock::dropped_guard_releases_in_the_background,
+            redlock::panicking_holder_does_not_strand_waiters,
+            redlock::cancelled_waiter_leaves_no_state,
+            redlock::cancelled_acquire_does_not_leak_the_record,
+            redlock::wake_map_is_empty_after_many_keys,
+            redlock::bad_lock_input_is_a_clear_error,
+            optimistic::cas_succeeds_when_nothing_changed,
+            optimistic::concurrent_set_makes_cas_conflict,
+            optimistic::same_bytes_written_again_still_conflict,
+            optimistic::absent_at_acquire_must_still_be_absent,
+            optimistic::concurrent_increments_lose_no_update,
+        }
+    };
+}
+
+mod memory {
+    all_cases!(crate::common::Kind::Memory);
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    all_cases!(crate::common::Kind::Redis);
+}
+
+#[cfg(feature = "memcached")]
+mod memcached {
+    all_cases!(crate::common::Kind::Memcached);
+}

@@ -1,0 +1,96 @@
+//! Shared test support: which backend, a store per test, child processes.
+#![allow(dead_code)]
+
+pub mod process;
+pub mod servers;
+
+use std::time::Duration;
+
+use stampede::Cache;
+
+/// A backend the shared suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Memory,
+    Redis,
+    Memcached,
+}
+
+impl Kind {
+    /// A short TTL this backend honours closely enough to test expiry with:
+    /// memcached counts whole seconds.
+    pub fn short_ttl(self) -> Duration {
+        match self {
+            Kind::Memcached => Duration::from_secs(1),
+            _ => Duration::from_millis(300),
+        }
+    }
+
+    /// How much later than its TTL a key may still be seen on this backend.
+    pub fn ttl_slack(self) -> Duration {
+        match self {
+            Kind::Memcached => Duration::from_millis(2_500),
+            _ => Duration::from_millis(700),
+        }
+    }
+
+    /// Whether separate processes (or separately opened handles) share it.
+    pub fn is_shared(self) -> bool {
+        self != Kind::Memory
+    }
+}
+
+/// One test's view of a backend: a unique namespace on the shared server.
+pub struct Store {
+    pub kind: Kind,
+    pub namespace: String,
+    base_url: Option<String>,
+    memory: Option<Cache>,
+}
+
+impl Store {
+    /// A fresh namespace named after `test` on `kind`'s shared store.
+    pub fn new(kind: Kind, test: &str) -> Store {
+        let namespace = format!("{test}-{}", uuid::Uuid::new_v4().simple());
+        let (base_url, memory) = match kind {
+            Kind::Memory => (None, Some(Cache::memory())),
+            Kind::Redis => (Some(servers::shared_url(servers::REDIS)), None),
+            Kind::Memcached => (Some(servers::shared_url(servers::MEMCACHED)), None),
+        };
+        Store {
+            kind,
+            namespace,
+            base_url,
+            memory,
+        }
+    }
+
+    /// The URL of this store, namespace included, for `Cache::from_url` here
+    /// or in a child process. Memory stores have none.
+    pub fn url(&self) -> String {
+        let base = self.base_url.as_deref().expect("a memory store has no URL");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}namespace={}", self.namespace)
+    }
+
+    /// A handle on this store in the test's namespace. On network backends
+    /// each call opens new connections, as another process would; in memory
+    /// it is a clone of the one cache.
+    pub async fn handle(&self) -> Cache {
+        match &self.memory {
+            Some(cache) => cache.with_namespace(&self.namespace),
+            None => Cache::from_url(&self.url())
+                .await
+                .unwrap_or_else(|e| panic!("open {}: {e}", self.url())),
+        }
+    }
+}
+
+/// Asserts that `elapsed` lies in `[low, high]`, with a readable message.
+#[track_caller]
+pub fn assert_between(what: &str, elapsed: Duration, low: Duration, high: Duration) {
+    assert!(
+        elapsed >= low && elapsed <= high,
+        "{what} took {elapsed:?}, expected between {low:?} and {high:?}"
+    );
+}

@@ -1,0 +1,73 @@
+//! Running part of a test in another OS process.
+//!
+//! The test binary re-runs itself with `--exact <entry> --ignored`, where
+//! `<entry>` is an `#[ignore]`d test that acts as the child's `main`. The
+//! child reads its orders from environment variables and reports on stdout
+//! in lines starting with [`REPORT`], which the parent collects.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// Set in a child's environment; its entry point refuses to run without it.
+pub const CHILD_ENV: &str = "STAMPEDE_TEST_CHILD";
+
+/// Prefix of the lines a child reports on.
+pub const REPORT: &str = "@@ ";
+
+/// Starts this test binary again, running only the ignored test `entry`.
+pub fn spawn(entry: &str, vars: &[(&str, String)]) -> Child {
+    let exe = std::env::current_exe().expect("current test binary");
+    Command::new(exe)
+        .args([
+            entry,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// True in a child started by [`spawn`].
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Reads an order given to a child.
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("child process needs {name}"))
+}
+
+/// Reports one line to the parent.
+pub fn report(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{REPORT}{line}").expect("report to parent");
+    out.flush().expect("flush report");
+}
+
+/// Reads the next report line from a child (without the prefix); `None` at
+/// the end of its output.
+pub fn next_report(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Option<String> {
+    lines
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix(REPORT).map(str::to_owned))
+}
+
+/// The report lines of a child's stdout.
+pub fn report_lines(stdout: ChildStdout) -> impl Iterator<Item = std::io::Result<String>> {
+    BufReader::new(stdout).lines()
+}
+
+/// Waits for a child and fails the test if it failed.
+#[track_caller]
+pub fn expect_success(mut child: Child, what: &str) {
+    let status = child.wait().expect("wait for child");
+    assert!(status.success(), "{what} failed: {status}");
+}

@@ -1,0 +1,227 @@
+//! Real Redis and memcached servers for the tests.
+//!
+//! Each test binary starts at most one shared server per kind, on a free
+//! loopback port with persistence off, unless `STAMPEDE_REDIS_URL` /
+//! `STAMPEDE_MEMCACHED_URL` names one. A watchdog shell stops the server when
+//! the test process exits (Rust test binaries have no global teardown).
+//! A missing server binary fails the test with instructions; it never skips.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// What it takes to run one kind of server.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerKind {
+    pub program: &'static str,
+    pub package: &'static str,
+    pub env_var: &'static str,
+    pub scheme: &'static str,
+    args: fn(u16) -> Vec<String>,
+}
+
+pub const REDIS: ServerKind = ServerKind {
+    program: "redis-server",
+    package: "redis-server",
+    env_var: "STAMPEDE_REDIS_URL",
+    scheme: "redis",
+    args: |port| {
+        [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
+        .map(String::from)
+        .to_vec()
+    },
+};
+
+pub const MEMCACHED: ServerKind = ServerKind {
+    program: "memcached",
+    package: "memcached",
+    env_var: "STAMPEDE_MEMCACHED_URL",
+    scheme: "memcached",
+    // `-u root` only matters when run as root, where memcached insists on it.
+    args: |port| {
+        [
+            "-p",
+            &port.to_string(),
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-m",
+            "64",
+            "-t",
+            "2",
+            "-u",
+            "root",
+        ]
+        .map(String::from)
+        .to_vec()
+    },
+};
+
+/// A server process this test binary started.
+pub struct Server {
+    kind: ServerKind,
+    pub port: u16,
+    watchdog: Option<Child>,
+    server_pid: u32,
+}
+
+impl Server {
+    /// Starts a new server of `kind` on a free port, waiting until it accepts
+    /// connections.
+    pub fn start(kind: ServerKind) -> Server {
+        Server::start_on(kind, free_port())
+    }
+
+    /// Starts a server of `kind` on `port`.
+    pub fn start_on(kind: ServerKind, port: u16) -> Server {
+        check_installed(kind);
+        let command = std::iter::once(kind.program.to_string())
+            .chain((kind.args)(port).into_iter().map(|arg| shell_quote(&arg)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // The shell prints the server's pid, then stays until either the test
+        // process or the server is gone, and stops the server on its way out.
+        let script = format!(
+            "{command} >/dev/null 2>&1 & srv=$!; echo $srv; \
+             trap 'kill $srv 2>/dev/null; exit' TERM INT; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.2; done; \
+             kill $srv 2>/dev/null",
+            parent = std::process::id(),
+        );
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sh to start {}: {e}", kind.program));
+        let mut first_line = String::new();
+        BufReader::new(watchdog.stdout.take().expect("piped stdout"))
+            .read_line(&mut first_line)
+            .expect("read server pid");
+        let server_pid = first_line.trim().parse().unwrap_or_else(|_| {
+            panic!(
+                "{} did not start (watchdog said {first_line:?})",
+                kind.program
+            )
+        });
+        let server = Server {
+            kind,
+            port,
+            watchdog: Some(watchdog),
+            server_pid,
+        };
+        wait_until_listening(kind, port);
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.kind.scheme, self.port)
+    }
+
+    /// Kills the server at once (SIGKILL) and waits until its port is closed.
+    pub fn kill(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.server_pid.to_string()])
+            .status();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.wait();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop",
+                self.kind.program
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Server::start_on(self.kind, self.port);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.watchdog.is_some() {
+            self.kill();
+        }
+    }
+}
+
+/// The URL of this test binary's shared server of `kind`: the one named by
+/// its env var, or one started on first use and stopped when the binary exits.
+pub fn shared_url(kind: ServerKind) -> String {
+    if let Ok(url) = std::env::var(kind.env_var) {
+        return url;
+    }
+    static REDIS_SERVER: OnceLock<Server> = OnceLock::new();
+    static MEMCACHED_SERVER: OnceLock<Server> = OnceLock::new();
+    let cell = match kind.scheme {
+        "redis" => &REDIS_SERVER,
+        _ => &MEMCACHED_SERVER,
+    };
+    cell.get_or_init(|| Server::start(kind)).url()
+}
+
+fn check_installed(kind: ServerKind) {
+    let found = Command::new(kind.program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        found,
+        "`{program}` is not installed, and {env} is not set.\n\
+         Install it with `sudo apt-get install -y {package}` (Debian/Ubuntu), or run \
+         `scripts/test.sh`, which installs what is missing; or point {env} at a running server.",
+        program = kind.program,
+        package = kind.package,
+        env = kind.env_var,
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("find a free loopback port")
+}
+
+fn wait_until_listening(kind: ServerKind, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not start listening on port {port} within 10s",
+            kind.program
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}

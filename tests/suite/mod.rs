@@ -1,0 +1,6 @@
+//! The cases of the shared behaviour suite, one module per area. Each case
+//! takes a [`Store`](crate::common::Store): a fresh namespace on one backend.
+
+pub mod kv;
+pub mod optimistic;
+pub mod redlock;
