@@ -9,6 +9,7 @@ use crate::backend::any::AnyBackend;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, CasToken};
 use crate::key::{check_ttl, Namespace};
+use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
 use crate::url::CacheUrl;
 use crate::{Error, Result};
@@ -43,6 +44,7 @@ pub struct Cache {
 struct Shared {
     backend: AnyBackend,
     wakeups: Wakeups,
+    held: HeldLocks,
 }
 
 impl Cache {
@@ -51,6 +53,7 @@ impl Cache {
             shared: Arc::new(Shared {
                 backend,
                 wakeups: Wakeups::default(),
+                held: HeldLocks::default(),
             }),
             namespace: Namespace::default(),
         }
@@ -185,6 +188,17 @@ impl Cache {
     /// returns to 0 when nobody waits. For diagnostics and tests.
     pub fn waiting_lock_keys(&self) -> usize {
         self.shared.wakeups.len()
+    }
+
+    /// How many locks this cache (any clone of it) holds right now, from
+    /// [`RedLock::acquire`](crate::RedLock::acquire) or
+    /// [`RedLock::lock`](crate::RedLock::lock). For diagnostics and tests.
+    pub fn held_lock_count(&self) -> usize {
+        self.shared.held.len()
+    }
+
+    pub(crate) fn held_locks(&self) -> &HeldLocks {
+        &self.shared.held
     }
 
     pub(crate) fn backend(&self) -> &AnyBackend {

@@ -13,6 +13,6 @@ mod url;
 pub use backend::CasToken;
 pub use cache::Cache;
 pub use error::{BoxError, Error, Result};
-pub use lock::{LockGuard, OptimisticLock, RedLock};
+pub use lock::{LeaseGuard, LeaseState, LockGuard, OptimisticLock, RedLock};
 
 pub use bytes::Bytes;

@@ -52,6 +52,19 @@ macro_rules! all_cases {
             optimistic::same_bytes_written_again_still_conflict,
             optimistic::absent_at_acquire_must_still_be_absent,
             optimistic::concurrent_increments_lose_no_update,
+            lease::lock_excludes_and_fences_across_tasks_and_handles,
+            lease::lock_waiter_is_woken_by_release,
+            lease::lock_takes_over_when_the_holders_lease_runs_out,
+            lease::lock_gives_up_after_wait_timeout,
+            lease::try_lock_reports_the_holders_remaining_lease,
+            lease::renewal_keeps_the_lease_across_three_leases,
+            lease::deleted_record_makes_lost_resolve_within_a_renewal,
+            lease::lease_without_renewal_is_lost_when_it_runs_out,
+            lease::extend_moves_the_lease_and_fails_once_taken,
+            lease::release_all_drops_every_held_lock,
+            lease::synchronized_runs_one_call_at_a_time,
+            lease::synchronized_stops_work_whose_lease_is_lost,
+            lease::bad_lease_input_is_a_clear_error,
         }
     };
 }

@@ -1,106 +1,7 @@
-//! What a caller holds after [`RedLock::acquire`](crate::RedLock::acquire),
-//! and how a lock record is let go of, on purpose or by `Drop`.
+//! What a caller holds after [`RedLock::acquire`](crate::RedLock::acquire).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use super::OwnerToken;
-use crate::backend::Backend;
-use crate::{Cache, Result};
-
-/// Our claim on a lock record, from just before the create is sent until the
-/// record is released.
-///
-/// Rust has no async drop, so a claim dropped while still armed (a guard
-/// dropped without `release`, a panic, a task cancelled while the create was
-/// in flight) releases the record from a background task on the current
-/// tokio runtime. The release is owner-checked, so it can never remove a
-/// record that someone else holds by then.
-pub(crate) struct Claim {
-    cache: Cache,
-    key: Arc<str>,
-    owner: OwnerToken,
-    armed: AtomicBool,
-}
-
-impl Claim {
-    /// A claim on `key` with a fresh owner token, armed.
-    pub(crate) fn new(cache: &Cache, key: Arc<str>) -> Self {
-        Claim {
-            cache: cache.clone(),
-            key,
-            owner: OwnerToken::new(),
-            armed: AtomicBool::new(true),
-        }
-    }
-
-    pub(crate) fn key(&self) -> &str {
-        &self.key
-    }
-
-    pub(crate) fn owner(&self) -> &[u8] {
-        self.owner.as_bytes()
-    }
-
-    /// Whether we may still hold the record (not released, not given up).
-    pub(crate) fn is_armed(&self) -> bool {
-        self.armed.load(Ordering::Acquire)
-    }
-
-    /// Forgets the claim without touching the backend: we know we do not
-    /// hold the record.
-    pub(crate) fn disarm(&self) {
-        self.armed.store(false, Ordering::Release);
-    }
-
-    /// Releases the record if it is still ours and wakes its waiters.
-    /// `Ok(false)` when it was not ours any more or was already released. On
-    /// error the claim stays armed, so a later call or `Drop` tries again.
-    pub(crate) async fn release(&self) -> Result<bool> {
-        if !self.is_armed() {
-            return Ok(false);
-        }
-        let removed = release_record(&self.cache, &self.key, self.owner).await?;
-        self.disarm();
-        Ok(removed)
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if !self.is_armed() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                lock = &*self.key,
-                "lock guard dropped outside a tokio runtime; the record stays until its lease runs out"
-            );
-            return;
-        };
-        let (cache, key, owner) = (self.cache.clone(), Arc::clone(&self.key), self.owner);
-        runtime.spawn(async move {
-            if let Err(error) = release_record(&cache, &key, owner).await {
-                tracing::warn!(
-                    lock = &*key,
-                    %error,
-                    "background release of a dropped lock failed; the record stays until its lease runs out"
-                );
-            }
-        });
-    }
-}
-
-/// Owner-checked delete of the record, then a wake-up of this process's
-/// waiters when it was ours.
-async fn release_record(cache: &Cache, key: &str, owner: OwnerToken) -> Result<bool> {
-    let removed = cache.backend().release(key, owner.as_bytes()).await?;
-    if removed {
-        cache.wakeups().wake(key);
-    }
-    tracing::debug!(lock = key, removed, "released");
-    Ok(removed)
-}
+use super::claim::Claim;
+use crate::Result;
 
 /// The result of [`RedLock::acquire`](crate::RedLock::acquire): either we
 /// hold the lock, or we waited until its holder released it or its lease ran
@@ -135,6 +36,7 @@ pub struct LockGuard {
 
 impl LockGuard {
     pub(crate) fn holding(claim: Claim) -> Self {
+        claim.mark_held();
         LockGuard {
             claim: Some(claim),
             woken: false,

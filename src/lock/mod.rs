@@ -1,15 +1,21 @@
 //! The locks, written once above the [`Backend`](crate::backend::Backend) trait.
 //!
 //! - [`RedLock`]: a lease lock on `<key>-lock`, used as a stampede guard
-//!   ([`RedLock::acquire`]).
+//!   ([`RedLock::acquire`]) or as an exclusive lease with renewal and
+//!   fencing ([`RedLock::lock`], [`RedLock::try_lock`]).
 //! - [`OptimisticLock`]: compare-and-set against the version seen at acquire.
 
+mod claim;
 mod guard;
+pub(crate) mod held;
+mod lease;
 mod optimistic;
 mod redlock;
+mod synchronized;
 pub(crate) mod wakeups;
 
 pub use guard::LockGuard;
+pub use lease::{LeaseGuard, LeaseState};
 pub use optimistic::OptimisticLock;
 pub use redlock::RedLock;
 

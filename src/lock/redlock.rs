@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::guard::{Claim, LockGuard};
+use super::claim::Claim;
+use super::guard::LockGuard;
+use super::lease::LeaseGuard;
 use crate::backend::{Backend, Fencing, LockAttempt};
 use crate::key::check_lease;
-use crate::{Cache, Result};
+use crate::{Cache, Error, Result};
 
 /// A lease lock on the record `<key>-lock`, with aiocache's `RedLock`
 /// semantics for [`acquire`](RedLock::acquire): a stampede guard.
@@ -57,6 +59,8 @@ pub struct RedLock {
     /// is reported by each acquire).
     lock_key: Option<Arc<str>>,
     lease: Duration,
+    wait_timeout: Option<Duration>,
+    auto_renew: bool,
 }
 
 impl RedLock {
@@ -70,7 +74,27 @@ impl RedLock {
             key,
             lock_key,
             lease,
+            wait_timeout: None,
+            auto_renew: false,
         }
+    }
+
+    /// How long [`lock`](RedLock::lock) waits for the lock before failing
+    /// with a timeout. Default: no limit, wait until held.
+    #[must_use]
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = Some(timeout);
+        self
+    }
+
+    /// Whether leases from [`lock`](RedLock::lock) and
+    /// [`try_lock`](RedLock::try_lock) are renewed in the background every
+    /// `lease / 3` while their guard lives. Default: `false` (the lease runs
+    /// out after `lease` unless [`extend`](LeaseGuard::extend)ed).
+    #[must_use]
+    pub fn auto_renew(mut self, renew: bool) -> Self {
+        self.auto_renew = renew;
+        self
     }
 
     /// The key this lock guards, as given to [`new`](RedLock::new).
@@ -128,6 +152,124 @@ impl RedLock {
         Ok(LockGuard::waited(woken))
     }
 
+    /// Waits until *we* hold the lock, exclusively, and returns its lease.
+    ///
+    /// Waiting works as for [`acquire`](RedLock::acquire): woken by the
+    /// holder's release (in this process at once; in others through the
+    /// backend's signal), or when the holder's lease runs out. Each wake-up
+    /// costs one attempt, so many waiters do not hammer the backend.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockTimeout`] ([`is_timeout`](Error::is_timeout)) once
+    /// [`wait_timeout`](RedLock::wait_timeout) has passed; bad input or a
+    /// backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled wait leaves nothing behind, and a create
+    /// that was in flight is released in the background.
+    pub async fn lock(&self) -> Result<LeaseGuard> {
+        let lock_key = self.checked_lock_key()?;
+        let started = Instant::now();
+        let deadline = self.wait_timeout.map(|timeout| started + timeout);
+        if let Ok(guard) = self.attempt(&lock_key).await? {
+            return Ok(guard);
+        }
+        let backend = self.cache.backend();
+        let waiter = self.cache.wakeups().register(&lock_key);
+        waiter.watch_remote_releases(backend).await;
+        tracing::debug!(lock = &*lock_key, "waiting to lock");
+        loop {
+            // Enabled before the attempt, so a release right after a failed
+            // attempt still wakes us.
+            let mut notified = pin!(waiter.notified());
+            notified.as_mut().enable();
+            let remaining = match self.attempt(&lock_key).await? {
+                Ok(guard) => return Ok(guard),
+                Err(remaining) => remaining,
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return Err(Error::LockTimeout {
+                    key: self.key.clone(),
+                    waited: now - started,
+                });
+            }
+            // Try again when the holder's lease runs out, if nobody wakes us.
+            let retry_at = now
+                + remaining
+                    .unwrap_or(self.lease)
+                    .max(Duration::from_millis(1));
+            let wake_at = deadline.map_or(retry_at, |deadline| deadline.min(retry_at));
+            tokio::select! {
+                () = notified => tracing::debug!(lock = &*lock_key, "woken"),
+                () = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Locked`] ([`is_locked`](Error::is_locked)) when someone
+    /// holds it; [`Error::remaining_lease`] tells how long until the holder's
+    /// lease runs out, when the backend knows. Bad input or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a create that was in flight is released in the background.
+    pub async fn try_lock(&self) -> Result<LeaseGuard> {
+        let lock_key = self.checked_lock_key()?;
+        match self.attempt(&lock_key).await? {
+            Ok(guard) => Ok(guard),
+            Err(Some(remaining)) => Err(self.locked(Some(remaining))),
+            Err(None) => {
+                let record = self.cache.backend().lock_record(&lock_key).await?;
+                Err(self.locked(record.and_then(|record| record.remaining)))
+            }
+        }
+    }
+
+    fn locked(&self, remaining: Option<Duration>) -> Error {
+        Error::Locked {
+            key: self.key.clone(),
+            remaining,
+        }
+    }
+
+    /// One fenced attempt: the guard, or the holder's remaining lease when
+    /// the backend said.
+    async fn attempt(&self, lock_key: &Arc<str>) -> Result<Result<LeaseGuard, Option<Duration>>> {
+        let backend = self.cache.backend();
+        let claim = Claim::new(&self.cache, Arc::clone(lock_key));
+        let asked = Instant::now();
+        match backend
+            .try_lock(lock_key, claim.owner(), self.lease, Fencing::Issue)
+            .await?
+        {
+            LockAttempt::Acquired { fence: Some(fence) } => Ok(Ok(LeaseGuard::new(
+                claim,
+                self.key.clone(),
+                fence,
+                self.lease,
+                asked,
+                self.auto_renew,
+            ))),
+            // A backend that breaks the contract; the claim's drop releases.
+            LockAttempt::Acquired { fence: None } => Err(Error::backend(
+                backend.kind(),
+                "try_lock",
+                "the backend took the lock but issued no fencing token",
+            )),
+            LockAttempt::Held { remaining } => {
+                claim.disarm();
+                Ok(Err(remaining))
+            }
+        }
+    }
+
     /// Waits until the record at `lock_key` is released (`true`) or the
     /// holder's lease or `deadline` passes (`false`).
     async fn wait_for_release(&self, lock_key: &str, deadline: Instant) -> Result<bool> {
@@ -168,6 +310,8 @@ impl std::fmt::Debug for RedLock {
         f.debug_struct("RedLock")
             .field("key", &self.key)
             .field("lease", &self.lease)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("auto_renew", &self.auto_renew)
             .finish()
     }
 }

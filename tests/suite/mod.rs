@@ -2,5 +2,6 @@
 //! takes a [`Store`](crate::common::Store): a fresh namespace on one backend.
 
 pub mod kv;
+pub mod lease;
 pub mod optimistic;
 pub mod redlock;
