@@ -8,11 +8,13 @@ mod cache;
 mod error;
 mod key;
 mod lock;
+pub mod typed;
 mod url;
 
 pub use backend::CasToken;
 pub use cache::Cache;
 pub use error::{BoxError, Error, Result};
 pub use lock::{LeaseGuard, LeaseState, LockGuard, OptimisticLock, RedLock};
+pub use typed::Fill;
 
 pub use bytes::Bytes;

@@ -66,6 +66,7 @@ impl<'a> CacheUrl<'a> {
     }
 
     /// Removes `name` (in milliseconds) and parses it as a non-zero duration.
+    #[cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
     pub(crate) fn take_millis(&mut self, name: &str) -> Result<Option<Duration>> {
         match self.take_u64(name)? {
             Some(0) => Err(Error::invalid_config(
@@ -77,6 +78,7 @@ impl<'a> CacheUrl<'a> {
     }
 
     /// The parameters nobody has taken, re-encoded as `?a=b&…` (or `""`).
+    #[cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
     pub(crate) fn remaining_query(&self) -> String {
         let pairs: Vec<String> = self
             .params
@@ -133,6 +135,7 @@ fn percent_decode(url: &str, text: &str) -> Result<String> {
         .map_err(|_| Error::invalid_config(url, format!("{text:?} is not UTF-8 once decoded")))
 }
 
+#[cfg_attr(not(any(feature = "redis", feature = "memcached")), allow(dead_code))]
 fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {

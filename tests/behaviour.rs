@@ -65,6 +65,13 @@ macro_rules! all_cases {
             lease::synchronized_runs_one_call_at_a_time,
             lease::synchronized_stops_work_whose_lease_is_lost,
             lease::bad_lease_input_is_a_clear_error,
+            fill::thousand_cold_callers_fill_once,
+            fill::failing_fill_hands_over_to_exactly_one_waiter,
+            fill::early_refresh_keeps_a_hot_key_present,
+            fill::stale_while_revalidate_serves_the_old_value,
+            fill::update_from_many_tasks_loses_no_increment,
+            fill::typed_values_round_trip_and_mismatches_name_the_key,
+            fill::bad_fill_input_is_a_clear_error,
         }
     };
 }

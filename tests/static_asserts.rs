@@ -48,5 +48,14 @@ fn public_futures_are_send(
     future_is_send(held.release());
     future_is_send(OptimisticLock::acquire(&cache, "k"));
     future_is_send(cas.cas(b"v", None));
+    future_is_send(lock.try_acquire());
+    future_is_send(cache.set_value("k", &1u8, None));
+    future_is_send(cache.get_value::<u8>("k"));
+    future_is_send(cache.update("k", None, |n: Option<u8>| n.unwrap_or(0)));
+    future_is_send(
+        cache.get_or_fill("k", stampede::Fill::ttl(Duration::from_secs(1)), || async {
+            Ok::<u8, stampede::Error>(1)
+        }),
+    );
     is_send(&cache);
 }

@@ -270,6 +270,46 @@ impl RedLock {
         }
     }
 
+    /// Takes the lock if it is free and returns `None` at once if it is not:
+    /// [`acquire`](RedLock::acquire) without the wait. One round trip.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use std::time::Duration;
+    /// let cache = stampede::Cache::memory();
+    /// let lock = stampede::RedLock::new(&cache, "refresh", Duration::from_secs(5));
+    /// let first = lock.try_acquire().await?.expect("free");
+    /// assert!(lock.try_acquire().await?.is_none());
+    /// first.release().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Bad input or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a create that was in flight is released in the background.
+    pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
+        let lock_key = self.checked_lock_key()?;
+        let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
+        let attempt = self
+            .cache
+            .backend()
+            .try_lock(&lock_key, claim.owner(), self.lease, Fencing::Skip)
+            .await?;
+        match attempt {
+            LockAttempt::Acquired { .. } => Ok(Some(LockGuard::holding(claim))),
+            LockAttempt::Held { .. } => {
+                claim.disarm();
+                Ok(None)
+            }
+        }
+    }
+
     /// Waits until the record at `lock_key` is released (`true`) or the
     /// holder's lease or `deadline` passes (`false`).
     async fn wait_for_release(&self, lock_key: &str, deadline: Instant) -> Result<bool> {

@@ -1,0 +1,317 @@
+//! Typed values over the byte cache: serde in and out, the stampede guard as
+//! one call ([`get_or_fill`](Typed::get_or_fill)), and read-modify-write with
+//! retry ([`update`](Typed::update)).
+//!
+//! The methods on [`Cache`] use [`Json`]; [`Cache::with_codec`] gives the same
+//! methods with another [`Codec`].
+//!
+//! Typed values are stored in a small frame (14 bytes: freshness and fill
+//! time, which early refresh needs in every process) followed by the codec's
+//! bytes. Reading a value without a frame, such as JSON written by another
+//! client, decodes the whole value.
+
+mod codec;
+mod fill;
+mod frame;
+mod update;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[cfg(feature = "postcard")]
+pub use codec::Postcard;
+pub use codec::{Codec, Json};
+pub use fill::Fill;
+pub use update::Retry;
+
+use crate::key::check_ttl;
+use crate::{Cache, Error, Result};
+use frame::Meta;
+
+/// A [`Cache`] whose typed methods use the codec `C`. Made by
+/// [`Cache::with_codec`]; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Typed<C: Codec = Json> {
+    cache: Cache,
+    codec: C,
+}
+
+impl Cache {
+    /// This cache, with typed values encoded by `codec` instead of JSON.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use stampede::typed::Json;
+    ///
+    /// let cache = stampede::Cache::memory();
+    /// let typed = cache.with_codec(Json);
+    /// typed.set_value("scores", &[3u32, 1, 2], None).await?;
+    /// assert_eq!(typed.get_value::<Vec<u32>>("scores").await?, Some(vec![3, 1, 2]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_codec<C: Codec>(&self, codec: C) -> Typed<C> {
+        Typed {
+            cache: self.clone(),
+            codec,
+        }
+    }
+
+    /// Stores `value` as JSON. See [`Typed::set_value`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Typed::set_value`].
+    pub async fn set_value<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        set_value(self, &Json, key, value, ttl).await
+    }
+
+    /// Reads a JSON value. See [`Typed::get_value`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Typed::get_value`].
+    pub async fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(get_framed(self, &Json, key).await?.map(|(_, value)| value))
+    }
+
+    /// The stampede guard as one call, with JSON values. See
+    /// [`Typed::get_or_fill`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Typed::get_or_fill`].
+    pub async fn get_or_fill<T, E, F, Fut>(&self, key: &str, fill: Fill, f: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        fill::get_or_fill(self, &Json, key, &fill, f).await
+    }
+
+    /// Read-modify-write of a JSON value, retried on conflict. See
+    /// [`Typed::update`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Typed::update`].
+    pub async fn update<T, F>(&self, key: &str, ttl: Option<Duration>, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        update::update(self, &Json, key, ttl, &Retry::default(), f).await
+    }
+}
+
+impl<C: Codec> Typed<C> {
+    /// The cache underneath.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Stores `value`, encoded with the codec, at `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] if the codec cannot encode it; as for
+    /// [`Cache::set`] otherwise.
+    pub async fn set_value<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        set_value(&self.cache, &self.codec, key, value, ttl).await
+    }
+
+    /// Reads and decodes the value at `key`. `None` when absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`], naming the key, when the stored bytes are not a
+    /// `T`; as for [`Cache::get`] otherwise.
+    pub async fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        Ok(get_framed(&self.cache, &self.codec, key)
+            .await?
+            .map(|(_, value)| value))
+    }
+
+    /// Returns the value at `key`, running `f` to fill it on a miss, at most
+    /// once at a time per key across every task and process that shares the
+    /// backend; everyone else waits for that fill and reads its result.
+    ///
+    /// - On a miss the caller takes the key's [`RedLock`](crate::RedLock);
+    ///   the holder re-checks, runs `f`, stores the value with the fill's TTL
+    ///   and releases. Waiters are woken by the release and read the value.
+    /// - If `f` fails, its error goes to the holder's caller as it is, and
+    ///   the release wakes the waiters at once: one of them takes over the
+    ///   fill, the rest wait for it. A waiter that wakes to a still-missing
+    ///   value (the holder's lease ran out) takes the lock in turn rather
+    ///   than stampede.
+    /// - With [`Fill::early_refresh`], readers refresh a value before it
+    ///   expires with a probability that grows as expiry nears (XFetch), so a
+    ///   hot key never goes missing; with [`Fill::stale_while_revalidate`],
+    ///   readers get the old value while one caller refreshes it. In both
+    ///   cases the caller that refreshes waits for its own fill; everyone else
+    ///   returns at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use std::time::Duration;
+    /// use stampede::typed::Fill;
+    ///
+    /// let cache = stampede::Cache::memory();
+    /// let fill = Fill::ttl(Duration::from_secs(300)).lease(Duration::from_secs(10));
+    /// let total: u64 = cache
+    ///     .get_or_fill("report:q3", fill.clone(), || async { Ok::<_, stampede::Error>(42) })
+    ///     .await?;
+    /// assert_eq!(total, 42);
+    /// // Filled once; now a hit:
+    /// let again: u64 = cache
+    ///     .get_or_fill("report:q3", fill, || async { unreachable!("not called on a hit") })
+    ///     .await?;
+    /// assert_eq!(again, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `f`'s own error, as it is. The crate's errors (a bad key or fill
+    /// option, a backend failure, a stored value that does not decode as `T`)
+    /// are converted with `E::from`, as in diesel's `transaction`: use
+    /// [`stampede::Error`](Error) itself, `anyhow::Error`, or your own error
+    /// type with a `From<stampede::Error>` impl.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops `f`'s future too and releases the lock in
+    /// the background, which wakes the waiters; one of them takes over.
+    pub async fn get_or_fill<T, E, F, Fut>(&self, key: &str, fill: Fill, f: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        fill::get_or_fill(&self.cache, &self.codec, key, &fill, f).await
+    }
+
+    /// Reads the value at `key`, passes it to `f` (`None` when absent) and
+    /// writes back what `f` returns, only if nobody wrote the key in between
+    /// ([`OptimisticLock`](crate::OptimisticLock) underneath). On a conflict
+    /// it reads again and calls `f` again, after a jittered backoff, up to
+    /// [`Retry::default`]'s bound. Returns the value written.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// let cache = stampede::Cache::memory();
+    /// let n: u64 = cache.update("hits", None, |old: Option<u64>| old.unwrap_or(0) + 1).await?;
+    /// assert_eq!(n, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyConflicts`] ([`is_conflict`](Error::is_conflict)) when
+    /// every attempt conflicted; decode, encode and backend errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped, the last attempt's write may or may not have landed.
+    pub async fn update<T, F>(&self, key: &str, ttl: Option<Duration>, f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        update::update(&self.cache, &self.codec, key, ttl, &Retry::default(), f).await
+    }
+
+    /// [`update`](Typed::update) with your own retry bound and backoff.
+    ///
+    /// # Errors
+    ///
+    /// As for [`update`](Typed::update).
+    pub async fn update_with<T, F>(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        retry: &Retry,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> T,
+    {
+        update::update(&self.cache, &self.codec, key, ttl, retry, f).await
+    }
+}
+
+/// Frames and encodes `value`.
+fn encode<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    key: &str,
+    value: &T,
+    meta: Meta,
+) -> Result<Vec<u8>> {
+    let mut bytes = frame::start(meta);
+    codec
+        .encode_into(value, &mut bytes)
+        .map_err(|source| Error::Encode {
+            key: key.to_owned(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// Unframes and decodes stored bytes.
+fn decode<C: Codec, T: DeserializeOwned>(
+    codec: &C,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(Option<Meta>, T)> {
+    let (meta, payload) = frame::split(bytes);
+    let value = codec.decode(payload).map_err(|source| Error::Decode {
+        key: key.to_owned(),
+        source,
+    })?;
+    Ok((meta, value))
+}
+
+async fn set_value<C: Codec, T: Serialize + ?Sized>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<()> {
+    check_ttl(ttl)?;
+    let bytes = encode(codec, key, value, Meta::fresh_for(ttl, Duration::ZERO))?;
+    cache.set(key, bytes, ttl).await
+}
+
+async fn get_framed<C: Codec, T: DeserializeOwned>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+) -> Result<Option<(Option<Meta>, T)>> {
+    match cache.get(key).await? {
+        None => Ok(None),
+        Some(bytes) => decode(codec, key, &bytes).map(Some),
+    }
+}

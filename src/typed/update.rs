@@ -1,0 +1,118 @@
+//! [`Retry`] and the body of `update`.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::frame::Meta;
+use super::{decode, encode, Codec};
+use crate::key::check_ttl;
+use crate::{Cache, Error, OptimisticLock, Result};
+
+/// How [`update`](crate::Cache::update) retries on conflict: up to
+/// `max_attempts` tries, sleeping a random time between zero and an
+/// exponentially growing cap between them ("full jitter"), so that
+/// contending writers spread out instead of colliding again in lockstep.
+///
+/// ```
+/// use std::time::Duration;
+/// use stampede::typed::Retry;
+///
+/// let patient = Retry::default().max_attempts(1_000).backoff(Duration::from_millis(1), Duration::from_millis(200));
+/// # let _ = patient;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Retry {
+    max_attempts: u32,
+    first_cap: Duration,
+    max_cap: Duration,
+}
+
+impl Default for Retry {
+    /// 100 attempts; backoff caps from 500 µs doubling to 50 ms.
+    fn default() -> Self {
+        Retry {
+            max_attempts: 100,
+            first_cap: Duration::from_micros(500),
+            max_cap: Duration::from_millis(50),
+        }
+    }
+}
+
+impl Retry {
+    /// At most `attempts` tries in all (at least one).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The backoff cap after the first conflict, and the most it grows to.
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.first_cap = first;
+        self.max_cap = max.max(first);
+        self
+    }
+
+    /// The pause after conflict number `conflicts` (1-based).
+    fn pause(&self, conflicts: u32) -> Duration {
+        let growth = 1u32 << conflicts.saturating_sub(1).min(16);
+        let cap = self.first_cap.saturating_mul(growth).min(self.max_cap);
+        cap.mul_f64(fastrand::f64())
+    }
+}
+
+pub(super) async fn update<C, T, F>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+    ttl: Option<Duration>,
+    retry: &Retry,
+    mut f: F,
+) -> Result<T>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    F: FnMut(Option<T>) -> T,
+{
+    check_ttl(ttl)?;
+    for attempt in 1..=retry.max_attempts {
+        let lock = OptimisticLock::acquire(cache, key).await?;
+        let old = match lock.value() {
+            Some(bytes) => Some(decode(codec, key, bytes)?.1),
+            None => None,
+        };
+        let new = f(old);
+        let bytes = encode(codec, key, &new, Meta::fresh_for(ttl, Duration::ZERO))?;
+        match lock.cas(bytes, ttl).await {
+            Ok(()) => return Ok(new),
+            Err(error) if error.is_conflict() => {
+                tracing::trace!(key, attempt, "update conflicted; retrying");
+                if attempt < retry.max_attempts {
+                    tokio::time::sleep(retry.pause(attempt)).await;
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(Error::TooManyConflicts {
+        key: key.to_owned(),
+        attempts: retry.max_attempts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_stay_under_a_growing_cap() {
+        let retry = Retry::default().backoff(Duration::from_millis(1), Duration::from_millis(8));
+        for conflicts in 1..40 {
+            let cap = Duration::from_millis(1 << (conflicts - 1).min(3));
+            assert!(retry.pause(conflicts) <= cap, "conflict {conflicts}");
+        }
+        assert_eq!(Retry::default().max_attempts(0).max_attempts, 1);
+    }
+}
