@@ -1,0 +1,255 @@
+//! Behaviour across OS processes on the shared backends (Redis, memcached):
+//! mutual exclusion and fencing, a holder killed with SIGKILL, and
+//! get_or_fill filling once for callers spread over four processes.
+//!
+//! The children are this test binary run again on an `#[ignore]`d entry
+//! (see `common::process`); they report on stdout and the parent judges.
+
+#![cfg(any(feature = "redis", feature = "memcached"))]
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::process::{self, expect_success, next_report, report_lines, spawn};
+use common::{Kind, Store};
+use stampede::{Cache, Fill, RedLock};
+
+fn unix_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+// ---------------------------------------------------------------- exclusion
+
+const LOCK_TASKS_PER_PROCESS: usize = 16;
+const LOCK_ROUNDS: usize = 20;
+
+#[test]
+#[ignore = "child process entry, run by the exclusion tests"]
+fn child_lock_worker() {
+    assert!(process::is_child(), "run by the multi-process tests only");
+    let url = process::var("STORE_URL");
+    runtime().block_on(async move {
+        let cache = Cache::from_url(&url).await.unwrap();
+        let tasks: Vec<_> = (0..LOCK_TASKS_PER_PROCESS)
+            .map(|_| {
+                let lock = RedLock::new(&cache, "job", Duration::from_secs(10));
+                tokio::spawn(async move {
+                    for _ in 0..LOCK_ROUNDS {
+                        let guard = lock.lock().await.unwrap();
+                        let entered = unix_micros();
+                        tokio::time::sleep(Duration::from_micros(200)).await;
+                        let left = unix_micros();
+                        process::report(format!("{} {entered} {left}", guard.fencing_token()));
+                        assert!(guard.release().await.unwrap());
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+}
+
+fn exclusion_across_processes(kind: Kind) {
+    let store = Store::new(kind, "exclusion");
+    let children: Vec<_> = (0..2)
+        .map(|_| spawn("child_lock_worker", &[("STORE_URL", store.url())]))
+        .collect();
+    let mut sections = Vec::new();
+    for mut child in children {
+        let mut lines = report_lines(child.stdout.take().unwrap());
+        while let Some(line) = next_report(&mut lines) {
+            let fields: Vec<u64> = line.split(' ').map(|f| f.parse().unwrap()).collect();
+            sections.push((fields[1], fields[2], fields[0])); // (entered, left, fence)
+        }
+        expect_success(child, "lock worker process");
+    }
+    assert_eq!(sections.len(), 2 * LOCK_TASKS_PER_PROCESS * LOCK_ROUNDS);
+    sections.sort_unstable();
+    for pair in sections.windows(2) {
+        let ((_, left_a, fence_a), (entered_b, _, fence_b)) = (pair[0], pair[1]);
+        assert!(left_a <= entered_b, "critical sections overlap: {:?} and {:?}", pair[0], pair[1]);
+        assert!(fence_a < fence_b, "fencing tokens not increasing: {:?} then {:?}", pair[0], pair[1]);
+    }
+}
+
+// ---------------------------------------------------------------- SIGKILL
+
+#[test]
+#[ignore = "child process entry, run by the SIGKILL tests"]
+fn child_holder_then_hang() {
+    assert!(process::is_child(), "run by the multi-process tests only");
+    let url = process::var("STORE_URL");
+    let lease = Duration::from_millis(process::var("LEASE_MS").parse().unwrap());
+    runtime().block_on(async move {
+        let cache = Cache::from_url(&url).await.unwrap();
+        let guard = RedLock::new(&cache, "job", lease).auto_renew(true).lock().await.unwrap();
+        process::report(format!("held {}", unix_micros()));
+        // Renewing forever, until killed: only the lease bounds the wait.
+        guard.lost().await;
+        panic!("the lease was lost while renewing");
+    });
+}
+
+fn killed_holder_is_replaced_after_its_lease(kind: Kind, lease: Duration, margin: Duration) {
+    let store = Store::new(kind, "sigkill");
+    let mut child = spawn(
+        "child_holder_then_hang",
+        &[("STORE_URL", store.url()), ("LEASE_MS", lease.as_millis().to_string())],
+    );
+    let mut lines = report_lines(child.stdout.take().unwrap());
+    let held = next_report(&mut lines).expect("child reports that it holds the lock");
+    assert!(held.starts_with("held "), "{held}");
+
+    runtime().block_on(async {
+        let cache = store.handle().await;
+        let waiter = tokio::spawn({
+            let cache = cache.clone();
+            async move { RedLock::new(&cache, "job", Duration::from_secs(30)).lock().await.unwrap() }
+        });
+        // Renewals keep the lock past its first lease while the child lives.
+        tokio::time::sleep(lease + lease / 2).await;
+        assert!(!waiter.is_finished(), "got the lock while its renewing holder was alive");
+
+        let killed_at = std::time::Instant::now();
+        child.kill().unwrap(); // SIGKILL: no release, no more renewals
+        child.wait().unwrap();
+        let guard = waiter.await.unwrap();
+        let waited = killed_at.elapsed();
+        assert!(
+            waited <= lease + margin,
+            "waited {waited:?} after the kill; the lease is {lease:?} (+{margin:?} margin)"
+        );
+        assert!(guard.is_still_valid().await.unwrap());
+    });
+}
+
+// ---------------------------------------------------------------- get_or_fill
+
+const FILL_CALLERS_PER_PROCESS: usize = 250;
+const FILL_TIME: Duration = Duration::from_millis(50);
+
+#[test]
+#[ignore = "child process entry, run by the get_or_fill tests"]
+fn child_fill_callers() {
+    assert!(process::is_child(), "run by the multi-process tests only");
+    let url = process::var("STORE_URL");
+    let start_at: u64 = process::var("START_AT_US").parse().unwrap();
+    runtime().block_on(async move {
+        let cache = Cache::from_url(&url).await.unwrap();
+        // Connect first, then start together with the other processes.
+        cache.get("warm-up").await.unwrap();
+        tokio::time::sleep(Duration::from_micros(start_at.saturating_sub(unix_micros()))).await;
+        let calls: Vec<_> = (0..FILL_CALLERS_PER_PROCESS)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let fill = Fill::ttl(Duration::from_secs(60)).lease(Duration::from_secs(10));
+                    let value: u64 = cache
+                        .get_or_fill("report", fill, || async {
+                            process::report("filled");
+                            tokio::time::sleep(FILL_TIME).await;
+                            Ok::<_, stampede::Error>(42)
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(value, 42);
+                    started.elapsed()
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        for call in calls {
+            slowest = slowest.max(call.await.unwrap());
+        }
+        process::report(format!("slowest_us {}", slowest.as_micros()));
+    });
+}
+
+fn fill_once_across_four_processes(kind: Kind) {
+    let store = Store::new(kind, "fill4");
+    let start_at = unix_micros() + 1_500_000;
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            spawn(
+                "child_fill_callers",
+                &[("STORE_URL", store.url()), ("START_AT_US", start_at.to_string())],
+            )
+        })
+        .collect();
+    let (mut fills, mut slowest) = (0, Duration::ZERO);
+    for mut child in children {
+        let mut lines = report_lines(child.stdout.take().unwrap());
+        while let Some(line) = next_report(&mut lines) {
+            if line == "filled" {
+                fills += 1;
+            } else if let Some(us) = line.strip_prefix("slowest_us ") {
+                slowest = slowest.max(Duration::from_micros(us.parse().unwrap()));
+            }
+        }
+        expect_success(child, "get_or_fill process");
+    }
+    assert_eq!(fills, 1, "the fill ran {fills} times across 4 processes");
+    // Waiters in other processes are woken or re-check promptly; nobody sits
+    // out the 10 s lease.
+    assert!(slowest < Duration::from_secs(3), "slowest caller took {slowest:?}");
+}
+
+// ---------------------------------------------------------------- per backend
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+
+    #[test]
+    fn lock_excludes_across_processes() {
+        exclusion_across_processes(Kind::Redis);
+    }
+
+    #[test]
+    fn killed_holder_is_replaced_after_its_lease() {
+        super::killed_holder_is_replaced_after_its_lease(
+            Kind::Redis,
+            Duration::from_secs(1),
+            Duration::from_millis(500),
+        );
+    }
+
+    #[test]
+    fn get_or_fill_fills_once_across_four_processes() {
+        fill_once_across_four_processes(Kind::Redis);
+    }
+}
+
+#[cfg(feature = "memcached")]
+mod memcached {
+    use super::*;
+
+    #[test]
+    fn lock_excludes_across_processes() {
+        exclusion_across_processes(Kind::Memcached);
+    }
+
+    #[test]
+    fn killed_holder_is_replaced_after_its_lease() {
+        // Whole-second TTLs are rounded up at the server: the margin covers
+        // that second and the poll interval.
+        super::killed_holder_is_replaced_after_its_lease(
+            Kind::Memcached,
+            Duration::from_secs(2),
+            Duration::from_millis(2_000),
+        );
+    }
+
+    #[test]
+    fn get_or_fill_fills_once_across_four_processes() {
+        fill_once_across_four_processes(Kind::Memcached);
+    }
+}
