@@ -77,6 +77,8 @@ impl<'a> CacheUrl<'a> {
     }
 
     /// The parameters nobody has taken, re-encoded as `?a=b&…` (or `""`).
+    // Only the Redis backend hands leftover parameters on to its client.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn remaining_query(&self) -> String {
         let pairs: Vec<String> = self
             .params
@@ -133,6 +135,7 @@ fn percent_decode(url: &str, text: &str) -> Result<String> {
         .map_err(|_| Error::invalid_config(url, format!("{text:?} is not UTF-8 once decoded")))
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
