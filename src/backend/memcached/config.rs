@@ -92,6 +92,15 @@ impl Default for MemcachedConfig {
 
 impl MemcachedConfig {
     /// The defaults, with these servers.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stampede::backend::memcached::MemcachedConfig;
+    ///
+    /// let config = MemcachedConfig::new(["cache-1:11211", "cache-2"]);
+    /// assert_eq!(config.servers, ["cache-1:11211", "cache-2"]);
+    /// assert_eq!(config.timeout, Duration::from_secs(2));
+    /// ```
     pub fn new(servers: impl IntoIterator<Item = impl Into<String>>) -> Self {
         MemcachedConfig {
             servers: servers.into_iter().map(Into::into).collect(),
@@ -120,6 +129,19 @@ impl MemcachedConfig {
     /// Builds the backend. Addresses are resolved now; connections are made
     /// on first use, so a server that is down surfaces at the first call,
     /// and one that comes back later is used again.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use stampede::backend::memcached::MemcachedConfig;
+    /// use stampede::Cache;
+    ///
+    /// let backend = MemcachedConfig::new(["127.0.0.1:11211"]).connect().await?;
+    /// let cache = Cache::from(backend).with_namespace("app");
+    /// # let _ = cache;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///

@@ -60,36 +60,68 @@
 //!
 //! # Time: whole seconds, rounded up, plus two
 //!
-//! memcached counts whole seconds on a clock that ticks once a second, so
-//! an item can expire up to about two seconds before its nominal exptime
-//! has passed. Every TTL and lease is sent as `ceil(seconds) + 2`: a value
-//! or lock record lives at least as long as asked (a 200 ms lease is a
-//! 3-second record) and at most about three seconds longer. A zero exptime
-//! (never expires, for memcached) is never sent for a TTL. Lifetimes over
-//! 30 days go as absolute Unix timestamps from this machine's clock.
+//! memcached keeps time in whole seconds: its `current_time` is its
+//! monotonic clock truncated to the second, refreshed by a timer once a
+//! second. An item stored with exptime `N` expires at the first tick where
+//! `current_time` reaches the value it had at the store plus `N`, and at the
+//! store `current_time` may already lag real time by up to two seconds (up
+//! to one of truncation, up to one since the last tick). The tick period is
+//! also a little over a second (1.0006 s measured on memcached 1.6.18), so
+//! `current_time` now and then skips a second. An item stored with exptime
+//! `N` can therefore vanish after little more than `N - 2` seconds: for a
+//! lock record, that would let a second owner in while the first one's
+//! lease still runs.
+//!
+//! So every TTL and lease is sent as `ceil(seconds) +`
+//! [`CLOCK_MARGIN_SECS`] (2): values and lock records live at least as long
+//! as asked, give or take the server's timer firing milliseconds late, and
+//! at most about three seconds longer. A 200 ms lease is a 3-second record;
+//! a 1-hour TTL is 3,602 seconds. Zero (which memcached reads as "never
+//! expires") is never sent for a TTL. Lifetimes over 30 days are sent as
+//! absolute Unix timestamps computed from this machine's clock (the server
+//! would read a larger relative value as a date in 1970), so for those the
+//! clocks must agree.
+//!
 //! [`lock_record`](crate::backend::Backend::lock_record) reports the
-//! server's whole-second remaining time. [`RedLock`](crate::RedLock)
-//! waiters still give up on their own exact lease, measured here.
+//! server's remaining whole seconds, margin included: an upper bound on the
+//! record's real remaining life. [`RedLock`](crate::RedLock) waiters still
+//! give up on their own exact lease, measured here, and are woken by the
+//! poller (below) when the record does go.
 //!
 //! # Keys
 //!
-//! Keys over 250 bytes are sent as `<first bytes>#<SHA-256 hex>` (at most
-//! 250 bytes); keys with ASCII whitespace or control characters are refused
-//! with [`Error::InvalidKey`] before anything is sent. A lock record's
-//! fencing counter lives at `<record key>-fence`. See [`MAX_KEY_LEN`].
+//! memcached refuses keys over [`MAX_KEY_LEN`] (250) bytes and keys with
+//! ASCII whitespace or control characters. Here:
+//!
+//! - a key with a space, a control character (`0x00`–`0x1f`) or DEL is
+//!   [`Error::InvalidKey`], naming the character and its byte position,
+//!   before anything is sent (non-ASCII UTF-8 is fine);
+//! - a key over 250 bytes is sent as its longest prefix of at most 185
+//!   bytes that ends on a character boundary, then `#`, then the SHA-256 of
+//!   the whole key in 64 hex digits: at most 250 bytes, still recognisable,
+//!   and two long keys that share their first 185 bytes stay apart. Keys of
+//!   250 bytes or fewer are sent unchanged;
+//! - each full key is mapped on its own: the namespace, the key and the
+//!   `-lock` suffix of a lock record, or the `-fence` suffix of its fencing
+//!   counter (`<record key>-fence`, a name to keep clear of).
 //!
 //! # Values
 //!
 //! A value over [`MemcachedConfig::max_value_size`] (default 1 MiB − 1 KiB,
-//! to fit memcached's default 1 MiB item limit with its key) is
-//! [`Error::ValueTooLarge`] before anything is sent.
+//! to fit memcached's default 1 MiB item limit together with the key and the
+//! item header) is [`Error::ValueTooLarge`] before anything is sent.
 //!
 //! # Waiting across processes
 //!
-//! memcached has no pub/sub. A process waiting on a lock another process
-//! holds polls the record every [`MemcachedConfig::poll_interval`] (50 ms
-//! ±20% by default), one poller per waited-on key, and wakes its waiters
-//! when the record is gone. Waiters in the same process are woken at once.
+//! memcached has no pub/sub. A process waiting on a lock that another
+//! process holds runs one poller per waited-on key, which re-reads the
+//! record (`mg <k>`, without the value) every
+//! [`MemcachedConfig::poll_interval`] (50 ms ±20% by default) and wakes the
+//! key's waiters when the record is gone: released or expired. A record
+//! that merely changed owner wakes nobody, and a release followed by a new
+//! acquire within one interval goes unseen (the waiters then wait for the
+//! new holder, never past their own lease). Waiters in the same process
+//! are woken at once, without polling.
 //!
 //! # Failures
 //!
@@ -189,6 +221,17 @@ impl MemcachedBackend {
     /// The meta-protocol client underneath, for commands this crate does
     /// not make. Keys given to it are sent as they are: no namespace, no
     /// mapping of long keys.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use stampede::backend::memcached::MemcachedConfig;
+    ///
+    /// let backend = MemcachedConfig::default().connect().await?;
+    /// backend.client().noop().await?; // one round trip to every server
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn client(&self) -> &AsyncMetaClient {
         &self.client.meta
     }
@@ -390,6 +433,7 @@ impl std::fmt::Debug for MemcachedBackend {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 impl From<MemcachedBackend> for Cache {
     fn from(backend: MemcachedBackend) -> Cache {
         Cache::from_backend(AnyBackend::Memcached(backend))
@@ -422,6 +466,7 @@ impl Cache {
     /// # Cancel safety
     ///
     /// Cancel safe: nothing is kept from a dropped attempt.
+    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
     pub async fn memcached(config: MemcachedConfig) -> Result<Cache> {
         Ok(Cache::from(config.connect().await?))
     }

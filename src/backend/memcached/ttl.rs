@@ -31,8 +31,9 @@ use memcache::exp::Ttl;
 
 use crate::{Error, Result};
 
-/// Whole seconds added to every lifetime sent to memcached. See the module
-/// docs.
+/// Whole seconds added to every TTL and lease sent to memcached, after
+/// rounding it up to whole seconds, so that the server never drops an item
+/// before its time. See [the backend's docs](super#time-whole-seconds-rounded-up-plus-two).
 pub const CLOCK_MARGIN_SECS: u64 = 2;
 
 /// memcached reads a larger exptime as an absolute Unix timestamp.
