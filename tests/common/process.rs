@@ -48,7 +48,10 @@ pub fn var(name: &str) -> String {
 pub fn report(line: impl std::fmt::Display) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{REPORT}{line}").expect("report to parent");
+    // Starts on a line of its own: the test harness prints `test <name> ... `
+    // without a newline before running the entry, and the first report
+    // would otherwise be glued to it and missed by `next_report`.
+    writeln!(out, "\n{REPORT}{line}").expect("report to parent");
     out.flush().expect("flush report");
 }
 

@@ -1,1 +1,0 @@
-//! memcached backend over the meta protocol (lands with issue 4).

@@ -1,0 +1,151 @@
+//! The meta-protocol calls the backend makes, with the client's errors
+//! turned into the crate's.
+//!
+//! Each method is one round trip. Timeouts are applied by the caller over a
+//! whole backend operation; the client's own io and connect timeouts are
+//! set to the same bound as a second line.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use memcache::exp::{
+    Arithmetic, AsyncMetaClient, Delete, Error as ClientError, Get, GetStatus, Meta,
+    MutationStatus, Set,
+};
+
+use super::KIND;
+use crate::{Error, Result};
+
+/// An item as `mg` returned it.
+#[derive(Debug)]
+pub(super) struct Item {
+    pub(super) value: Bytes,
+    /// The CAS unique, when asked for.
+    pub(super) cas: Option<u64>,
+    /// Whole seconds until expiry when asked for; `None` when it never expires.
+    pub(super) ttl: Option<Duration>,
+}
+
+/// The connection pools (shared by clones) and the call bound.
+#[derive(Clone)]
+pub(super) struct Client {
+    pub(super) meta: AsyncMetaClient,
+    pub(super) timeout: Duration,
+}
+
+impl Client {
+    /// Turns a client error into the crate's, naming the operation.
+    fn error(&self, operation: &'static str, error: ClientError) -> Error {
+        if is_timeout(&error) {
+            Error::BackendTimeout {
+                backend: KIND,
+                operation,
+                after: self.timeout,
+            }
+        } else {
+            Error::backend(KIND, operation, error)
+        }
+    }
+
+    /// `mg <key> v [c] [t]`: the value, and the CAS and TTL `meta` asks for.
+    pub(super) async fn read(
+        &self,
+        operation: &'static str,
+        key: &str,
+        meta: Meta,
+    ) -> Result<Option<Item>> {
+        let result = self
+            .meta
+            .run(Get::new(key).meta(meta))
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        // A `Pending` item is another client's empty lease placeholder: no
+        // value has been stored there.
+        if result.status != GetStatus::Hit {
+            return Ok(None);
+        }
+        Ok(Some(Item {
+            value: result.value.map(Bytes::from).unwrap_or_default(),
+            cas: result.item.cas,
+            ttl: result
+                .item
+                .ttl
+                .and_then(|secs| u64::try_from(secs).ok())
+                .map(Duration::from_secs),
+        }))
+    }
+
+    /// `mg <key>` without the value: whether the key holds an item.
+    pub(super) async fn exists(&self, operation: &'static str, key: &str) -> Result<bool> {
+        let result = self
+            .meta
+            .run(Get::new(key).without_value())
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        Ok(result.status == GetStatus::Hit)
+    }
+
+    /// `ms`, in whatever mode `set` says.
+    pub(super) async fn store(&self, operation: &'static str, set: Set) -> Result<MutationStatus> {
+        let result = self
+            .meta
+            .run(set)
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        Ok(result.status)
+    }
+
+    /// `md`, conditional or not.
+    pub(super) async fn remove(
+        &self,
+        operation: &'static str,
+        delete: Delete,
+    ) -> Result<MutationStatus> {
+        let result = self
+            .meta
+            .run(delete)
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        Ok(result.status)
+    }
+
+    /// `ma`: the counter's value after the operation.
+    pub(super) async fn count(
+        &self,
+        operation: &'static str,
+        arithmetic: Arithmetic,
+    ) -> Result<u64> {
+        let result = self
+            .meta
+            .run(arithmetic)
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        match (result.status, result.value) {
+            (MutationStatus::Applied, Some(value)) => Ok(value),
+            (status, _) => Err(Error::backend(
+                KIND,
+                operation,
+                format!("the counter was not updated ({status:?})"),
+            )),
+        }
+    }
+}
+
+/// Whether the client gave up waiting, whether or not the request landed.
+fn is_timeout(error: &ClientError) -> bool {
+    match error {
+        ClientError::Timeout { .. } => true,
+        ClientError::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
+        ClientError::Ambiguous { source, .. } => is_timeout(source),
+        _ => false,
+    }
+}
+
+/// An unexpected answer to a command, as an error.
+pub(super) fn unexpected(operation: &'static str, status: MutationStatus) -> Error {
+    Error::backend(
+        KIND,
+        operation,
+        format!("unexpected answer from memcached: {status:?}"),
+    )
+}

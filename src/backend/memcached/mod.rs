@@ -1,0 +1,473 @@
+//! The memcached backend, over the meta protocol (`memcache` crate, module
+//! [`memcache::exp`]).
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> stampede::Result<()> {
+//! use stampede::Cache;
+//!
+//! let one = Cache::from_url("memcached://127.0.0.1:11211").await?;
+//! let spread = Cache::from_url("memcached://10.0.0.1:11211,10.0.0.2:11211?timeout_ms=500").await?;
+//! # let _ = (one, spread);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How each primitive maps to memcached
+//!
+//! | primitive | commands | round trips |
+//! |---|---|---|
+//! | `get` | `mg <k> v` | 1 |
+//! | `set` | `ms <k> T<ttl>` | 1 |
+//! | `add`, `cas(None)` | `ms <k> ME T<ttl>` | 1 |
+//! | `delete` | `md <k>` | 1 |
+//! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
+//! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
+//! | `try_lock` | `ms <k> ME T<lease>`; held: `Held { remaining: None }` | 1 |
+//! | `try_lock`, fenced | the above, then `ma <k>-fence N1 J<µs> T0` | 2 |
+//! | `lock_record` | `mg <k> v t` | 1 |
+//! | `release` | `mg <k> v c`, compare, `md <k> C<cas>` | 2 |
+//! | `extend` | `mg <k> v c`, compare, `ms <k> C<cas> T<lease>` | 2 |
+//! | `watch_releases` | a poller: `mg <k>` every poll interval | — |
+//!
+//! Release and extend are owner-checked: the record is deleted or rewritten
+//! only if it still holds our owner token *and* nobody wrote it between the
+//! read and the write (the `C<cas>` condition). A holder whose lease ran out
+//! cannot remove the next holder's record.
+//!
+//! # Fencing tokens
+//!
+//! With [`Fencing::Issue`], a successful create is followed by an
+//! increment of the counter at `<record key>-fence`, which has no expiry.
+//! Two rules keep the tokens strictly increasing across holders and
+//! processes:
+//!
+//! - **The counter is seeded with the time.** memcached may evict the
+//!   counter like any item. It is created (`N1 J<seed> T0`) with the
+//!   current Unix time in microseconds, so a re-created counter starts
+//!   above every token handed out before, as long as the key averaged fewer
+//!   than one acquisition per microsecond since its counter was first
+//!   created, and the machines' clocks agree to within that time.
+//! - **A token that comes back too late is refused.** Another owner can
+//!   create the record only once ours has expired at the server, which is
+//!   never before our lease has run out, measured here from just before our
+//!   create was sent. If the increment's answer is back before then, our
+//!   increment reached the server before any later holder's. If it comes
+//!   back after, we may have stalled past our lease while a newer holder
+//!   took the lock and a lower token, and ours would let a stale holder win:
+//!   we release our record and report the lock as
+//!   [`Held`](LockAttempt::Held) instead.
+//!
+//! # Time: whole seconds, rounded up, plus two
+//!
+//! memcached keeps time in whole seconds: its `current_time` is its
+//! monotonic clock truncated to the second, refreshed by a timer once a
+//! second. An item stored with exptime `N` expires at the first tick where
+//! `current_time` reaches the value it had at the store plus `N`, and at the
+//! store `current_time` may already lag real time by up to two seconds (up
+//! to one of truncation, up to one since the last tick). The tick period is
+//! also a little over a second (1.0006 s measured on memcached 1.6.18), so
+//! `current_time` now and then skips a second. An item stored with exptime
+//! `N` can therefore vanish after little more than `N - 2` seconds: for a
+//! lock record, that would let a second owner in while the first one's
+//! lease still runs.
+//!
+//! So every TTL and lease is sent as `ceil(seconds) +`
+//! [`CLOCK_MARGIN_SECS`] (2): values and lock records live at least as long
+//! as asked, give or take the server's timer firing milliseconds late, and
+//! at most about three seconds longer. A 200 ms lease is a 3-second record;
+//! a 1-hour TTL is 3,602 seconds. Zero (which memcached reads as "never
+//! expires") is never sent for a TTL. Lifetimes over 30 days are sent as
+//! absolute Unix timestamps computed from this machine's clock (the server
+//! would read a larger relative value as a date in 1970), so for those the
+//! clocks must agree.
+//!
+//! [`lock_record`](crate::backend::Backend::lock_record) reports the
+//! server's remaining whole seconds, margin included: an upper bound on the
+//! record's real remaining life. [`RedLock`](crate::RedLock) waiters still
+//! give up on their own exact lease, measured here, and are woken by the
+//! poller (below) when the record does go.
+//!
+//! # Keys
+//!
+//! memcached refuses keys over [`MAX_KEY_LEN`] (250) bytes and keys with
+//! ASCII whitespace or control characters. Here:
+//!
+//! - a key with a space, a control character (`0x00`–`0x1f`) or DEL is
+//!   [`Error::InvalidKey`], naming the character and its byte position,
+//!   before anything is sent (non-ASCII UTF-8 is fine);
+//! - a key over 250 bytes is sent as its longest prefix of at most 185
+//!   bytes that ends on a character boundary, then `#`, then the SHA-256 of
+//!   the whole key in 64 hex digits: at most 250 bytes, still recognisable,
+//!   and two long keys that share their first 185 bytes stay apart. Keys of
+//!   250 bytes or fewer are sent unchanged;
+//! - each full key is mapped on its own: the namespace, the key and the
+//!   `-lock` suffix of a lock record, or the `-fence` suffix of its fencing
+//!   counter (`<record key>-fence`, a name to keep clear of).
+//!
+//! # Values
+//!
+//! A value over [`MemcachedConfig::max_value_size`] (default 1 MiB − 1 KiB,
+//! to fit memcached's default 1 MiB item limit together with the key and the
+//! item header) is [`Error::ValueTooLarge`] before anything is sent.
+//!
+//! # Waiting across processes
+//!
+//! memcached has no pub/sub. A process waiting on a lock that another
+//! process holds runs one poller per waited-on key, which re-reads the
+//! record (`mg <k>`, without the value) every
+//! [`MemcachedConfig::poll_interval`] (50 ms ±20% by default) and wakes the
+//! key's waiters when the record is gone: released or expired. A record
+//! that merely changed owner wakes nobody, and a release followed by a new
+//! acquire within one interval goes unseen (the waiters then wait for the
+//! new holder, never past their own lease). Waiters in the same process
+//! are woken at once, without polling.
+//!
+//! # Failures
+//!
+//! Every call is bounded by [`MemcachedConfig::timeout`] (2 s by default):
+//! past it, [`Error::BackendTimeout`]; a refused or broken connection is
+//! [`Error::Backend`]. Connections are pooled and redialled, so after a
+//! server restart the same [`Cache`] works again. memcached may evict any
+//! item when it runs out of memory, lock records and fencing counters
+//! included: size the cache so that it does not.
+
+mod client;
+mod config;
+mod keys;
+mod lock;
+mod ttl;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+pub use memcache;
+use memcache::exp::{AsyncMetaClient, Delete, Meta, MutationStatus, Set};
+use tokio::sync::Notify;
+
+use self::client::{unexpected, Client};
+pub use self::config::{
+    MemcachedConfig, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PORT, DEFAULT_TIMEOUT,
+};
+pub use self::keys::MAX_KEY_LEN;
+pub use self::ttl::CLOCK_MARGIN_SECS;
+use super::any::AnyBackend;
+use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use crate::url::CacheUrl;
+use crate::{Cache, Error, Result};
+
+/// The backend's name in errors and logs.
+const KIND: &str = "memcached";
+
+/// The memcached backend. Build one with [`MemcachedConfig::connect`]; most
+/// code goes through [`Cache::memcached`] or [`Cache::from_url`].
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> stampede::Result<()> {
+/// use stampede::backend::memcached::{MemcachedBackend, MemcachedConfig};
+/// use stampede::Cache;
+///
+/// let backend: MemcachedBackend = MemcachedConfig::new(["127.0.0.1:11211"]).connect().await?;
+/// let cache = Cache::from(backend);
+/// # let _ = cache;
+/// # Ok(())
+/// # }
+/// ```
+pub struct MemcachedBackend {
+    client: Client,
+    servers: Vec<String>,
+    poll_interval: Duration,
+    max_value_size: usize,
+}
+
+impl MemcachedBackend {
+    async fn connect(config: MemcachedConfig) -> Result<MemcachedBackend> {
+        let servers = config.checked_servers()?;
+        let connecting = AsyncMetaClient::builder()
+            .io_timeout(Some(config.timeout))
+            .connect_timeout(Some(config.timeout))
+            .connect_multiple_async(servers.clone());
+        let meta = match tokio::time::timeout(config.timeout, connecting).await {
+            Ok(Ok(meta)) => meta,
+            Ok(Err(error)) => return Err(Error::backend(KIND, "connect", error)),
+            Err(_) => {
+                return Err(Error::BackendTimeout {
+                    backend: KIND,
+                    operation: "connect",
+                    after: config.timeout,
+                })
+            }
+        };
+        tracing::debug!(?servers, "memcached backend ready");
+        Ok(MemcachedBackend {
+            client: Client {
+                meta,
+                timeout: config.timeout,
+            },
+            servers,
+            poll_interval: config.poll_interval,
+            max_value_size: config.max_value_size,
+        })
+    }
+
+    pub(crate) async fn from_url(url: &mut CacheUrl<'_>) -> Result<MemcachedBackend> {
+        MemcachedBackend::connect(MemcachedConfig::from_url(url)?).await
+    }
+
+    /// The meta-protocol client underneath, for commands this crate does
+    /// not make. Keys given to it are sent as they are: no namespace, no
+    /// mapping of long keys.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use stampede::backend::memcached::MemcachedConfig;
+    ///
+    /// let backend = MemcachedConfig::default().connect().await?;
+    /// backend.client().noop().await?; // one round trip to every server
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client(&self) -> &AsyncMetaClient {
+        &self.client.meta
+    }
+
+    /// Runs `call` under the configured timeout.
+    async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.client.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::BackendTimeout {
+                    backend: KIND,
+                    operation,
+                    after: self.client.timeout,
+                })
+            })
+    }
+
+    /// Refuses a value over the configured size before it is sent.
+    fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
+        if value.len() > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                key: key.to_owned(),
+                size: value.len(),
+                limit: self.max_value_size,
+                backend: KIND,
+            });
+        }
+        Ok(())
+    }
+
+    /// A store of `value` at `key` with `ttl`, checked and ready to send.
+    fn store_op(
+        &self,
+        key: &str,
+        wire_key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Set> {
+        self.check_size(key, value)?;
+        let set = Set::new(wire_key, value);
+        Ok(match ttl {
+            Some(ttl) => set.ttl(ttl::exptime(ttl, "ttl")?),
+            None => set,
+        })
+    }
+
+    /// `ms … ME`: `Ok(false)` when the key exists.
+    async fn create(&self, operation: &'static str, set: Set) -> Result<bool> {
+        match self.client.store(operation, set.add()).await? {
+            MutationStatus::Applied => Ok(true),
+            MutationStatus::AlreadyExists => Ok(false),
+            other => Err(unexpected(operation, other)),
+        }
+    }
+}
+
+impl Backend for MemcachedBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let key = keys::wire_key(key)?;
+        self.bounded("get", async {
+            let item = self.client.read("get", &key, Meta::NONE).await?;
+            Ok(item.map(|item| item.value))
+        })
+        .await
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        self.bounded("set", async {
+            match self.client.store("set", set).await? {
+                MutationStatus::Applied => Ok(()),
+                other => Err(unexpected("set", other)),
+            }
+        })
+        .await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        self.bounded("add", self.create("add", set)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let key = keys::wire_key(key)?;
+        self.bounded("delete", async {
+            match self.client.remove("delete", Delete::new(&*key)).await? {
+                MutationStatus::Applied => Ok(true),
+                MutationStatus::NotFound => Ok(false),
+                other => Err(unexpected("delete", other)),
+            }
+        })
+        .await
+    }
+
+    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        let key = keys::wire_key(key)?;
+        self.bounded("gets", async {
+            let Some(item) = self.client.read("gets", &key, Meta::NONE.cas()).await? else {
+                return Ok(None);
+            };
+            let cas = item
+                .cas
+                .ok_or_else(|| Error::backend(KIND, "gets", "memcached sent no CAS unique"))?;
+            Ok(Some((item.value, CasToken::from_version(cas))))
+        })
+        .await
+    }
+
+    async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        let Some(token) = expected else {
+            return self.bounded("cas", self.create("cas", set)).await;
+        };
+        // A token from another backend (a value token) can never match.
+        let Some(version) = token.version() else {
+            return Ok(false);
+        };
+        self.bounded("cas", async {
+            match self.client.store("cas", set.compare_cas(version)).await? {
+                MutationStatus::Applied => Ok(true),
+                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
+                other => Err(unexpected("cas", other)),
+            }
+        })
+        .await
+    }
+
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> Result<LockAttempt> {
+        self.lock(key, owner, lease, fencing).await
+    }
+
+    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
+        let key = keys::wire_key(key)?;
+        self.bounded("lock_record", async {
+            let item = self
+                .client
+                .read("lock_record", &key, Meta::NONE.ttl())
+                .await?;
+            Ok(item.map(|item| LockRecord {
+                owner: item.value,
+                remaining: item.ttl,
+            }))
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
+        let key = keys::wire_key(key)?;
+        self.bounded("release", self.release_record("release", &key, owner))
+            .await
+    }
+
+    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
+        self.extend_record(key, owner, lease).await
+    }
+
+    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        let key = keys::wire_key(key)?.into_owned();
+        Ok(watch::poll_releases(
+            self.client.clone(),
+            key,
+            wake,
+            self.poll_interval,
+        ))
+    }
+}
+
+impl std::fmt::Debug for MemcachedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedBackend")
+            .field("servers", &self.servers)
+            .field("timeout", &self.client.timeout)
+            .field("poll_interval", &self.poll_interval)
+            .field("max_value_size", &self.max_value_size)
+            .finish()
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+impl From<MemcachedBackend> for Cache {
+    fn from(backend: MemcachedBackend) -> Cache {
+        Cache::from_backend(AnyBackend::Memcached(backend))
+    }
+}
+
+impl Cache {
+    /// A cache on memcached. Keys are spread across
+    /// [`config.servers`](MemcachedConfig::servers); locks taken on it
+    /// exclude every process that uses the same servers.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use stampede::backend::memcached::MemcachedConfig;
+    /// use stampede::Cache;
+    ///
+    /// let cache = Cache::memcached(MemcachedConfig::new(["127.0.0.1:11211"])).await?;
+    /// assert_eq!(cache.backend_kind(), "memcached");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`MemcachedConfig::connect`]: a bad configuration, or a host
+    /// name that does not resolve. A server that is down is not an error
+    /// here; calls fail until it is back.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is kept from a dropped attempt.
+    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
+    pub async fn memcached(config: MemcachedConfig) -> Result<Cache> {
+        Ok(Cache::from(config.connect().await?))
+    }
+}

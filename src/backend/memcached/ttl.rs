@@ -1,0 +1,114 @@
+//! From the crate's durations to memcached's whole-second expiry times.
+//!
+//! memcached keeps time in whole seconds on a clock that ticks once a
+//! second: `current_time` is the server's monotonic clock *truncated* to the
+//! second, read at each tick. An item stored with exptime `N` expires at the
+//! first tick where `current_time` reaches `stored_at + N`, and at the moment
+//! of the store `current_time` may already lag real time by up to two
+//! seconds (up to one second of truncation, plus up to one second since the
+//! last tick). So an item stored with exptime `N` can vanish after only a
+//! little more than `N - 2` seconds. The tick period is also slightly over a
+//! second (it was 1.0006 s on memcached 1.6.18 here), so `current_time`
+//! skips a second every half hour or so; an item whose lifetime straddles
+//! such a skip expires a whole second early, which is why one second of
+//! margin is not enough.
+//!
+//! Every lifetime sent to memcached is therefore `ceil(duration) + 2`
+//! seconds ([`CLOCK_MARGIN_SECS`]): never shorter than asked (up to the
+//! server's tick being late by milliseconds), and at most about three
+//! seconds longer. This matters most for lock records: a record that
+//! expired before its holder's lease ended would let a second owner in.
+//!
+//! A TTL of zero would mean "never expires" to memcached; it cannot happen
+//! here (durations are never zero, and the margin makes every exptime at
+//! least 3). Lifetimes over 30 days are sent as absolute Unix timestamps by
+//! [`Ttl::secs`], computed from this machine's clock, so for those the
+//! server's and this machine's clocks must agree.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use memcache::exp::Ttl;
+
+use crate::{Error, Result};
+
+/// Whole seconds added to every TTL and lease sent to memcached, after
+/// rounding it up to whole seconds, so that the server never drops an item
+/// before its time. See [the backend's docs](super#time-whole-seconds-rounded-up-plus-two).
+pub const CLOCK_MARGIN_SECS: u64 = 2;
+
+/// memcached reads a larger exptime as an absolute Unix timestamp.
+const MAX_RELATIVE_SECS: u64 = 30 * 24 * 60 * 60;
+
+/// The exptime for something that must live at least `duration`. `what`
+/// names the argument (`"ttl"`, `"lease"`) in the error for a lifetime
+/// memcached cannot represent (one that ends after 2106).
+pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
+    let secs = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
+        .saturating_add(CLOCK_MARGIN_SECS);
+    let ends_at = if secs > MAX_RELATIVE_SECS {
+        unix_secs().saturating_add(secs)
+    } else {
+        secs
+    };
+    match (u32::try_from(secs), u32::try_from(ends_at)) {
+        (Ok(secs), Ok(_)) => Ok(Ttl::secs(secs)),
+        _ => Err(Error::InvalidArgument {
+            name: what,
+            reason: "memcached cannot represent an expiry after the year 2106",
+        }),
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_up_then_adds_the_margin() {
+        assert_eq!(
+            exptime(Duration::from_millis(1), "ttl").unwrap(),
+            Ttl::secs(3)
+        );
+        assert_eq!(
+            exptime(Duration::from_millis(200), "lease").unwrap(),
+            Ttl::secs(3)
+        );
+        assert_eq!(
+            exptime(Duration::from_secs(1), "ttl").unwrap(),
+            Ttl::secs(3)
+        );
+        assert_eq!(
+            exptime(Duration::from_millis(1500), "ttl").unwrap(),
+            Ttl::secs(4)
+        );
+        assert_eq!(
+            exptime(Duration::from_secs(60), "ttl").unwrap(),
+            Ttl::secs(62)
+        );
+    }
+
+    #[test]
+    fn long_lifetimes_are_kept_for_the_client_to_send_as_timestamps() {
+        let month_and_a_bit = Duration::from_secs(MAX_RELATIVE_SECS + 10);
+        assert_eq!(
+            exptime(month_and_a_bit, "ttl").unwrap(),
+            Ttl::secs(u32::try_from(MAX_RELATIVE_SECS + 12).unwrap())
+        );
+    }
+
+    #[test]
+    fn lifetimes_past_2106_are_refused() {
+        let err = exptime(Duration::from_secs(200 * 365 * 24 * 3600), "ttl").unwrap_err();
+        assert!(err.is_invalid_input());
+        assert!(err.to_string().contains("2106"), "{err}");
+        assert!(exptime(Duration::MAX, "lease").is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! Cross-process release wake-ups by polling: memcached has no pub/sub.
+//!
+//! One task per watched key re-reads the record (`mg <key>`, no value) every
+//! poll interval, jittered by ±20%, and wakes the key's waiters when it is
+//! absent: released or expired. A record that merely changed owner is not a
+//! release, and wakes nobody. A release followed by a new acquire within one
+//! interval goes unseen; waiters then wait for the new holder, still no
+//! longer than their own lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::client::Client;
+use crate::backend::ReleaseWatch;
+
+/// Starts polling `key` (a wire key); the poller stops when the returned
+/// watch is dropped.
+pub(super) fn poll_releases(
+    client: Client,
+    key: String,
+    wake: Arc<Notify>,
+    interval: Duration,
+) -> ReleaseWatch {
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(jittered(interval)).await;
+            let check = client.exists("watch_releases", &key);
+            match tokio::time::timeout(client.timeout, check).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::trace!(lock = key, "record gone; waking waiters");
+                    wake.notify_waiters();
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(lock = key, %error, "release poll failed; trying again");
+                }
+                Err(_) => {
+                    tracing::debug!(lock = key, "release poll timed out; trying again");
+                }
+            }
+        }
+    });
+    ReleaseWatch::new(AbortOnDrop(task))
+}
+
+/// `interval` scaled by a random factor in [0.8, 1.2).
+fn jittered(interval: Duration) -> Duration {
+    interval.mul_f64(0.8 + 0.4 * fastrand::f64())
+}
+
+/// Stops the poller when the watch is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_twenty_percent() {
+        let interval = Duration::from_millis(50);
+        for _ in 0..1_000 {
+            let wait = jittered(interval);
+            assert!(wait >= Duration::from_millis(40) && wait < Duration::from_millis(60));
+        }
+    }
+}

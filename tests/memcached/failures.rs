@@ -1,0 +1,102 @@
+//! A server that dies, comes back, or stops answering.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use stampede::{Cache, Error, RedLock};
+
+use crate::common::assert_between;
+use crate::common::servers::{Server, MEMCACHED};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_fails_fast_and_the_same_cache_works_after_a_restart() {
+    let mut server = Server::start(MEMCACHED);
+    let timeout = Duration::from_millis(500);
+    let cache = Cache::from_url(&format!("{}?timeout_ms=500", server.url()))
+        .await
+        .unwrap();
+    cache.set("k", b"before", None).await.unwrap();
+    let lock = RedLock::new(&cache, "job", Duration::from_secs(5));
+    assert!(lock.acquire().await.unwrap().release().await.unwrap());
+
+    server.kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let error = cache.get("k").await.unwrap_err();
+        assert!(error.is_backend(), "{error}");
+        assert!(error.to_string().starts_with("memcached get "), "{error}");
+        assert_between(
+            "a call to a dead server",
+            started.elapsed(),
+            Duration::ZERO,
+            timeout + Duration::from_millis(500),
+        );
+        let started = Instant::now();
+        assert!(lock.acquire().await.unwrap_err().is_backend());
+        assert!(started.elapsed() <= timeout * 2 + Duration::from_millis(500));
+    }
+
+    server.restart();
+    // The same handle, not rebuilt: its pooled connections to the old
+    // process are dropped and new ones made.
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        None,
+        "a restarted memcached is empty"
+    );
+    cache.set("k", b"after", None).await.unwrap();
+    assert_eq!(
+        cache.get("k").await.unwrap().as_deref(),
+        Some(&b"after"[..])
+    );
+    let guard = lock.acquire().await.unwrap();
+    assert!(guard.holds_lock());
+    assert!(guard.release().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out_within_the_bound() {
+    // Accepts connections and reads nothing back: a hung server.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    let cache = Cache::from_url(&format!("memcached://127.0.0.1:{port}?timeout_ms=300"))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let error = cache.set("k", b"v", None).await.unwrap_err();
+    assert_between(
+        "a call to a hung server",
+        started.elapsed(),
+        timeout - Duration::from_millis(50),
+        timeout + Duration::from_millis(700),
+    );
+    assert!(error.is_timeout() && error.is_backend(), "{error}");
+    match error {
+        Error::BackendTimeout {
+            backend,
+            operation,
+            after,
+        } => {
+            assert_eq!((backend, operation, after), ("memcached", "set", timeout));
+        }
+        other => panic!("expected BackendTimeout, got {other:?}"),
+    }
+
+    // A lock whose create may or may not have landed is an error too, and
+    // within the same bound.
+    let started = Instant::now();
+    let error = RedLock::new(&cache, "job", Duration::from_secs(5))
+        .acquire()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(started.elapsed() <= timeout + Duration::from_millis(700));
+}
