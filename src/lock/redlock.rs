@@ -133,19 +133,12 @@ impl RedLock {
     /// leaves nothing behind. Cancelled while the create was in flight, it
     /// releases the record in the background in case the create landed.
     pub async fn acquire(&self) -> Result<LockGuard> {
-        let lock_key = self.checked_lock_key()?;
         let started = Instant::now();
-        let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
-        let attempt = self
-            .cache
-            .backend()
-            .try_lock(&lock_key, claim.owner(), self.lease, Fencing::Skip)
-            .await?;
-        if let LockAttempt::Acquired { .. } = attempt {
-            tracing::debug!(lock = &*lock_key, "acquired");
-            return Ok(LockGuard::holding(claim));
+        if let Some(guard) = self.try_acquire().await? {
+            tracing::debug!(lock = self.key, "acquired");
+            return Ok(guard);
         }
-        claim.disarm();
+        let lock_key = self.checked_lock_key()?;
         let woken = self
             .wait_for_release(&lock_key, started + self.lease)
             .await?;
