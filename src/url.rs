@@ -77,6 +77,9 @@ impl<'a> CacheUrl<'a> {
     }
 
     /// The parameters nobody has taken, re-encoded as `?a=b&…` (or `""`).
+    // No backend forwards unchecked parameters to its client yet (Redis
+    // forwards only the ones it knows), so only the tests use it.
+    #[allow(dead_code)]
     pub(crate) fn remaining_query(&self) -> String {
         let pairs: Vec<String> = self
             .params
