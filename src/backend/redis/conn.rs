@@ -10,7 +10,8 @@
 //! dropped connection, timeout), the connection is dropped and the next call
 //! takes a fresh one from the pool, which is bounded by the pool's own
 //! create timeout. So a restarted server is picked up without rebuilding the
-//! cache.
+//! cache. Requests that may run twice are resent at once on the fresh
+//! connection ([`Resend`]); the others fail, and the next call reconnects.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -30,6 +31,16 @@ pub(super) enum Request<'a> {
     Cmd(&'a Cmd),
     Pipeline(&'a Pipeline),
     Script(&'a ScriptInvocation<'a>),
+}
+
+/// Whether a request may be sent again after its connection was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Resend {
+    /// Running it twice is the same as once.
+    IfConnectionLost,
+    /// It must not run twice: any write (a repeated `SET` of one envelope
+    /// could land after another writer's value and revive an old token).
+    Never,
 }
 
 /// Where commands go. Shared by the backend and its pub/sub task.
@@ -74,30 +85,47 @@ impl Connections {
     }
 
     /// Sends `request` and decodes the reply, within the timeout.
+    ///
+    /// With [`Resend::IfConnectionLost`], a request that failed because its
+    /// connection was lost is sent once more on a fresh connection, within
+    /// the same timeout. Only for requests whose repetition changes nothing
+    /// (reads, `PEXPIRE`): whether a request on a lost connection ran cannot
+    /// be known.
     pub(super) async fn query<T: FromRedisValue>(
         &self,
         operation: &'static str,
         request: Request<'_>,
+        resend: Resend,
     ) -> Result<T> {
         let mut used = None;
         let attempt = async {
-            let mut current = self
-                .checkout()
-                .await
-                .map_err(|e| self.pool_error(operation, e))?;
-            used = Some(current.id);
-            let conn = &mut current.conn;
-            let reply = match request {
-                Request::Cmd(cmd) => cmd.query_async(conn).await,
-                Request::Pipeline(pipeline) => pipeline.query_async(conn).await,
-                Request::Script(script) => script.invoke_async(conn).await,
-            };
-            reply.map_err(|e| {
-                if may_break_connection(&e) {
+            let mut resends_left = usize::from(resend == Resend::IfConnectionLost);
+            loop {
+                let mut current = self
+                    .checkout()
+                    .await
+                    .map_err(|e| self.pool_error(operation, e))?;
+                used = Some(current.id);
+                let conn = &mut current.conn;
+                let reply = match &request {
+                    Request::Cmd(cmd) => cmd.query_async(conn).await,
+                    Request::Pipeline(pipeline) => pipeline.query_async(conn).await,
+                    Request::Script(script) => script.invoke_async(conn).await,
+                };
+                let error = match reply {
+                    Ok(reply) => return Ok(reply),
+                    Err(error) => error,
+                };
+                if may_break_connection(&error) {
                     self.discard(current.id);
+                    if resends_left > 0 && !error.is_timeout() {
+                        resends_left -= 1;
+                        tracing::debug!(operation, %error, "Redis connection lost; resending once");
+                        continue;
+                    }
                 }
-                self.redis_error(operation, e)
-            })
+                return Err(self.redis_error(operation, error));
+            }
         };
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,

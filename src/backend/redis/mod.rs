@@ -86,17 +86,24 @@
 //!
 //! # Connections and timeouts
 //!
-//! Commands share one multiplexed connection taken from the pool (deadpool
-//! `PING`s a connection every time it hands one out, which would double the
-//! round trips). When a call fails in a way that may have broken it, the
-//! connection is dropped and the next call takes a new one from the pool,
-//! so a restarted server is picked up by the same [`Cache`](crate::Cache).
+//! Commands share one multiplexed connection taken from the pool: deadpool
+//! `PING`s a connection every time it hands one out, which would make every
+//! operation two round trips. When a call fails in a way that may have
+//! broken the connection (I/O error, dropped connection, timeout), the
+//! connection is dropped and the next call takes a fresh one from the pool,
+//! so a restarted server is picked up by the same [`Cache`], with nothing to
+//! rebuild. Reads (`get`, `gets`, `lock_record`) and `extend` are sent again
+//! at once on the fresh connection, since running them twice changes
+//! nothing. Writes are not: whether a command on a lost connection ran
+//! cannot be known, and running `add`, `cas` or `try_lock` twice, or even a
+//! `set` (its nonce landing twice could revive an old CAS token), is not the
+//! same as once. So the first write on a connection whose server went away
+//! fails, and the next call reconnects.
 //!
 //! Every call is bounded by [`RedisOptions::timeout`] (2 s by default,
-//! `?timeout_ms=` in URLs): past it the call fails with
-//! [`Error::BackendTimeout`](crate::Error::BackendTimeout); a refused or
-//! lost connection is [`Error::Backend`](crate::Error::Backend). Nothing waits
-//! forever on a dead server.
+//! `?timeout_ms=` in URLs), connecting included: past it the call fails with
+//! [`Error::BackendTimeout`]; a refused or lost connection is
+//! [`Error::Backend`]. Nothing waits forever on a dead or hung server.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +127,7 @@ pub use config::{RedisOptions, RedisSource, DEFAULT_TIMEOUT};
 pub use deadpool_redis;
 pub use redis;
 
-use conn::{Connections, Request, KIND};
+use conn::{Connections, Request, Resend, KIND};
 use envelope::Expected;
 use subscriber::Subscriber;
 
@@ -207,12 +214,25 @@ impl RedisBackend {
         self.conns.timeout()
     }
 
+    /// Sends a request that must not run twice.
     async fn query<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
         request: Request<'_>,
     ) -> Result<T> {
-        self.conns.query(operation, request).await
+        self.conns.query(operation, request, Resend::Never).await
+    }
+
+    /// Sends a request that may run twice: resent once if its connection
+    /// turns out to be lost (say, to a server that restarted).
+    async fn query_resendable<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T> {
+        self.conns
+            .query(operation, request, Resend::IfConnectionLost)
+            .await
     }
 }
 
@@ -272,7 +292,7 @@ impl Backend for RedisBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let stored: Option<Bytes> = self
-            .query("get", Request::Cmd(redis::cmd("GET").arg(key)))
+            .query_resendable("get", Request::Cmd(redis::cmd("GET").arg(key)))
             .await?;
         Ok(stored.map(|stored| envelope::open(stored).payload))
     }
@@ -280,6 +300,8 @@ impl Backend for RedisBackend {
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         check_size(key, value)?;
         let cmd = set_command(key, &envelope::seal(value), false, ttl);
+        // Not resent: a second landing of the same nonce after another
+        // writer's value would bring an old CAS token back to life.
         self.query::<()>("set", Request::Cmd(&cmd)).await
     }
 
@@ -299,7 +321,7 @@ impl Backend for RedisBackend {
 
     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
         let stored: Option<Bytes> = self
-            .query("gets", Request::Cmd(redis::cmd("GET").arg(key)))
+            .query_resendable("gets", Request::Cmd(redis::cmd("GET").arg(key)))
             .await?;
         Ok(stored.map(|stored| {
             let opened = envelope::open(stored);
@@ -369,7 +391,7 @@ impl Backend for RedisBackend {
         let mut pipeline = redis::pipe();
         pipeline.atomic().get(key).pttl(key);
         let (owner, pttl): (Option<Bytes>, i64) = self
-            .query("lock_record", Request::Pipeline(&pipeline))
+            .query_resendable("lock_record", Request::Pipeline(&pipeline))
             .await?;
         Ok(owner.map(|owner| LockRecord {
             owner,
@@ -387,7 +409,9 @@ impl Backend for RedisBackend {
     async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
         let mut script = scripts::extend().key(key);
         script.arg(owner).arg(millis(lease));
-        let extended: u8 = self.query("extend", Request::Script(&script)).await?;
+        let extended: u8 = self
+            .query_resendable("extend", Request::Script(&script))
+            .await?;
         Ok(extended == 1)
     }
 

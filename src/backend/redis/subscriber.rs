@@ -26,7 +26,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::conn::{Connections, Request, KIND};
+use super::conn::{Connections, Request, Resend, KIND};
 use super::naming;
 use crate::backend::ReleaseWatch;
 use crate::{Error, Result};
@@ -400,7 +400,11 @@ impl Task {
         }
         let exists: Vec<bool> = match self
             .conns
-            .query(OPERATION, Request::Pipeline(&pipeline))
+            .query(
+                OPERATION,
+                Request::Pipeline(&pipeline),
+                Resend::IfConnectionLost,
+            )
             .await
         {
             Ok(exists) => exists,
