@@ -194,9 +194,10 @@ fn invalid_reason(error: &redis::RedisError) -> String {
     format!("not a usable Redis address: {error}")
 }
 
-/// Reads a `redis://` or `rediss://` URL: the address and `protocol` go to
-/// the redis crate, `timeout_ms` is ours. `namespace` was taken already; any
-/// other parameter is left for [`CacheUrl::finish`] to refuse.
+/// Reads a `redis://` or `rediss://` URL: the address, `protocol` and
+/// `insecure` go to the redis crate, `timeout_ms` is ours. `namespace` was
+/// taken already; any other parameter is left for [`CacheUrl::finish`] to
+/// refuse.
 pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)> {
     let mut options = RedisOptions::default();
     if let Some(timeout) = url.take_millis("timeout_ms")? {
@@ -204,13 +205,13 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)>
     }
     if url.scheme == "rediss" && !cfg!(feature = "redis-tls") {
         return Err(Error::invalid_config(
-            url.original,
+            redact(url.original),
             "rediss:// needs TLS, which this build of stampede lacks; enable its `redis-tls` feature",
         ));
     }
     if url.rest.is_empty() {
         return Err(Error::invalid_config(
-            url.original,
+            redact(url.original),
             "a redis:// URL needs a host, as in redis://127.0.0.1:6379/0",
         ));
     }
@@ -226,7 +227,26 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)>
             ))
         }
     };
-    let address = format!("{}://{}{protocol}", url.scheme, url.rest);
+    // redis-rs reads "skip certificate checks" from a `#insecure` fragment,
+    // which cannot follow our query; it is a parameter here.
+    let insecure = match url.take("insecure").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Error::invalid_config(
+                redact(url.original),
+                format!("parameter `insecure` must be true or false, not {other:?}"),
+            ))
+        }
+    };
+    if insecure && url.scheme != "rediss" {
+        return Err(Error::invalid_config(
+            redact(url.original),
+            "parameter `insecure` only applies to rediss:// URLs",
+        ));
+    }
+    let fragment = if insecure { "#insecure" } else { "" };
+    let address = format!("{}://{}{protocol}{fragment}", url.scheme, url.rest);
     // Parsed here so that a bad address is a configuration error now, not a
     // failure at the first command.
     redis::IntoConnectionInfo::into_connection_info(address.as_str())
