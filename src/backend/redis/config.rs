@@ -11,6 +11,12 @@ use crate::url::CacheUrl;
 use crate::{Error, Result};
 
 /// Default bound on every Redis call: 2 seconds.
+///
+/// ```
+/// use stampede::backend::redis::{RedisOptions, DEFAULT_TIMEOUT};
+///
+/// assert_eq!(RedisOptions::default().timeout, DEFAULT_TIMEOUT);
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Settings of a [`RedisBackend`](super::RedisBackend) beyond its connections.
@@ -46,7 +52,16 @@ impl Default for RedisOptions {
 }
 
 impl RedisOptions {
-    /// Sets [`timeout`](RedisOptions::timeout).
+    /// Sets the `timeout` field; it must
+    /// be longer than zero.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stampede::backend::redis::RedisOptions;
+    ///
+    /// let options = RedisOptions::default().timeout(Duration::from_secs(1));
+    /// assert_eq!(options.timeout, Duration::from_secs(1));
+    /// ```
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

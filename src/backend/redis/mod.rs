@@ -16,6 +16,23 @@
 //! The client crates are re-exported ([`deadpool_redis`], [`redis`]) so that
 //! the versions match.
 //!
+//! # URLs
+//!
+//! `redis://[user:password@]host[:port][/db][?params]`, and `rediss://…` for
+//! TLS (feature `redis-tls`; without it a `rediss://` URL is an
+//! [`Error::InvalidConfig`] naming the feature). Building the cache does not
+//! connect; the first operation does.
+//!
+//! | parameter | meaning | default |
+//! |---|---|---|
+//! | `namespace` | prefix every key, as [`Cache::with_namespace`] | none |
+//! | `timeout_ms` | bound on every call, connecting included ([`RedisOptions::timeout`]) | `2000` |
+//! | `protocol` | `resp2` or `resp3`, passed to the redis crate | `resp2` |
+//! | `insecure` | `true`: skip TLS certificate checks (`rediss://` only) | `false` |
+//!
+//! Any other parameter is refused, so a misspelt one is an error rather than
+//! a silent default.
+//!
 //! # How each operation maps to Redis
 //!
 //! Every operation is one round trip: one command, one atomic pipeline or
@@ -82,7 +99,8 @@
 //! lock key's fence counter and its release channel hash to the lock key's
 //! slot ([`fence_key`], [`release_channel`]), so the fenced-lock script
 //! touches one slot only and a future sharded `SPUBLISH` reaches the right
-//! node.
+//! node. Fence counters are never deleted: one small key per lock key that
+//! ever issued a fence.
 //!
 //! # Connections and timeouts
 //!
@@ -131,7 +149,14 @@ use conn::{Connections, Request, Resend, KIND};
 use envelope::Expected;
 use subscriber::Subscriber;
 
-/// The largest value Redis stores (512 MiB), less our envelope.
+/// The largest value this backend stores: Redis's 512 MiB limit, less the
+/// 14-byte envelope. Larger values fail with
+/// [`Error::ValueTooLarge`] before anything is
+/// sent.
+///
+/// ```
+/// assert_eq!(stampede::backend::redis::MAX_VALUE_SIZE, 512 * 1024 * 1024 - 14);
+/// ```
 pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024 - envelope::HEADER_LEN;
 
 /// The key that holds `lock_key`'s fencing counter: in the same Redis
@@ -167,6 +192,13 @@ pub fn release_channel(lock_key: &str) -> String {
 /// how it stores values and locks.
 ///
 /// Building one does not connect: the first operation does.
+///
+/// # Cancel safety
+///
+/// Every operation may be dropped at any point without harm to the backend:
+/// a dropped read gives up its answer, a dropped write may or may not have
+/// been applied, and a dropped
+/// [`watch_releases`](Backend::watch_releases) leaves no subscription behind.
 ///
 /// ```
 /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
@@ -204,12 +236,34 @@ impl RedisBackend {
         RedisBackend::new(config, options)
     }
 
-    /// The pool commands are sent through.
+    /// The pool commands are sent through. The backend keeps one connection
+    /// out of it and takes another only when that one breaks, so the pool's
+    /// status shows the application's own use.
+    ///
+    /// ```
+    /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
+    ///
+    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379");
+    /// let backend = RedisBackend::new(config, RedisOptions::default())?;
+    /// assert_eq!(backend.pool().status().size, 0); // nothing connected yet
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
     pub fn pool(&self) -> &deadpool_redis::Pool {
         self.conns.pool()
     }
 
     /// The timeout every call is bounded by.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
+    ///
+    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379");
+    /// let options = RedisOptions::default().timeout(Duration::from_millis(300));
+    /// let backend = RedisBackend::new(config, options)?;
+    /// assert_eq!(backend.timeout(), Duration::from_millis(300));
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
     pub fn timeout(&self) -> Duration {
         self.conns.timeout()
     }
