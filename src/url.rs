@@ -77,22 +77,6 @@ impl<'a> CacheUrl<'a> {
         }
     }
 
-    /// The parameters nobody has taken, re-encoded as `?a=b&…` (or `""`).
-    // Only the Redis backend hands leftover parameters on to its client.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn remaining_query(&self) -> String {
-        let pairs: Vec<String> = self
-            .params
-            .iter()
-            .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
-            .collect();
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", pairs.join("&"))
-        }
-    }
-
     /// Refuses any parameter nobody took.
     pub(crate) fn finish(&self) -> Result<()> {
         match self.params.first() {
@@ -136,19 +120,6 @@ fn percent_decode(url: &str, text: &str) -> Result<String> {
         .map_err(|_| Error::invalid_config(url, format!("{text:?} is not UTF-8 once decoded")))
 }
 
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,12 +152,5 @@ mod tests {
         assert!(url.take_millis("timeout_ms").is_err());
         assert!(CacheUrl::parse("memory://?a=%zz").is_err());
         assert!(CacheUrl::parse("localhost:6379").is_err());
-    }
-
-    #[test]
-    fn remaining_query_round_trips() {
-        let mut url = CacheUrl::parse("redis://h?namespace=x&protocol=resp3").unwrap();
-        url.take("namespace");
-        assert_eq!(url.remaining_query(), "?protocol=resp3");
     }
 }

@@ -16,8 +16,25 @@ pub const REPORT: &str = "@@ ";
 
 /// Starts this test binary again, running only the ignored test `entry`.
 pub fn spawn(entry: &str, vars: &[(&str, String)]) -> Child {
+    command(entry, vars)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// As [`spawn`], with the child's stdin piped so the parent can give it
+/// orders while it runs (one line each; see [`read_order`]).
+pub fn spawn_with_stdin(entry: &str, vars: &[(&str, String)]) -> Child {
+    command(entry, vars)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn child test process")
+}
+
+fn command(entry: &str, vars: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             entry,
             "--exact",
@@ -27,11 +44,20 @@ pub fn spawn(entry: &str, vars: &[(&str, String)]) -> Child {
         ])
         .env(CHILD_ENV, "1")
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child test process")
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// In a child started by [`spawn_with_stdin`]: blocks until the parent
+/// sends the next order line, and returns it trimmed (`None` once the parent
+/// closed the pipe).
+pub fn read_order() -> Option<String> {
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim().to_owned()),
+    }
 }
 
 /// True in a child started by [`spawn`].
@@ -57,10 +83,15 @@ pub fn report(line: impl std::fmt::Display) {
 
 /// Reads the next report line from a child (without the prefix); `None` at
 /// the end of its output.
+///
+/// The marker may come after other text on the line: with `--nocapture`,
+/// libtest prints `test <name> ... ` with no newline before the test's own
+/// first output.
 pub fn next_report(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Option<String> {
-    lines
-        .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix(REPORT).map(str::to_owned))
+    lines.map_while(Result::ok).find_map(|line| {
+        line.find(REPORT)
+            .map(|at| line[at + REPORT.len()..].to_owned())
+    })
 }
 
 /// The report lines of a child's stdout.

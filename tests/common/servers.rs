@@ -47,6 +47,76 @@ pub const REDIS: ServerKind = ServerKind {
     },
 };
 
+/// Redis serving TLS only, with the self-signed certificate that
+/// [`start_tls_redis`] makes in [`tls_dir`]`(port)`.
+pub const REDIS_TLS: ServerKind = ServerKind {
+    program: "redis-server",
+    package: "redis-server",
+    env_var: "STAMPEDE_REDIS_TLS_URL",
+    scheme: "rediss",
+    args: |port| {
+        let dir = tls_dir(port);
+        let file = |name: &str| dir.join(name).display().to_string();
+        [
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--tls-port".to_owned(),
+            port.to_string(),
+            "--tls-cert-file".to_owned(),
+            file("cert.pem"),
+            "--tls-key-file".to_owned(),
+            file("key.pem"),
+            "--tls-ca-cert-file".to_owned(),
+            file("cert.pem"),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ]
+        .into_iter()
+        .chain(
+            [
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
+            ]
+            .map(String::from),
+        )
+        .collect()
+    },
+};
+
+/// Where the TLS server on `port` keeps its certificate and key.
+pub fn tls_dir(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("stampede-tls-{}-{port}", std::process::id()))
+}
+
+/// Starts a TLS-only Redis on a free port, with a fresh self-signed
+/// certificate for `localhost` made by the `openssl` command.
+pub fn start_tls_redis() -> Server {
+    let port = free_port();
+    let dir = tls_dir(port);
+    std::fs::create_dir_all(&dir).expect("create the TLS directory");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("`openssl` is needed to make a test certificate ({e}); install it with `sudo apt-get install -y openssl`")
+        });
+    assert!(status.success(), "openssl could not make a certificate");
+    Server::start_on(REDIS_TLS, port)
+}
+
 pub const MEMCACHED: ServerKind = ServerKind {
     program: "memcached",
     package: "memcached",
@@ -153,6 +223,25 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing is
+    /// answered, as with a hung or partitioned server.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Server::pause)d server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.server_pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {} failed", self.server_pid);
     }
 
     /// Starts the server again on the same port.

@@ -1,1 +1,558 @@
-//! Redis backend over deadpool-redis (lands with issue 3).
+//! The Redis backend, over [`deadpool_redis`] (feature `redis`).
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> stampede::Result<()> {
+//! use stampede::Cache;
+//!
+//! let cache = Cache::from_url("redis://127.0.0.1:6379/0?namespace=app&timeout_ms=500").await?;
+//! cache.set("greeting", b"hello", None).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Or from a pool configuration, or a pool the application already has:
+//! [`Cache::redis`](crate::Cache::redis), [`Cache::redis_with`](crate::Cache::redis_with).
+//! The client crates are re-exported ([`deadpool_redis`], [`redis`]) so that
+//! the versions match.
+//!
+//! # URLs
+//!
+//! `redis://[user:password@]host[:port][/db][?params]`, and `rediss://…` for
+//! TLS (feature `redis-tls`; without it a `rediss://` URL is an
+//! [`Error::InvalidConfig`] naming the feature). Building the cache does not
+//! connect; the first operation does.
+//!
+//! | parameter | meaning | default |
+//! |---|---|---|
+//! | `namespace` | prefix every key, as [`Cache::with_namespace`] | none |
+//! | `timeout_ms` | bound on every call, connecting included ([`RedisOptions::timeout`]) | `2000` |
+//! | `protocol` | `resp2` or `resp3`, passed to the redis crate | `resp2` |
+//! | `insecure` | `true`: skip TLS certificate checks (`rediss://` only) | `false` |
+//!
+//! Any other parameter is refused, so a misspelt one is an error rather than
+//! a silent default.
+//!
+//! # How each operation maps to Redis
+//!
+//! Every operation is one round trip: one command, one atomic pipeline or
+//! one Lua script. Scripts live next to this file as `*.lua`, each with its
+//! contract in its first line, and run through [`redis::Script`] (`EVALSHA`,
+//! loading the script again on `NOSCRIPT`). Keys and values reach scripts
+//! only as `KEYS`/`ARGV`. TTLs are sent in milliseconds, rounded up.
+//!
+//! | operation | Redis |
+//! |---|---|
+//! | `get`, `gets` | `GET` |
+//! | `set` | `SET key v [PX ttl]` |
+//! | `add` | `SET key v NX [PX ttl]` |
+//! | `delete` | `DEL` |
+//! | `cas` | `cas.lua`: compare, then `SET [PX]` |
+//! | `try_lock`, no fence | `SET key owner NX PX lease` |
+//! | `try_lock`, fenced | `lock_fenced.lua`: `SET NX PX`, then `INCR` the fence counter |
+//! | `lock_record` | `MULTI GET PTTL EXEC` |
+//! | `release` | `release.lua`: owner check, `DEL`, `PUBLISH` |
+//! | `extend` | `extend.lua`: owner check, `PEXPIRE` |
+//!
+//! # The value envelope: CAS tokens without a second key
+//!
+//! Redis has no per-key version, so values written by `set`, `add` and
+//! `cas` carry one. The stored bytes are a 14-byte header and then the
+//! caller's bytes:
+//!
+//! ```text
+//! 00 73 74 6d 70 01   8 random bytes   payload…
+//! "\0stmp\x01"        (the nonce)
+//! ```
+//!
+//! Each write draws a fresh nonce, so writing the very same bytes again
+//! still changes the key's [`CasToken`], and `cas` detects it (no ABA) with
+//! no extra read or key. `get` and `gets` strip the header.
+//!
+//! - A value **without** the marker, written by another Redis client with a
+//!   plain `SET`, is returned as it is; its token is the whole value. `cas`
+//!   with such a token succeeds only while the bytes are unchanged (another
+//!   client writing the same bytes again cannot be told apart).
+//! - Any plain `SET` over one of our values is always a `cas` conflict: the
+//!   marker and nonce are gone.
+//! - Other clients reading a key stampede wrote see the 14-byte header in
+//!   front of the value; they must skip it (or write and read through
+//!   stampede only).
+//! - Lock records (`<key>-lock`) hold the bare owner token, no envelope.
+//!
+//! # Cross-process wake-ups
+//!
+//! A release publishes on the lock key's release channel, inside the same
+//! script that deletes the record. Each backend keeps one pub/sub connection
+//! (opened on the first wait) and subscribes the channels of the lock keys
+//! this process waits on, so a waiter in another process wakes as soon as
+//! the release lands instead of sitting out the lease. If that connection
+//! drops, it is re-established with backoff, every channel subscribed again,
+//! and waiters whose record vanished meanwhile are woken; until then they
+//! fall back to the lease bound.
+//!
+//! # Redis Cluster
+//!
+//! Today this backend talks to **one standalone Redis server** (or anything
+//! that speaks its protocol as one, such as a proxy). Redis Cluster and
+//! Sentinel are not supported yet. The key names are ready for Cluster: a
+//! lock key's fence counter and its release channel hash to the lock key's
+//! slot ([`fence_key`], [`release_channel`]), so the fenced-lock script
+//! touches one slot only and a future sharded `SPUBLISH` reaches the right
+//! node. Fence counters are never deleted: one small key per lock key that
+//! ever issued a fence.
+//!
+//! # Connections and timeouts
+//!
+//! Commands share one multiplexed connection taken from the pool: deadpool
+//! `PING`s a connection every time it hands one out, which would make every
+//! operation two round trips. When a call fails in a way that may have
+//! broken the connection (I/O error, dropped connection, timeout), the
+//! connection is dropped and the next call takes a fresh one from the pool,
+//! so a restarted server is picked up by the same [`Cache`], with nothing to
+//! rebuild. Reads (`get`, `gets`, `lock_record`) and `extend` are sent again
+//! at once on the fresh connection, since running them twice changes
+//! nothing. Writes are not: whether a command on a lost connection ran
+//! cannot be known, and running `add`, `cas` or `try_lock` twice, or even a
+//! `set` (its nonce landing twice could revive an old CAS token), is not the
+//! same as once. So the first write on a connection whose server went away
+//! fails, and the next call reconnects.
+//!
+//! Every call is bounded by [`RedisOptions::timeout`] (2 s by default,
+//! `?timeout_ms=` in URLs), connecting included: past it the call fails with
+//! [`Error::BackendTimeout`]; a refused or lost connection is
+//! [`Error::Backend`]. Nothing waits forever on a dead or hung server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::any::AnyBackend;
+use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use crate::url::CacheUrl;
+use crate::{Cache, Error, Result};
+
+mod config;
+mod conn;
+mod envelope;
+mod naming;
+mod scripts;
+mod subscriber;
+
+pub use config::{RedisOptions, RedisSource, DEFAULT_TIMEOUT};
+pub use deadpool_redis;
+pub use redis;
+
+use conn::{Connections, Request, Resend, KIND};
+use envelope::Expected;
+use subscriber::Subscriber;
+
+/// The largest value this backend stores: Redis's 512 MiB limit, less the
+/// 14-byte envelope. Larger values fail with
+/// [`Error::ValueTooLarge`] before anything is
+/// sent.
+///
+/// ```
+/// assert_eq!(stampede::backend::redis::MAX_VALUE_SIZE, 512 * 1024 * 1024 - 14);
+/// ```
+pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024 - envelope::HEADER_LEN;
+
+/// The key that holds `lock_key`'s fencing counter: in the same Redis
+/// Cluster slot as `lock_key`. The counter is never deleted, so fences keep
+/// growing across holders.
+///
+/// ```
+/// use stampede::backend::redis::fence_key;
+///
+/// assert_eq!(fence_key("app:report-lock"), "{app:report-lock}:fence");
+/// assert_eq!(fence_key("app:{user1}-lock"), "app:{user1}-lock:fence");
+/// ```
+pub fn fence_key(lock_key: &str) -> String {
+    naming::fence_key(lock_key)
+}
+
+/// The channel on which a release of `lock_key` is published (the message
+/// is the lock key): in the same Redis Cluster slot as `lock_key`. Other
+/// programs may subscribe to it too.
+///
+/// ```
+/// use stampede::backend::redis::release_channel;
+///
+/// assert_eq!(release_channel("app:report-lock"), "{app:report-lock}:released");
+/// ```
+pub fn release_channel(lock_key: &str) -> String {
+    naming::release_channel(lock_key)
+}
+
+/// The Redis backend. Most code builds it through
+/// [`Cache::from_url`](crate::Cache::from_url) or
+/// [`Cache::redis`](crate::Cache::redis); see the [module docs](self) for
+/// how it stores values and locks.
+///
+/// Building one does not connect: the first operation does.
+///
+/// # Cancel safety
+///
+/// Every operation may be dropped at any point without harm to the backend:
+/// a dropped read gives up its answer, a dropped write may or may not have
+/// been applied, and a dropped
+/// [`watch_releases`](Backend::watch_releases) leaves no subscription behind.
+///
+/// ```
+/// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
+/// use stampede::Cache;
+///
+/// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379/0");
+/// let backend = RedisBackend::new(config, RedisOptions::default())?;
+/// let cache = Cache::from(backend);
+/// assert_eq!(cache.backend_kind(), "redis");
+/// # Ok::<(), stampede::Error>(())
+/// ```
+pub struct RedisBackend {
+    conns: Arc<Connections>,
+    subscriber: Subscriber,
+}
+
+impl RedisBackend {
+    /// A backend on `source` (a pool config, or a pool and a client).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an unusable address or pool
+    /// configuration, [`Error::InvalidArgument`] for a zero timeout.
+    pub fn new(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Self> {
+        let resolved = source.into().resolve(&options)?;
+        let conns = Arc::new(Connections::new(resolved.pool, options.timeout));
+        let subscriber = Subscriber::new(resolved.subscriber, Arc::clone(&conns));
+        Ok(RedisBackend { conns, subscriber })
+    }
+
+    /// The backend for a `redis://` or `rediss://` URL; see
+    /// [`Cache::from_url`](crate::Cache::from_url).
+    pub(crate) fn from_url(url: &mut CacheUrl<'_>) -> Result<Self> {
+        let (config, options) = config::from_url(url)?;
+        RedisBackend::new(config, options)
+    }
+
+    /// The pool commands are sent through. The backend keeps one connection
+    /// out of it and takes another only when that one breaks, so the pool's
+    /// status shows the application's own use.
+    ///
+    /// ```
+    /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
+    ///
+    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379");
+    /// let backend = RedisBackend::new(config, RedisOptions::default())?;
+    /// assert_eq!(backend.pool().status().size, 0); // nothing connected yet
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
+    pub fn pool(&self) -> &deadpool_redis::Pool {
+        self.conns.pool()
+    }
+
+    /// The timeout every call is bounded by.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
+    ///
+    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379");
+    /// let options = RedisOptions::default().timeout(Duration::from_millis(300));
+    /// let backend = RedisBackend::new(config, options)?;
+    /// assert_eq!(backend.timeout(), Duration::from_millis(300));
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
+    pub fn timeout(&self) -> Duration {
+        self.conns.timeout()
+    }
+
+    /// Sends a request that must not run twice.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T> {
+        self.conns.query(operation, request, Resend::Never).await
+    }
+
+    /// Sends a request that may run twice: resent once if its connection
+    /// turns out to be lost (say, to a server that restarted).
+    async fn query_resendable<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T> {
+        self.conns
+            .query(operation, request, Resend::IfConnectionLost)
+            .await
+    }
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("connections", &self.conns)
+            .field("subscriber", &self.subscriber)
+            .finish()
+    }
+}
+
+/// A TTL or lease in whole milliseconds, rounded up so that nothing expires
+/// early (and a sub-millisecond TTL is not 0, which Redis refuses).
+fn millis(duration: Duration) -> u64 {
+    let millis = duration.as_nanos().div_ceil(1_000_000);
+    // Redis refuses expiry times that overflow its clock; ~146 million years.
+    u64::try_from(millis)
+        .unwrap_or(u64::MAX)
+        .min(i64::MAX as u64 / 2)
+}
+
+/// A `PTTL` reply as a remaining lease: `None` for "no expiry" (-1).
+fn remaining(pttl: i64) -> Option<Duration> {
+    u64::try_from(pttl).ok().map(Duration::from_millis)
+}
+
+fn check_size(key: &str, value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_SIZE {
+        return Err(Error::ValueTooLarge {
+            key: key.to_owned(),
+            size: value.len(),
+            limit: MAX_VALUE_SIZE,
+            backend: KIND,
+        });
+    }
+    Ok(())
+}
+
+/// `SET key stored [NX] [PX ttl]`.
+fn set_command(key: &str, stored: &[u8], only_new: bool, ttl: Option<Duration>) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(stored);
+    if only_new {
+        cmd.arg("NX");
+    }
+    if let Some(ttl) = ttl {
+        cmd.arg("PX").arg(millis(ttl));
+    }
+    cmd
+}
+
+impl Backend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let stored: Option<Bytes> = self
+            .query_resendable("get", Request::Cmd(redis::cmd("GET").arg(key)))
+            .await?;
+        Ok(stored.map(|stored| envelope::open(stored).payload))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        check_size(key, value)?;
+        let cmd = set_command(key, &envelope::seal(value), false, ttl);
+        // Not resent: a second landing of the same nonce after another
+        // writer's value would bring an old CAS token back to life.
+        self.query::<()>("set", Request::Cmd(&cmd)).await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        check_size(key, value)?;
+        let cmd = set_command(key, &envelope::seal(value), true, ttl);
+        let reply: redis::Value = self.query("add", Request::Cmd(&cmd)).await?;
+        Ok(reply != redis::Value::Nil)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let removed: u64 = self
+            .query("delete", Request::Cmd(redis::cmd("DEL").arg(key)))
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        let stored: Option<Bytes> = self
+            .query_resendable("gets", Request::Cmd(redis::cmd("GET").arg(key)))
+            .await?;
+        Ok(stored.map(|stored| {
+            let opened = envelope::open(stored);
+            (opened.payload, opened.token)
+        }))
+    }
+
+    async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        check_size(key, value)?;
+        let expected = Expected::from_token(expected);
+        let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
+        let mut script = scripts::cas().key(key);
+        script
+            .arg(expected.mode())
+            .arg(expected.bytes())
+            .arg(envelope::seal(value))
+            .arg(ttl);
+        let stored: u8 = self.query("cas", Request::Script(&script)).await?;
+        Ok(stored == 1)
+    }
+
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> Result<LockAttempt> {
+        match fencing {
+            Fencing::Skip => {
+                let cmd = set_command(key, owner, true, Some(lease));
+                let reply: redis::Value = self.query("try_lock", Request::Cmd(&cmd)).await?;
+                Ok(if reply == redis::Value::Nil {
+                    LockAttempt::Held { remaining: None }
+                } else {
+                    LockAttempt::Acquired { fence: None }
+                })
+            }
+            Fencing::Issue => {
+                let mut script = scripts::lock_fenced().key(key);
+                script
+                    .key(naming::fence_key(key))
+                    .arg(owner)
+                    .arg(millis(lease));
+                let (created, number): (u8, i64) =
+                    self.query("try_lock", Request::Script(&script)).await?;
+                Ok(if created == 1 {
+                    LockAttempt::Acquired {
+                        fence: Some(u64::try_from(number).unwrap_or(0)),
+                    }
+                } else {
+                    LockAttempt::Held {
+                        remaining: remaining(number),
+                    }
+                })
+            }
+        }
+    }
+
+    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
+        let mut pipeline = redis::pipe();
+        pipeline.atomic().get(key).pttl(key);
+        let (owner, pttl): (Option<Bytes>, i64) = self
+            .query_resendable("lock_record", Request::Pipeline(&pipeline))
+            .await?;
+        Ok(owner.map(|owner| LockRecord {
+            owner,
+            remaining: remaining(pttl),
+        }))
+    }
+
+    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
+        let mut script = scripts::release().key(key);
+        script.arg(owner).arg(naming::release_channel(key));
+        let removed: u8 = self.query("release", Request::Script(&script)).await?;
+        Ok(removed == 1)
+    }
+
+    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
+        let mut script = scripts::extend().key(key);
+        script.arg(owner).arg(millis(lease));
+        let extended: u8 = self
+            .query_resendable("extend", Request::Script(&script))
+            .await?;
+        Ok(extended == 1)
+    }
+
+    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        self.subscriber.watch(key, wake).await
+    }
+}
+
+impl Cache {
+    /// A cache on Redis, from a [`deadpool_redis::Config`] or a pool your
+    /// application already has (with a [`redis::Client`] for the same
+    /// server, which opens the pub/sub connection); see [`RedisSource`].
+    /// Every call is bounded by [`DEFAULT_TIMEOUT`]; use
+    /// [`redis_with`](Cache::redis_with) to choose another.
+    ///
+    /// Nothing is sent until the first operation.
+    ///
+    /// ```
+    /// use stampede::backend::redis::{deadpool_redis, redis};
+    /// use stampede::Cache;
+    ///
+    /// let url = "redis://127.0.0.1:6379/0";
+    /// let cache = Cache::redis(deadpool_redis::Config::from_url(url))?;
+    ///
+    /// // Or share the application's pool:
+    /// let pool = deadpool_redis::Config::from_url(url)
+    ///     .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+    ///     .expect("valid config");
+    /// let shared = Cache::redis((pool, redis::Client::open(url)?))?;
+    /// # let _ = (cache, shared);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an unusable address or pool configuration.
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(source: impl Into<RedisSource>) -> Result<Cache> {
+        Cache::redis_with(source, RedisOptions::default())
+    }
+
+    /// [`Cache::redis`] with [`RedisOptions`], such as a shorter timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stampede::backend::redis::{deadpool_redis, RedisOptions};
+    /// use stampede::Cache;
+    ///
+    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379/0");
+    /// let options = RedisOptions::default().timeout(Duration::from_millis(250));
+    /// let cache = Cache::redis_with(config, options)?;
+    /// # let _ = cache;
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`Cache::redis`]; also [`Error::InvalidArgument`] for a zero
+    /// timeout.
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis_with(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Cache> {
+        RedisBackend::new(source, options).map(Cache::from)
+    }
+}
+
+impl From<RedisBackend> for Cache {
+    fn from(backend: RedisBackend) -> Cache {
+        Cache::from_backend(AnyBackend::Redis(backend))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_round_up_and_never_reach_zero() {
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_millis(300)), 300);
+        assert_eq!(millis(Duration::from_micros(300_001)), 301);
+        assert_eq!(millis(Duration::MAX), i64::MAX as u64 / 2);
+    }
+
+    #[test]
+    fn pttl_replies_become_remaining_leases() {
+        assert_eq!(remaining(1500), Some(Duration::from_millis(1500)));
+        assert_eq!(remaining(-1), None);
+        assert_eq!(remaining(-2), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! Sending commands: one multiplexed connection taken from the pool, every
+//! call bounded by the timeout, errors mapped to [`Error`].
+//!
+//! deadpool checks a pooled connection with a `PING` each time it is handed
+//! out, which would double the round trips of every operation. Instead the
+//! backend takes one connection out of the pool (the pool then counts it as
+//! gone and may open another for its other users) and sends every command on
+//! it: a [`MultiplexedConnection`] pipelines concurrent requests. When a
+//! call fails in a way that may have broken the connection (I/O error,
+//! dropped connection, timeout), the connection is dropped and the next call
+//! takes a fresh one from the pool, which is bounded by the pool's own
+//! create timeout. So a restarted server is picked up without rebuilding the
+//! cache. Requests that may run twice are resent at once on the fresh
+//! connection ([`Resend`]); the others fail, and the next call reconnects.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use deadpool_redis::{Pool, PoolError};
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
+
+use crate::{Error, Result};
+
+/// The backend's name in errors.
+pub(super) const KIND: &str = "redis";
+
+/// One request: a command, a pipeline or a script.
+pub(super) enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipeline(&'a Pipeline),
+    Script(&'a ScriptInvocation<'a>),
+}
+
+/// Whether a request may be sent again after its connection was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Resend {
+    /// Running it twice is the same as once.
+    IfConnectionLost,
+    /// It must not run twice: any write (a repeated `SET` of one envelope
+    /// could land after another writer's value and revive an old token).
+    Never,
+}
+
+/// Where commands go. Shared by the backend and its pub/sub task.
+pub(super) struct Connections {
+    pool: Pool,
+    timeout: Duration,
+    current: Mutex<Option<Current>>,
+    /// Held while taking a connection from the pool, so that concurrent
+    /// callers finding none take one, not one each.
+    refill: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Current {
+    id: u64,
+    conn: MultiplexedConnection,
+}
+
+impl Connections {
+    pub(super) fn new(pool: Pool, timeout: Duration) -> Self {
+        Connections {
+            pool,
+            timeout,
+            current: Mutex::new(None),
+            refill: tokio::sync::Mutex::new(()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(super) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn current(&self) -> MutexGuard<'_, Option<Current>> {
+        // Only ever assigned whole, so a panic cannot leave it half-written.
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `request` and decodes the reply, within the timeout.
+    ///
+    /// With [`Resend::IfConnectionLost`], a request that failed because its
+    /// connection was lost is sent once more on a fresh connection, within
+    /// the same timeout. Only for requests whose repetition changes nothing
+    /// (reads, `PEXPIRE`): whether a request on a lost connection ran cannot
+    /// be known.
+    pub(super) async fn query<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+        resend: Resend,
+    ) -> Result<T> {
+        let mut used = None;
+        let attempt = async {
+            let mut resends_left = usize::from(resend == Resend::IfConnectionLost);
+            loop {
+                let mut current = self
+                    .checkout()
+                    .await
+                    .map_err(|e| self.pool_error(operation, e))?;
+                used = Some(current.id);
+                let conn = &mut current.conn;
+                let reply = match &request {
+                    Request::Cmd(cmd) => cmd.query_async(conn).await,
+                    Request::Pipeline(pipeline) => pipeline.query_async(conn).await,
+                    Request::Script(script) => script.invoke_async(conn).await,
+                };
+                let error = match reply {
+                    Ok(reply) => return Ok(reply),
+                    Err(error) => error,
+                };
+                if may_break_connection(&error) {
+                    self.discard(current.id);
+                    if resends_left > 0 && !error.is_timeout() {
+                        resends_left -= 1;
+                        tracing::debug!(operation, %error, "Redis connection lost; resending once");
+                        continue;
+                    }
+                }
+                return Err(self.redis_error(operation, error));
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                // A connection that does not answer may be half-open; the next
+                // call should not wait on it too.
+                if let Some(id) = used {
+                    self.discard(id);
+                }
+                Err(self.timed_out(operation))
+            }
+        }
+    }
+
+    /// The current connection, or a fresh one from the pool.
+    async fn checkout(&self) -> Result<Current, PoolError> {
+        if let Some(current) = self.current().clone() {
+            return Ok(current);
+        }
+        let _refilling = self.refill.lock().await;
+        if let Some(current) = self.current().clone() {
+            return Ok(current);
+        }
+        let conn = deadpool_redis::Connection::take(self.pool.get().await?);
+        let current = Current {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            conn,
+        };
+        *self.current() = Some(current.clone());
+        tracing::debug!(
+            connection = current.id,
+            "took a Redis connection from the pool"
+        );
+        Ok(current)
+    }
+
+    /// Drops connection `id` if it is still the current one.
+    fn discard(&self, id: u64) {
+        let mut current = self.current();
+        if current.as_ref().is_some_and(|c| c.id == id) {
+            *current = None;
+            tracing::debug!(
+                connection = id,
+                "dropped a Redis connection after a failure"
+            );
+        }
+    }
+
+    pub(super) fn timed_out(&self, operation: &'static str) -> Error {
+        Error::BackendTimeout {
+            backend: KIND,
+            operation,
+            after: self.timeout,
+        }
+    }
+
+    pub(super) fn redis_error(&self, operation: &'static str, error: RedisError) -> Error {
+        if error.is_timeout() {
+            self.timed_out(operation)
+        } else {
+            Error::backend(KIND, operation, error)
+        }
+    }
+
+    fn pool_error(&self, operation: &'static str, error: PoolError) -> Error {
+        match error {
+            PoolError::Timeout(_) => self.timed_out(operation),
+            PoolError::Backend(error) => self.redis_error(operation, error),
+            other => Error::backend(KIND, operation, other),
+        }
+    }
+}
+
+/// Whether a failed call may have left its connection unusable. A server
+/// reply such as `WRONGTYPE` or `NOSCRIPT` does not.
+fn may_break_connection(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_unrecoverable_error()
+        || error.is_timeout()
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("pool", &self.pool.status())
+            .field("timeout", &self.timeout)
+            .field("connected", &self.current().is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,52 @@
+//! The Lua scripts, loaded from the `*.lua` files beside this one. Each
+//! file's first line is its contract. [`redis::Script`] sends `EVALSHA` and
+//! loads the script again when the server answers `NOSCRIPT` (after a
+//! restart or a `SCRIPT FLUSH`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Compare-and-set against an envelope header, exact bytes or absence.
+pub(super) fn cas() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cas.lua")));
+    &SCRIPT
+}
+
+/// Create a lock record and issue a fence, or report the holder's PTTL.
+pub(super) fn lock_fenced() -> &'static Script {
+    static SCRIPT: LazyLock<Script> =
+        LazyLock::new(|| Script::new(include_str!("lock_fenced.lua")));
+    &SCRIPT
+}
+
+/// Owner-checked delete that publishes the release.
+pub(super) fn release() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+    &SCRIPT
+}
+
+/// Owner-checked lease renewal.
+pub(super) fn extend() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("extend.lua")));
+    &SCRIPT
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_script_starts_with_its_contract() {
+        for source in [
+            include_str!("cas.lua"),
+            include_str!("lock_fenced.lua"),
+            include_str!("release.lua"),
+            include_str!("extend.lua"),
+        ] {
+            let first = source.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("-- KEYS[1]=") && first.contains("returns"),
+                "{first}"
+            );
+        }
+    }
+}

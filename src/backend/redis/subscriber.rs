@@ -1,0 +1,432 @@
+//! Cross-process wake-ups: one pub/sub connection per backend, owned by a
+//! task, on which each watched lock key's release channel is subscribed.
+//!
+//! [`Subscriber::watch`] asks the task to subscribe and resolves once the
+//! server confirmed it. The [`ReleaseWatch`] it returns sends an unsubscribe
+//! when dropped. Watches carry ids, and a channel is unsubscribed only when
+//! its last watch goes, so an old watch's late unsubscribe never cancels a
+//! newer watch of the same key; the task handles requests in order, so the
+//! server sees them in order too.
+//!
+//! The task starts on the first watch and stops when the backend and every
+//! watch are gone. If the link drops, it reconnects with a jittered backoff,
+//! subscribes every live channel again, and then asks (one `EXISTS`
+//! pipeline) which watched records are gone: their releases may have been
+//! published while nobody listened, so their waiters are woken. Until then
+//! waiters fall back to their lease bound, and new watches fail at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
+
+use super::conn::{Connections, Request, Resend, KIND};
+use super::naming;
+use crate::backend::ReleaseWatch;
+use crate::{Error, Result};
+
+/// First wait before reconnecting a dropped link.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest wait between reconnection attempts.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How often an idle link with subscriptions is checked with a `PING`, so a
+/// half-open connection is noticed.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+const OPERATION: &str = "watch_releases";
+
+/// The backend's handle on its pub/sub task.
+pub(super) struct Subscriber {
+    client: redis::Client,
+    conns: Arc<Connections>,
+    /// `None` until the first watch; replaced if the task has stopped (its
+    /// runtime shut down).
+    commands: Mutex<Option<UnboundedSender<Command>>>,
+    next_id: AtomicU64,
+}
+
+enum Command {
+    Watch {
+        channel: String,
+        lock_key: String,
+        id: u64,
+        wake: Arc<Notify>,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Unwatch {
+        channel: String,
+        id: u64,
+    },
+}
+
+/// Unsubscribes its watch when dropped.
+struct WatchGuard {
+    commands: UnboundedSender<Command>,
+    channel: String,
+    id: u64,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        // If the task is gone, so is the subscription.
+        let _ = self.commands.send(Command::Unwatch {
+            channel: std::mem::take(&mut self.channel),
+            id: self.id,
+        });
+    }
+}
+
+impl Subscriber {
+    pub(super) fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
+        Subscriber {
+            client,
+            conns,
+            commands: Mutex::new(None),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Subscribes to `lock_key`'s release channel; `wake` is notified on
+    /// each release until the returned watch is dropped.
+    pub(super) async fn watch(&self, lock_key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        let channel = naming::release_channel(lock_key);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (done, confirmed) = oneshot::channel();
+        let commands = self.send(Command::Watch {
+            channel: channel.clone(),
+            lock_key: lock_key.to_owned(),
+            id,
+            wake,
+            done,
+        });
+        // Made before waiting, so a watch given up on (timeout, cancelled
+        // future) is unsubscribed once the task gets to it.
+        let guard = WatchGuard {
+            commands,
+            channel,
+            id,
+        };
+        match tokio::time::timeout(self.conns.timeout(), confirmed).await {
+            Ok(Ok(Ok(()))) => Ok(ReleaseWatch::new(guard)),
+            Ok(Ok(Err(error))) => Err(error),
+            Ok(Err(_)) => Err(Error::backend(
+                KIND,
+                OPERATION,
+                "the pub/sub task stopped before confirming the subscription",
+            )),
+            Err(_) => Err(self.conns.timed_out(OPERATION)),
+        }
+    }
+
+    /// Hands `command` to the task, starting one if there is none running.
+    fn send(&self, command: Command) -> UnboundedSender<Command> {
+        let mut slot = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        let command = match slot.as_ref() {
+            Some(commands) => match commands.send(command) {
+                Ok(()) => return commands.clone(),
+                Err(returned) => returned.0,
+            },
+            None => command,
+        };
+        let (commands, receiver) = unbounded_channel();
+        let task = Task::new(self.client.clone(), Arc::clone(&self.conns));
+        tokio::spawn(task.run(receiver));
+        // The receiver is alive in the task we just spawned.
+        let _ = commands.send(command);
+        *slot = Some(commands.clone());
+        commands
+    }
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let running = self
+            .commands
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|commands| !commands.is_closed());
+        f.debug_struct("Subscriber")
+            .field("running", &running)
+            .finish()
+    }
+}
+
+/// The task's state: the link and what is subscribed on it.
+struct Task {
+    client: redis::Client,
+    conns: Arc<Connections>,
+    /// Release channel → the lock key and its watches.
+    channels: HashMap<String, Watched>,
+    link: Option<Link>,
+    backoff: Duration,
+    /// When the link may next be dialled after a failure.
+    retry_at: Option<Instant>,
+}
+
+struct Watched {
+    lock_key: String,
+    watchers: Vec<(u64, Arc<Notify>)>,
+}
+
+impl Watched {
+    fn wake(&self) {
+        for (_, wake) in &self.watchers {
+            wake.notify_waiters();
+        }
+    }
+}
+
+struct Link {
+    sink: PubSubSink,
+    stream: PubSubStream,
+}
+
+enum Event {
+    Command(Option<Command>),
+    Message(Option<redis::Msg>),
+    Keepalive,
+    Retry,
+}
+
+impl Task {
+    fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
+        Task {
+            client,
+            conns,
+            channels: HashMap::new(),
+            link: None,
+            backoff: BACKOFF_MIN,
+            retry_at: None,
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.conns.timeout()
+    }
+
+    async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
+        let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let watching = !self.channels.is_empty();
+            let event = match self.link.as_mut() {
+                Some(link) => tokio::select! {
+                    command = commands.recv() => Event::Command(command),
+                    message = link.stream.next() => Event::Message(message),
+                    _ = keepalive.tick(), if watching => Event::Keepalive,
+                },
+                None => {
+                    let retry_at = self.retry_at.filter(|_| watching);
+                    tokio::select! {
+                        command = commands.recv() => Event::Command(command),
+                        () = sleep_until(retry_at) => Event::Retry,
+                    }
+                }
+            };
+            match event {
+                Event::Command(None) => {
+                    tracing::debug!("Redis pub/sub task stopping: backend and watches are gone");
+                    return;
+                }
+                Event::Command(Some(Command::Watch {
+                    channel,
+                    lock_key,
+                    id,
+                    wake,
+                    done,
+                })) => {
+                    let result = self.watch(channel, lock_key, id, wake).await;
+                    let _ = done.send(result);
+                }
+                Event::Command(Some(Command::Unwatch { channel, id })) => {
+                    self.unwatch(&channel, id).await;
+                }
+                Event::Message(Some(message)) => {
+                    if let Some(watched) = self.channels.get(message.get_channel_name()) {
+                        tracing::debug!(lock = %watched.lock_key, "release published");
+                        watched.wake();
+                    }
+                }
+                Event::Message(None) => {
+                    tracing::warn!(
+                        channels = self.channels.len(),
+                        "Redis pub/sub link lost; reconnecting (waiters fall back to their lease meanwhile)"
+                    );
+                    self.lose_link();
+                }
+                Event::Keepalive => self.ping().await,
+                Event::Retry => {
+                    if let Err(error) = self.connect().await {
+                        tracing::warn!(%error, retry_in = ?self.backoff, "Redis pub/sub reconnect failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn watch(
+        &mut self,
+        channel: String,
+        lock_key: String,
+        id: u64,
+        wake: Arc<Notify>,
+    ) -> Result<()> {
+        if self.link.is_none() {
+            if self.retry_at.is_some_and(|at| Instant::now() < at) {
+                return Err(Error::backend(
+                    KIND,
+                    OPERATION,
+                    "the pub/sub connection is down and reconnecting",
+                ));
+            }
+            self.connect().await?;
+        }
+        if let Some(watched) = self.channels.get_mut(&channel) {
+            // Subscribed already, and the link is up: confirmed.
+            watched.watchers.push((id, wake));
+            return Ok(());
+        }
+        let timeout = self.timeout();
+        let Some(link) = self.link.as_mut() else {
+            return Err(Error::backend(
+                KIND,
+                OPERATION,
+                "the pub/sub connection is down",
+            ));
+        };
+        match tokio::time::timeout(timeout, link.sink.subscribe(&channel)).await {
+            Ok(Ok(())) => {
+                tracing::debug!(lock = %lock_key, "watching for releases");
+                let watchers = vec![(id, wake)];
+                self.channels
+                    .insert(channel, Watched { lock_key, watchers });
+                Ok(())
+            }
+            Ok(Err(error)) => {
+                self.lose_link();
+                Err(self.conns.redis_error(OPERATION, error))
+            }
+            Err(_) => {
+                self.lose_link();
+                Err(self.conns.timed_out(OPERATION))
+            }
+        }
+    }
+
+    async fn unwatch(&mut self, channel: &str, id: u64) {
+        let Some(watched) = self.channels.get_mut(channel) else {
+            return; // a watch that failed, or was never confirmed
+        };
+        watched.watchers.retain(|(watch, _)| *watch != id);
+        if !watched.watchers.is_empty() {
+            return;
+        }
+        self.channels.remove(channel);
+        let timeout = self.timeout();
+        if let Some(link) = self.link.as_mut() {
+            let unsubscribed = tokio::time::timeout(timeout, link.sink.unsubscribe(channel)).await;
+            if !matches!(unsubscribed, Ok(Ok(()))) {
+                // Cannot tell what the server has; a fresh link subscribes
+                // exactly the live channels.
+                self.lose_link();
+            }
+        }
+    }
+
+    async fn ping(&mut self) {
+        let timeout = self.timeout();
+        if let Some(link) = self.link.as_mut() {
+            let pong = tokio::time::timeout(timeout, link.sink.ping::<redis::Value>()).await;
+            if !matches!(pong, Ok(Ok(_))) {
+                tracing::warn!("Redis pub/sub link did not answer a PING; reconnecting");
+                self.lose_link();
+            }
+        }
+    }
+
+    /// Forgets the link and schedules the next dial.
+    fn lose_link(&mut self) {
+        self.link = None;
+        let jitter = fastrand::f64() * 0.5 + 0.75;
+        self.retry_at = Some(Instant::now() + self.backoff.mul_f64(jitter));
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Dials, subscribes every live channel, then wakes the waiters of
+    /// records released while the link was down.
+    async fn connect(&mut self) -> Result<()> {
+        let channels: Vec<&String> = self.channels.keys().collect();
+        let dial = async {
+            let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
+            if !channels.is_empty() {
+                sink.subscribe(&channels).await?;
+            }
+            Ok::<_, redis::RedisError>(Link { sink, stream })
+        };
+        let link = match tokio::time::timeout(self.timeout(), dial).await {
+            Ok(Ok(link)) => link,
+            Ok(Err(error)) => {
+                self.lose_link();
+                return Err(self.conns.redis_error(OPERATION, error));
+            }
+            Err(_) => {
+                self.lose_link();
+                return Err(self.conns.timed_out(OPERATION));
+            }
+        };
+        self.link = Some(link);
+        self.backoff = BACKOFF_MIN;
+        self.retry_at = None;
+        tracing::debug!(channels = self.channels.len(), "Redis pub/sub link up");
+        if !self.channels.is_empty() {
+            self.wake_released().await;
+        }
+        Ok(())
+    }
+
+    /// Wakes the watches whose record is gone.
+    async fn wake_released(&self) {
+        let watched: Vec<&Watched> = self.channels.values().collect();
+        let mut pipeline = redis::pipe();
+        for entry in &watched {
+            pipeline.exists(&entry.lock_key);
+        }
+        let exists: Vec<bool> = match self
+            .conns
+            .query(
+                OPERATION,
+                Request::Pipeline(&pipeline),
+                Resend::IfConnectionLost,
+            )
+            .await
+        {
+            Ok(exists) => exists,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "cannot check for releases missed while the Redis pub/sub link was down; \
+                     their waiters wait on the lease"
+                );
+                return;
+            }
+        };
+        for (entry, _) in watched.iter().zip(exists).filter(|(_, exists)| !exists) {
+            tracing::debug!(lock = %entry.lock_key, "released while the pub/sub link was down");
+            entry.wake();
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
