@@ -57,7 +57,7 @@ pub enum Error {
     /// A cache URL or backend configuration that cannot be used.
     #[error("invalid cache configuration {url:?}: {reason}")]
     InvalidConfig {
-        /// The URL or setting as given.
+        /// The URL or setting as given, without any password.
         url: String,
         /// What is wrong with it.
         reason: String,
@@ -241,9 +241,10 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid_config(url: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A configuration error; a URL in it loses its password.
+    pub(crate) fn invalid_config(url: impl AsRef<str>, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
-            url: url.into(),
+            url: crate::url::redact(url.as_ref()),
             reason: reason.into(),
         }
     }

@@ -89,6 +89,19 @@ impl<'a> CacheUrl<'a> {
     }
 }
 
+/// `url` without its password (`scheme://***@host…`), for error messages.
+/// Anything that is not a URL is returned as it is.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 fn percent_decode(url: &str, text: &str) -> Result<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -135,6 +148,23 @@ mod tests {
             Some(Duration::from_millis(50))
         );
         assert!(url.finish().is_ok());
+    }
+
+    #[test]
+    fn redact_hides_credentials_only() {
+        assert_eq!(redact("redis://:secret@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact("rediss://u:p@h/0?x=1"), "rediss://***@h/0?x=1");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(redact("redis://h/a@b"), "redis://h/a@b");
+        assert_eq!(redact("10.0.0.1:11211"), "10.0.0.1:11211");
+    }
+
+    #[test]
+    fn config_errors_never_show_a_password() {
+        let url = CacheUrl::parse("redis://user:hunter2@h:1/0?bogus=1").unwrap();
+        let message = url.finish().unwrap_err().to_string();
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("redis://***@h:1/0"), "{message}");
     }
 
     #[test]

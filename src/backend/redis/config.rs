@@ -150,7 +150,7 @@ impl RedisSource {
 /// Builds the pool and client described by `config`.
 fn build(config: &Config, options: &RedisOptions) -> Result<Resolved> {
     let described = || match &config.url {
-        Some(url) => redact(url),
+        Some(url) => url.to_owned(),
         None => "deadpool_redis::Config { connection: .. }".to_owned(),
     };
     let connection_info = match (&config.url, &config.connection) {
@@ -193,18 +193,6 @@ fn build(config: &Config, options: &RedisOptions) -> Result<Resolved> {
     Ok(Resolved { pool, subscriber })
 }
 
-/// `url` without its password, for error messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
-}
-
 fn invalid_reason(error: &redis::RedisError) -> String {
     format!("not a usable Redis address: {error}")
 }
@@ -220,13 +208,13 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)>
     }
     if url.scheme == "rediss" && !cfg!(feature = "redis-tls") {
         return Err(Error::invalid_config(
-            redact(url.original),
+            url.original,
             "rediss:// needs TLS, which this build of stampede lacks; enable its `redis-tls` feature",
         ));
     }
     if url.rest.is_empty() {
         return Err(Error::invalid_config(
-            redact(url.original),
+            url.original,
             "a redis:// URL needs a host, as in redis://127.0.0.1:6379/0",
         ));
     }
@@ -237,7 +225,7 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)>
         Some("3" | "resp3") => "?protocol=resp3",
         Some(other) => {
             return Err(Error::invalid_config(
-                redact(url.original),
+                url.original,
                 format!("parameter `protocol` must be resp2 or resp3, not {other:?}"),
             ))
         }
@@ -249,14 +237,14 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)>
         Some("true") => true,
         Some(other) => {
             return Err(Error::invalid_config(
-                redact(url.original),
+                url.original,
                 format!("parameter `insecure` must be true or false, not {other:?}"),
             ))
         }
     };
     if insecure && url.scheme != "rediss" {
         return Err(Error::invalid_config(
-            redact(url.original),
+            url.original,
             "parameter `insecure` only applies to rediss:// URLs",
         ));
     }
@@ -265,19 +253,6 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)>
     // Parsed here so that a bad address is a configuration error now, not a
     // failure at the first command.
     redis::IntoConnectionInfo::into_connection_info(address.as_str())
-        .map_err(|e| Error::invalid_config(redact(url.original), invalid_reason(&e)))?;
+        .map_err(|e| Error::invalid_config(url.original, invalid_reason(&e)))?;
     Ok((Config::from_url(address), options))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redact_hides_credentials_only() {
-        assert_eq!(redact("redis://:secret@h:1/0"), "redis://***@h:1/0");
-        assert_eq!(redact("rediss://u:p@h/0?x=1"), "rediss://***@h/0?x=1");
-        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
-        assert_eq!(redact("redis://h/a@b"), "redis://h/a@b");
-    }
 }
