@@ -73,11 +73,12 @@ impl Cache {
 
     /// Opens a cache from a URL.
     ///
-    /// | URL | backend |
-    /// |---|---|
-    /// | `memory://` | in-process; `?max_capacity=<bytes>` |
-    /// | `redis://[user:pass@]host[:port][/db]`, `rediss://…` | Redis (feature `redis`) |
-    /// | `memcached://host:port[,host:port…]` | memcached (feature `memcached`) |
+    /// | URL | backend | parameters |
+    /// |---|---|---|
+    /// | `memory://` | in-process | `max_capacity` (bytes) |
+    /// | `redis://[user:pass@]host[:port][/db]` | Redis (feature `redis`) | `timeout_ms`, `protocol` (`resp2`/`resp3`) |
+    /// | `rediss://…` | Redis over TLS (feature `redis-tls`) | as above, and `insecure=true` |
+    /// | `memcached://host[:port][,host[:port]…]` | memcached (feature `memcached`) | `timeout_ms`, `poll_ms`, `max_value_size` |
     ///
     /// Every URL also takes `?namespace=<name>`, the same as
     /// [`with_namespace`](Cache::with_namespace). Unknown parameters are
@@ -85,9 +86,9 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming the problem: an unknown scheme, a
-    /// backend whose feature is off, a bad parameter. Network backends may
-    /// also fail to connect.
+    /// [`Error::InvalidConfig`] naming the problem (an unknown scheme, a
+    /// backend whose feature is off, a bad parameter), never showing a
+    /// password. Network backends connect lazily, on the first operation.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
