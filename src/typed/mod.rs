@@ -24,7 +24,7 @@ use serde::Serialize;
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
 pub use codec::{Codec, Json};
-pub use fill::Fill;
+pub use fill::{Fill, DEFAULT_FILL_LEASE};
 pub use update::Retry;
 
 use crate::key::check_ttl;
