@@ -27,9 +27,16 @@ impl Kind {
     }
 
     /// How much later than its TTL a key may still be seen on this backend.
+    /// memcached sends every TTL as `ceil(seconds) + CLOCK_MARGIN_SECS` and
+    /// its clock ticks once a second, so items outlive their TTL by up to
+    /// the margin plus a second (and a poll to notice).
     pub fn ttl_slack(self) -> Duration {
         match self {
-            Kind::Memcached => Duration::from_millis(2_500),
+            #[cfg(feature = "memcached")]
+            Kind::Memcached => {
+                Duration::from_secs(stampede::backend::memcached::CLOCK_MARGIN_SECS + 1)
+                    + Duration::from_millis(500)
+            }
             _ => Duration::from_millis(700),
         }
     }
