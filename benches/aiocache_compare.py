@@ -111,6 +111,7 @@ async def stampede_share(backend, args, namespace, callers, start_at):
     lease = lease_for(backend, args.lease_s)
     await cache.get("warm-up")  # connect before the clock starts
     fills = []
+    starts = []
     errors = []
 
     async def caller():
@@ -123,6 +124,7 @@ async def stampede_share(backend, args, namespace, callers, start_at):
                         began = time.time()
                         await asyncio.sleep(args.fill_ms / 1000.0)
                         fills.append(time.time() - began)
+                        starts.append(began - start_at)
                         await cache.set("report", "quarterly report: 42")
             except KeyError as error:
                 # aiocache's RedLock._release pops its class-wide event map
@@ -142,6 +144,7 @@ async def stampede_share(backend, args, namespace, callers, start_at):
         "errors": len(errors),
         "fills": len(fills),
         "fill_ms": [f * 1000.0 for f in fills],
+        "fill_start_ms": [s * 1000.0 for s in starts],
         "latencies_ms": [(end - start_at) * 1000.0 for end in ends],
     }
 
@@ -165,7 +168,7 @@ def stampede_procs(backend, args):
         )
         for _ in range(args.procs)
     ]
-    merged = {"errors": 0, "fills": 0, "fill_ms": [], "latencies_ms": [], "late_start": False}
+    merged = {"errors": 0, "fills": 0, "fill_ms": [], "fill_start_ms": [], "latencies_ms": [], "late_start": False}
     for child in children:
         out, _ = child.communicate()
         if child.returncode != 0:
@@ -174,6 +177,7 @@ def stampede_procs(backend, args):
         merged["fills"] += part["fills"]
         merged["errors"] += part["errors"]
         merged["fill_ms"] += part["fill_ms"]
+        merged["fill_start_ms"] += part["fill_start_ms"]
         merged["latencies_ms"] += part["latencies_ms"]
         merged["late_start"] |= part.get("late_start", False)
     return merged

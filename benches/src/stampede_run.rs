@@ -13,6 +13,11 @@ pub struct StampedeOutcome {
     pub fills: usize,
     /// How long each fill took, in milliseconds, as measured inside it.
     pub fill_ms: Vec<f64>,
+    /// When each fill began, in milliseconds after the release of every
+    /// caller: what the callers' own backend traffic cost the filler before
+    /// it could start.
+    #[serde(default)]
+    pub fill_start_ms: Vec<f64>,
     /// Each caller's latency in milliseconds, from the release of all
     /// callers until its `get_or_fill` returned.
     pub latencies_ms: Vec<f64>,
@@ -26,6 +31,7 @@ impl StampedeOutcome {
     pub fn merge(&mut self, other: StampedeOutcome) {
         self.fills += other.fills;
         self.fill_ms.extend(other.fill_ms);
+        self.fill_start_ms.extend(other.fill_start_ms);
         self.latencies_ms.extend(other.latencies_ms);
         self.late_start |= other.late_start;
     }
@@ -63,12 +69,13 @@ pub async fn stampede(
                 let report: String = cache
                     .get_or_fill(&key, options, || async move {
                         fills.fetch_add(1, Ordering::SeqCst);
+                        let began_ms = opened.elapsed().as_secs_f64() * 1e3;
                         let began = Instant::now();
                         tokio::time::sleep(fill).await;
                         fill_ms
                             .lock()
                             .expect("fill times")
-                            .push(began.elapsed().as_secs_f64() * 1e3);
+                            .push((began_ms, began.elapsed().as_secs_f64() * 1e3));
                         Ok::<_, stampede::Error>("quarterly report: 42".to_owned())
                     })
                     .await
@@ -92,10 +99,11 @@ pub async fn stampede(
     for handle in handles {
         latencies_ms.push(handle.await.expect("a caller panicked"));
     }
-    let fill_ms = std::mem::take(&mut *fill_ms.lock().expect("fill times"));
+    let fill_times = std::mem::take(&mut *fill_ms.lock().expect("fill times"));
     StampedeOutcome {
         fills: fills.load(Ordering::SeqCst),
-        fill_ms,
+        fill_start_ms: fill_times.iter().map(|(start, _)| *start).collect(),
+        fill_ms: fill_times.iter().map(|(_, took)| *took).collect(),
         latencies_ms,
         late_start,
     }
