@@ -13,6 +13,9 @@ use crate::stampedes::Figure;
 /// Where the chart goes, relative to the workspace (and BENCHMARKS.md).
 pub const FILE: &str = "benches/stampede-latency.svg";
 
+/// A line of the chart: its name, colour and points.
+type Series = (String, RGBColor, Vec<(f64, f64)>);
+
 /// (fraction served, latency ms) points of a cumulative distribution.
 fn cdf(figure: &Figure) -> Vec<(f64, f64)> {
     let mut sorted = figure.outcome.latencies_ms.clone();
@@ -32,7 +35,7 @@ pub fn draw(results: &Results) -> Result<(), Box<dyn std::error::Error>> {
     let panels = root.split_evenly((1, 2));
     let procs = results.knobs.procs;
     for (panel, backend) in panels.iter().zip(["redis", "memcached"]) {
-        let mut series: Vec<(String, RGBColor, Vec<(f64, f64)>)> = Vec::new();
+        let mut series: Vec<Series> = Vec::new();
         for (b, p, figure) in &results.stampedes {
             if *b == backend {
                 let color = if *p > 1 {

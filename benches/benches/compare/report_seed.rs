@@ -134,8 +134,10 @@ fn aiocache_figure(seed: &Value, section: &str, backend: &str) -> Option<Figure>
     let fills = seed::numbers(&entry["fill_ms"]);
     let fill = fills.iter().copied().fold(f64::INFINITY, f64::min);
     let fill = if fill.is_finite() { fill } else { 0.0 };
-    let mut figure = Figure::default();
-    figure.overheads_ms = latencies.iter().map(|l| l - fill).collect();
+    let mut figure = Figure {
+        overheads_ms: latencies.iter().map(|l| l - fill).collect(),
+        ..Figure::default()
+    };
     figure.outcome.latencies_ms = latencies;
     figure.outcome.fill_ms = fills;
     figure.outcome.fill_start_ms = seed::numbers(&entry["fill_start_ms"]);
