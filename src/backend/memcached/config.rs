@@ -16,6 +16,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default for [`MemcachedConfig::poll_interval`]: 50 milliseconds.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Default for [`MemcachedConfig::max_connections`]: 64 per server.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+
 /// Default for [`MemcachedConfig::max_value_size`]: 1 MiB minus 1 KiB.
 ///
 /// memcached's default item size limit (`-I 1m`) counts the key and an item
@@ -77,6 +80,15 @@ pub struct MemcachedConfig {
     ///
     /// Default: [`DEFAULT_MAX_VALUE_SIZE`] (1 MiB − 1 KiB).
     pub max_value_size: usize,
+
+    /// The most connections open to each server at once, all kept open
+    /// while idle (for up to 90 s). The client sends one request at a time
+    /// per connection, so calls beyond this many in flight wait for a free
+    /// connection rather than each dialling a new one: a stampede of 1,000
+    /// callers would otherwise open (and then close) about 1,000 sockets.
+    ///
+    /// Default: [`DEFAULT_MAX_CONNECTIONS`] (64).
+    pub max_connections: usize,
 }
 
 impl Default for MemcachedConfig {
@@ -86,6 +98,7 @@ impl Default for MemcachedConfig {
             timeout: DEFAULT_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -117,6 +130,12 @@ impl MemcachedConfig {
     /// Sets [`poll_interval`](MemcachedConfig#structfield.poll_interval).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Sets [`max_connections`](MemcachedConfig#structfield.max_connections).
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
         self
     }
 
@@ -162,6 +181,12 @@ impl MemcachedConfig {
             return Err(Error::invalid_config(
                 setting(),
                 "no memcached server given",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(Error::invalid_config(
+                setting(),
+                "`max_connections` must be at least 1",
             ));
         }
         for (name, value) in [

@@ -128,7 +128,11 @@
 //! Every call is bounded by [`MemcachedConfig::timeout`] (2 s by default):
 //! past it, [`Error::BackendTimeout`]; a refused or broken connection is
 //! [`Error::Backend`]. Connections are pooled and redialled, so after a
-//! server restart the same [`Cache`] works again. memcached may evict any
+//! server restart the same [`Cache`] works again. The client sends one
+//! request at a time per connection; at most
+//! [`MemcachedConfig::max_connections`] (64) are open to each server and all
+//! of them are kept while idle, so a burst of calls queues on warm
+//! connections instead of dialling one socket per call. memcached may evict any
 //! item when it runs out of memory, lock records and fencing counters
 //! included: size the cache so that it does not.
 
@@ -150,7 +154,8 @@ use tokio::sync::Notify;
 
 use self::client::{unexpected, Client};
 pub use self::config::{
-    MemcachedConfig, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL, DEFAULT_PORT, DEFAULT_TIMEOUT,
+    MemcachedConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PORT, DEFAULT_TIMEOUT,
 };
 pub use self::keys::MAX_KEY_LEN;
 pub use self::ttl::CLOCK_MARGIN_SECS;
@@ -188,6 +193,8 @@ impl MemcachedBackend {
     async fn connect(config: MemcachedConfig) -> Result<MemcachedBackend> {
         let servers = config.checked_servers()?;
         let connecting = AsyncMetaClient::builder()
+            .max_connections(Some(config.max_connections))
+            .max_idle(config.max_connections)
             .io_timeout(Some(config.timeout))
             .connect_timeout(Some(config.timeout))
             .connect_multiple_async(servers.clone());

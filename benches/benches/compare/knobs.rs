@@ -1,0 +1,89 @@
+//! The comparison's knobs: environment variables, each with a default
+//! sized so that the whole run takes a few minutes on two cores.
+
+use std::time::Duration;
+
+/// Every knob, read once.
+#[derive(Clone, Debug)]
+pub struct Knobs {
+    /// `STAMPEDE_BENCH_SCALE` (1.0): multiplies every pair count.
+    pub scale: f64,
+    /// `STAMPEDE_BENCH_ROUNDS` (5): interleaved rounds per row; the median counts.
+    pub rounds: usize,
+    /// `STAMPEDE_BENCH_TASKS` (64): tasks of the concurrent rows.
+    pub tasks: usize,
+    /// `STAMPEDE_BENCH_CALLERS` (1000): callers of a stampede.
+    pub callers: usize,
+    /// `STAMPEDE_BENCH_PROCS` (4): processes of the spread stampede.
+    pub procs: usize,
+    /// `STAMPEDE_BENCH_STAMPEDES` (3): stampedes per figure; latencies pooled.
+    pub stampedes: usize,
+    /// `STAMPEDE_BENCH_FILL_MS` (50): how long a fill takes.
+    pub fill: Duration,
+    /// `STAMPEDE_BENCH_LEASE_MS` (5000): the fill lock's lease.
+    pub lease: Duration,
+    /// `STAMPEDE_BENCH_CAS_TASKS` (64) × `STAMPEDE_BENCH_CAS_EACH` (50): CAS increments.
+    pub cas_tasks: usize,
+    /// See `cas_tasks`.
+    pub cas_each: usize,
+    /// `STAMPEDE_BENCH_LOCKS` (1000000): distinct locks of the memory run.
+    pub locks: usize,
+    /// `STAMPEDE_BENCH_WAVE` (100000): locks held at once in the memory run.
+    pub wave: usize,
+    /// `STAMPEDE_BENCH_AIOCACHE` (1): 0 skips aiocache.
+    pub aiocache: bool,
+    /// `STAMPEDE_BENCH_PYTHON` (python3): the interpreter that makes the venv.
+    pub python: String,
+    /// `STAMPEDE_BENCH_WRITE` (1): 0 prints the report without writing BENCHMARKS.md.
+    pub write: bool,
+}
+
+fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a valid value")),
+        Err(_) => default,
+    }
+}
+
+impl Knobs {
+    /// Reads every knob from the environment.
+    pub fn from_env() -> Knobs {
+        Knobs {
+            scale: var("STAMPEDE_BENCH_SCALE", 1.0),
+            rounds: var("STAMPEDE_BENCH_ROUNDS", 5usize).max(1),
+            tasks: var("STAMPEDE_BENCH_TASKS", 64usize).max(1),
+            callers: var("STAMPEDE_BENCH_CALLERS", 1_000usize).max(1),
+            procs: var("STAMPEDE_BENCH_PROCS", 4usize).max(1),
+            stampedes: var("STAMPEDE_BENCH_STAMPEDES", 3usize).max(1),
+            fill: Duration::from_millis(var("STAMPEDE_BENCH_FILL_MS", 50)),
+            lease: Duration::from_millis(var("STAMPEDE_BENCH_LEASE_MS", 5_000)),
+            cas_tasks: var("STAMPEDE_BENCH_CAS_TASKS", 64usize),
+            cas_each: var("STAMPEDE_BENCH_CAS_EACH", 50usize),
+            locks: var("STAMPEDE_BENCH_LOCKS", 1_000_000usize),
+            wave: var("STAMPEDE_BENCH_WAVE", 100_000usize).max(1),
+            aiocache: var("STAMPEDE_BENCH_AIOCACHE", 1u8) != 0,
+            python: var("STAMPEDE_BENCH_PYTHON", "python3".to_owned()),
+            write: var("STAMPEDE_BENCH_WRITE", 1u8) != 0,
+        }
+    }
+
+    /// `n` scaled by `STAMPEDE_BENCH_SCALE`, at least 1.
+    pub fn scaled(&self, n: usize) -> usize {
+        ((n as f64 * self.scale).round() as usize).max(1)
+    }
+
+    /// The knobs set in this run's environment, as `NAME=value` words.
+    pub fn set_in_env() -> Vec<String> {
+        let mut set: Vec<String> = std::env::vars()
+            .filter(|(name, _)| {
+                name.starts_with("STAMPEDE_BENCH_") && name != "STAMPEDE_BENCH_CHILD"
+            })
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        set.sort();
+        set
+    }
+}

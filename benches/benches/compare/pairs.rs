@@ -1,0 +1,368 @@
+//! Ours against the floor and a peer, per operation pair: sequential, and
+//! many tasks on distinct keys. Contenders take turns, round after round,
+//! and each reports the median of its rounds.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stampede::backend::redis::{fence_key, release_channel};
+use stampede::{Cache, OptimisticLock, RedLock};
+use stampede_benches::floor::{MemcachedFloor, MemoryFloor, RedisFloor};
+use stampede_benches::measure;
+
+use crate::knobs::Knobs;
+
+const LEASE: Duration = Duration::from_secs(10);
+
+/// How a row runs its operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One after another, `n` of them.
+    Sequential(usize),
+    /// `tasks` tasks on distinct keys, `per_task` each.
+    Concurrent { tasks: usize, per_task: usize },
+}
+
+impl Mode {
+    pub fn label(self) -> String {
+        match self {
+            Mode::Sequential(_) => "sequential".to_owned(),
+            Mode::Concurrent { tasks, .. } => format!("{tasks} tasks"),
+        }
+    }
+}
+
+type Timed = Pin<Box<dyn Future<Output = f64> + Send>>;
+/// Runs a contender in a mode; µs per operation pair.
+type Contender = Box<dyn Fn(Mode) -> Timed + Send + Sync>;
+
+fn contender<F, Fut>(op: F) -> Contender
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |mode| {
+        let op = op.clone();
+        Box::pin(async move {
+            match mode {
+                Mode::Sequential(n) => {
+                    let wall = measure::sequential(n, |i| op(0, i)).await;
+                    wall.as_secs_f64() * 1e6 / n as f64
+                }
+                Mode::Concurrent { tasks, per_task } => {
+                    let wall = measure::concurrent(tasks, per_task, op).await;
+                    wall.as_secs_f64() * 1e6 / (tasks * per_task) as f64
+                }
+            }
+        })
+    })
+}
+
+/// One row of the table, measured.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub backend: &'static str,
+    pub workload: &'static str,
+    pub mode: Mode,
+    /// µs per pair (for concurrent rows: wall time ÷ pairs).
+    pub ours: f64,
+    pub floor: f64,
+    /// Which peer, and its µs per pair; aiocache's are filled in later.
+    pub peer: Option<(String, f64)>,
+    /// What the floor does, for the table's notes.
+    pub floor_does: &'static str,
+}
+
+/// What a row is made of before it is measured.
+struct Spec {
+    backend: &'static str,
+    workload: &'static str,
+    floor_does: &'static str,
+    ours: Contender,
+    floor: Contender,
+    peer: Option<(String, Contender)>,
+}
+
+async fn measure_row(spec: &Spec, mode: Mode, rounds: usize) -> Row {
+    let warm_up = match mode {
+        Mode::Sequential(n) => Mode::Sequential((n / 10).max(1)),
+        Mode::Concurrent { tasks, per_task } => Mode::Concurrent {
+            tasks,
+            per_task: (per_task / 10).max(1),
+        },
+    };
+    (spec.ours)(warm_up).await;
+    (spec.floor)(warm_up).await;
+    if let Some((_, peer)) = &spec.peer {
+        peer(warm_up).await;
+    }
+    let (mut ours, mut floor, mut peer) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Alternate who goes first, so that neither always follows the other.
+        if round % 2 == 0 {
+            ours.push((spec.ours)(mode).await);
+            floor.push((spec.floor)(mode).await);
+        } else {
+            floor.push((spec.floor)(mode).await);
+            ours.push((spec.ours)(mode).await);
+        }
+        if let Some((_, run)) = &spec.peer {
+            peer.push(run(mode).await);
+        }
+    }
+    Row {
+        backend: spec.backend,
+        workload: spec.workload,
+        mode,
+        ours: measure::median(&mut ours),
+        floor: measure::median(&mut floor),
+        peer: spec
+            .peer
+            .as_ref()
+            .map(|(name, _)| (name.clone(), measure::median(&mut peer))),
+        floor_does: spec.floor_does,
+    }
+}
+
+/// Per-task keys `<prefix><task>`.
+fn keys(prefix: &str, tasks: usize) -> Arc<Vec<String>> {
+    Arc::new((0..tasks).map(|t| format!("{prefix}{t}")).collect())
+}
+
+fn redlocks(cache: &Cache, prefix: &str, tasks: usize) -> Arc<Vec<RedLock>> {
+    Arc::new(
+        (0..tasks)
+            .map(|t| RedLock::new(cache, format!("{prefix}{t}"), LEASE))
+            .collect(),
+    )
+}
+
+fn ours_acquire(cache: &Cache, tasks: usize) -> Contender {
+    let locks = redlocks(cache, "a", tasks);
+    contender(move |task, _| {
+        let lock = locks[task].clone();
+        async move {
+            let guard = lock.acquire().await.expect("acquire");
+            assert!(guard.holds_lock(), "uncontended");
+            assert!(guard.release().await.expect("release"));
+        }
+    })
+}
+
+fn ours_lock(cache: &Cache, tasks: usize) -> Contender {
+    let locks = redlocks(cache, "l", tasks);
+    contender(move |task, _| {
+        let lock = locks[task].clone();
+        async move {
+            let guard = lock.lock().await.expect("lock");
+            assert!(guard.release().await.expect("release"));
+        }
+    })
+}
+
+fn ours_optimistic(cache: &Cache, tasks: usize) -> Contender {
+    let (cache, keys) = (cache.clone(), keys("v", tasks));
+    contender(move |task, i| {
+        let (cache, keys) = (cache.clone(), keys.clone());
+        async move {
+            let lock = OptimisticLock::acquire(&cache, &keys[task])
+                .await
+                .expect("acquire");
+            lock.cas(i.to_string(), None)
+                .await
+                .expect("uncontended cas");
+        }
+    })
+}
+
+/// The backends' caches and floors, opened once.
+pub struct Targets {
+    pub memory: Cache,
+    pub redis: Cache,
+    pub memcached: Cache,
+    pub redis_url: String,
+    pub memcached_addr: String,
+    /// Prefix of the floors' and peers' keys, unique to this run.
+    pub floor_prefix: String,
+}
+
+async fn specs(targets: &Targets, tasks: usize, rslock: &rslock::LockManager) -> Vec<Spec> {
+    let mut specs = Vec::new();
+
+    // memory
+    let floor = MemoryFloor::new(LEASE);
+    let (f, k) = (
+        floor.clone(),
+        keys(&format!("{}a", targets.floor_prefix), tasks),
+    );
+    specs.push(Spec {
+        backend: "memory",
+        workload: "acquire+release",
+        floor_does: "moka and_compute_with insert-if-absent, then compare-remove",
+        ours: ours_acquire(&targets.memory, tasks),
+        floor: contender(move |task, _| {
+            let (f, k) = (f.clone(), k.clone());
+            async move { f.acquire_release(&format!("{}-lock", k[task])).await }
+        }),
+        peer: None,
+    });
+    let (f, k) = (floor, keys(&format!("{}v", targets.floor_prefix), tasks));
+    specs.push(Spec {
+        backend: "memory",
+        workload: "OptimisticLock acquire+cas",
+        floor_does: "moka get, then and_compute_with compare-put",
+        ours: ours_optimistic(&targets.memory, tasks),
+        floor: contender(move |task, i| {
+            let (f, k) = (f.clone(), k.clone());
+            async move { assert!(f.gets_cas(&k[task], i.to_string().as_bytes()).await) }
+        }),
+        peer: None,
+    });
+
+    specs.extend(redis_specs(targets, tasks, rslock).await);
+    specs.extend(memcached_specs(targets, tasks).await);
+    specs
+}
+
+async fn redis_specs(targets: &Targets, tasks: usize, rslock: &rslock::LockManager) -> Vec<Spec> {
+    let floor = RedisFloor::connect(&targets.redis_url).await;
+    let mut specs = Vec::new();
+    let rslock_pair = |prefix: &str| {
+        let (manager, k) = (
+            rslock.clone(),
+            keys(&format!("{}{prefix}", targets.floor_prefix), tasks),
+        );
+        contender(move |task, _| {
+            let (manager, k) = (manager.clone(), k.clone());
+            async move {
+                let lock = manager
+                    .lock(k[task].as_str(), LEASE)
+                    .await
+                    .expect("rslock lock");
+                manager.unlock(&lock).await;
+            }
+        })
+    };
+
+    let (f, k) = (
+        floor.clone(),
+        keys(&format!("{}a", targets.floor_prefix), tasks),
+    );
+    specs.push(Spec {
+        backend: "redis",
+        workload: "acquire+release",
+        floor_does:
+            "SET NX PX, then EVALSHA release.lua, on one multiplexed connection from deadpool",
+        ours: ours_acquire(&targets.redis, tasks),
+        floor: contender(move |task, _| {
+            let (f, k) = (f.clone(), k.clone());
+            async move {
+                let key = format!("{}-lock", k[task]);
+                f.acquire_release(&key, &release_channel(&key), LEASE).await
+            }
+        }),
+        peer: Some(("rslock lock+unlock".to_owned(), rslock_pair("rs-a"))),
+    });
+    let (f, k) = (
+        floor.clone(),
+        keys(&format!("{}l", targets.floor_prefix), tasks),
+    );
+    specs.push(Spec {
+        backend: "redis",
+        workload: "lock+release (exclusive, fenced)",
+        floor_does: "EVALSHA lock_fenced.lua (SET NX PX + INCR), then EVALSHA release.lua",
+        ours: ours_lock(&targets.redis, tasks),
+        floor: contender(move |task, _| {
+            let (f, k) = (f.clone(), k.clone());
+            async move {
+                let key = format!("{}-lock", k[task]);
+                f.lock_release(&key, &fence_key(&key), &release_channel(&key), LEASE)
+                    .await
+            }
+        }),
+        peer: Some(("rslock lock+unlock".to_owned(), rslock_pair("rs-l"))),
+    });
+    let (f, k) = (floor, keys(&format!("{}v", targets.floor_prefix), tasks));
+    specs.push(Spec {
+        backend: "redis",
+        workload: "OptimisticLock acquire+cas",
+        floor_does: "GET, then EVALSHA cas.lua against the envelope header",
+        ours: ours_optimistic(&targets.redis, tasks),
+        floor: contender(move |task, i| {
+            let (f, k) = (f.clone(), k.clone());
+            async move { assert!(f.gets_cas(&k[task], i.to_string().as_bytes()).await) }
+        }),
+        peer: None,
+    });
+    specs
+}
+
+async fn memcached_specs(targets: &Targets, tasks: usize) -> Vec<Spec> {
+    let floor = MemcachedFloor::connect(&targets.memcached_addr).await;
+    // stampede sends a 10 s lease as ceil(10) + 2 seconds.
+    let lease_secs = LEASE.as_secs() as u32 + 2;
+    let mut specs = Vec::new();
+    let (f, k) = (
+        floor.clone(),
+        keys(&format!("{}a", targets.floor_prefix), tasks),
+    );
+    specs.push(Spec {
+        backend: "memcached",
+        workload: "acquire+release",
+        floor_does: "ms ME T, then mg v c and md C<cas>, through memcache::exp",
+        ours: ours_acquire(&targets.memcached, tasks),
+        floor: contender(move |task, _| {
+            let (f, k) = (f.clone(), k.clone());
+            async move {
+                f.acquire_release(&format!("{}-lock", k[task]), lease_secs)
+                    .await
+            }
+        }),
+        peer: None,
+    });
+    let (f, k) = (floor, keys(&format!("{}v", targets.floor_prefix), tasks));
+    specs.push(Spec {
+        backend: "memcached",
+        workload: "OptimisticLock acquire+cas",
+        floor_does: "mg v c, then ms C<cas>, through memcache::exp",
+        ours: ours_optimistic(&targets.memcached, tasks),
+        floor: contender(move |task, i| {
+            let (f, k) = (f.clone(), k.clone());
+            async move { assert!(f.gets_cas(&k[task], i.to_string().as_bytes()).await) }
+        }),
+        peer: None,
+    });
+    specs
+}
+
+/// Measures every row, sequential and concurrent; `step` is told each row.
+pub async fn run(targets: &Targets, knobs: &Knobs, mut step: impl FnMut(&str)) -> Vec<Row> {
+    let rslock = rslock::LockManager::new(vec![targets.redis_url.clone()]);
+    let specs = specs(targets, knobs.tasks, &rslock).await;
+    let mut rows = Vec::new();
+    for spec in &specs {
+        // The memory backend is ~100× faster than a round trip: more pairs.
+        let (seq, per_task) = match spec.backend {
+            "memory" => (knobs.scaled(20_000), knobs.scaled(20_000) / knobs.tasks),
+            _ => (knobs.scaled(1_000), knobs.scaled(4_000) / knobs.tasks),
+        };
+        for mode in [
+            Mode::Sequential(seq),
+            Mode::Concurrent {
+                tasks: knobs.tasks,
+                per_task: per_task.max(1),
+            },
+        ] {
+            step(&format!(
+                "{} {} ({})",
+                spec.backend,
+                spec.workload,
+                mode.label()
+            ));
+            rows.push(measure_row(spec, mode, knobs.rounds).await);
+        }
+    }
+    rows
+}

@@ -1,0 +1,342 @@
+//! The floors: the same backend work as stampede's, done by hand with the
+//! same client crates and nothing around it. What stampede adds on top of
+//! a floor (key building, owner registry, wake-up map, timeouts, error
+//! mapping) is its overhead.
+//!
+//! | floor | acquire + release | gets + cas |
+//! |---|---|---|
+//! | [`RedisFloor`] | `SET k owner NX PX`, `EVALSHA release.lua` | `GET`, `EVALSHA cas.lua` |
+//! | [`RedisFloor`] fenced | `EVALSHA lock_fenced.lua`, `EVALSHA release.lua` | |
+//! | [`MemcachedFloor`] | `ms k ME T`, `mg k v c`, `md k C<cas>` | `mg k v c`, `ms k C<cas>` |
+//! | [`MemoryFloor`] | moka `and_compute_with` insert-if-absent, then compare-remove | moka `get`, then `and_compute_with` compare-put |
+//!
+//! The Redis floor uses stampede's own Lua scripts (the files in
+//! `src/backend/redis/`) over one multiplexed connection taken from a
+//! deadpool pool, as stampede does. Owner tokens are 36 bytes, like
+//! stampede's uuids, but come from a counter, which costs less.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use memcache::exp::{AsyncMetaClient, Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
+use moka::future::Cache as MokaCache;
+use moka::ops::compute::{CompResult, Op};
+use redis::aio::MultiplexedConnection;
+use redis::Script;
+
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../src/backend/redis/release.lua")));
+static LOCK_FENCED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../src/backend/redis/lock_fenced.lua")));
+static CAS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../src/backend/redis/cas.lua")));
+
+/// A fresh 36-byte owner token from a process-wide counter.
+pub fn owner_token() -> [u8; 36] {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut token = [b'0'; 36];
+    let digits = format!(
+        "{:036}",
+        u128::from(n) | (u128::from(std::process::id()) << 64)
+    );
+    token.copy_from_slice(&digits.as_bytes()[digits.len() - 36..]);
+    token
+}
+
+/// Hand-written Redis operations over one multiplexed connection taken
+/// from a deadpool pool.
+#[derive(Clone)]
+pub struct RedisFloor {
+    conn: MultiplexedConnection,
+}
+
+impl std::fmt::Debug for RedisFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisFloor").finish_non_exhaustive()
+    }
+}
+
+impl RedisFloor {
+    /// Takes one connection out of a new pool for `url`.
+    ///
+    /// # Panics
+    ///
+    /// When the server cannot be reached.
+    pub async fn connect(url: &str) -> RedisFloor {
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .expect("a valid Redis URL");
+        let conn = deadpool_redis::Connection::take(pool.get().await.expect("connect to Redis"));
+        RedisFloor { conn }
+    }
+
+    /// `SET key owner NX PX lease`, then the owner-checked release script
+    /// (which also publishes on `channel`). Panics unless both succeed.
+    pub async fn acquire_release(&self, key: &str, channel: &str, lease: Duration) {
+        let mut conn = self.conn.clone();
+        let owner = owner_token();
+        let set: redis::Value = redis::cmd("SET")
+            .arg(key)
+            .arg(&owner[..])
+            .arg("NX")
+            .arg("PX")
+            .arg(lease.as_millis() as u64)
+            .query_async(&mut conn)
+            .await
+            .expect("SET NX PX");
+        assert_eq!(set, redis::Value::Okay, "the lock was free");
+        let removed: u8 = RELEASE
+            .key(key)
+            .arg(&owner[..])
+            .arg(channel)
+            .invoke_async(&mut conn)
+            .await
+            .expect("release script");
+        assert_eq!(removed, 1);
+    }
+
+    /// The fenced lock script (`SET NX PX` and `INCR` of `fence_key`), then
+    /// the release script. Panics unless both succeed.
+    pub async fn lock_release(&self, key: &str, fence_key: &str, channel: &str, lease: Duration) {
+        let mut conn = self.conn.clone();
+        let owner = owner_token();
+        let (acquired, _fence): (u8, i64) = LOCK_FENCED
+            .key(key)
+            .key(fence_key)
+            .arg(&owner[..])
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await
+            .expect("lock script");
+        assert_eq!(acquired, 1, "the lock was free");
+        let removed: u8 = RELEASE
+            .key(key)
+            .arg(&owner[..])
+            .arg(channel)
+            .invoke_async(&mut conn)
+            .await
+            .expect("release script");
+        assert_eq!(removed, 1);
+    }
+
+    /// `GET key`, then the CAS script against the 14-byte header read,
+    /// writing `payload` under a fresh header. Returns whether it stored.
+    pub async fn gets_cas(&self, key: &str, payload: &[u8]) -> bool {
+        let mut conn = self.conn.clone();
+        let current: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("GET");
+        let mut invocation = CAS.key(key);
+        match &current {
+            Some(current) => invocation
+                .arg("prefix")
+                .arg(&current[..14.min(current.len())]),
+            None => invocation.arg("absent").arg(""),
+        };
+        let stored: u8 = invocation
+            .arg(sealed(payload))
+            .arg("")
+            .invoke_async(&mut conn)
+            .await
+            .expect("cas script");
+        stored == 1
+    }
+
+    /// Stores `payload` under a fresh header, as stampede's `set` does.
+    pub async fn set(&self, key: &str, payload: &[u8]) {
+        let mut conn = self.conn.clone();
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(sealed(payload))
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+    }
+}
+
+/// stampede's value envelope: a 6-byte marker, an 8-byte nonce, the payload.
+fn sealed(payload: &[u8]) -> Vec<u8> {
+    static NONCE: AtomicU64 = AtomicU64::new(1);
+    let mut stored = Vec::with_capacity(14 + payload.len());
+    stored.extend_from_slice(b"\0stmp\x01");
+    stored.extend_from_slice(&NONCE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    stored.extend_from_slice(payload);
+    stored
+}
+
+/// Hand-written memcached meta commands through `memcache::exp`.
+#[derive(Clone)]
+pub struct MemcachedFloor {
+    client: AsyncMetaClient,
+}
+
+impl std::fmt::Debug for MemcachedFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcachedFloor").finish_non_exhaustive()
+    }
+}
+
+impl MemcachedFloor {
+    /// A client for `host:port`, with the same timeouts stampede sets.
+    ///
+    /// # Panics
+    ///
+    /// When the address does not resolve.
+    pub async fn connect(host_port: &str) -> MemcachedFloor {
+        let client = AsyncMetaClient::builder()
+            .io_timeout(Some(Duration::from_secs(2)))
+            .connect_timeout(Some(Duration::from_secs(2)))
+            .connect_multiple_async(vec![host_port.to_owned()])
+            .await
+            .expect("connect to memcached");
+        MemcachedFloor { client }
+    }
+
+    /// `ms key ME T<secs>`, then `mg key v c` and `md key C<cas>`. Panics
+    /// unless the lock was free and the release removed it.
+    pub async fn acquire_release(&self, key: &str, lease_secs: u32) {
+        let owner = owner_token();
+        let created = self
+            .client
+            .run(Set::new(key, owner).add().ttl(Ttl::secs(lease_secs)))
+            .await
+            .expect("ms ME");
+        assert_eq!(created.status, MutationStatus::Applied, "the lock was free");
+        let read = self
+            .client
+            .run(Get::new(key).meta(Meta::NONE.cas()))
+            .await
+            .expect("mg v c");
+        assert!(read.status == GetStatus::Hit && read.value.as_deref() == Some(&owner[..]));
+        let cas = read.item.cas.expect("a CAS unique");
+        let removed = self
+            .client
+            .run(Delete::new(key).compare_cas(cas))
+            .await
+            .expect("md C");
+        assert_eq!(removed.status, MutationStatus::Applied);
+    }
+
+    /// `mg key v c`, then `ms key C<cas>` (or `ms key ME` when absent).
+    /// Returns whether it stored.
+    pub async fn gets_cas(&self, key: &str, value: &[u8]) -> bool {
+        let read = self
+            .client
+            .run(Get::new(key).meta(Meta::NONE.cas()))
+            .await
+            .expect("mg v c");
+        let set = match read.item.cas.filter(|_| read.status == GetStatus::Hit) {
+            Some(cas) => Set::new(key, value).compare_cas(cas),
+            None => Set::new(key, value).add(),
+        };
+        let stored = self.client.run(set).await.expect("ms C");
+        stored.status == MutationStatus::Applied
+    }
+}
+
+#[derive(Clone)]
+struct FloorEntry {
+    value: Bytes,
+    version: u64,
+}
+
+/// Expires lock entries after the lease they were stored with.
+struct Lease(Duration);
+
+impl moka::Expiry<String, FloorEntry> for Lease {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        _value: &FloorEntry,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
+/// Hand-written moka operations: what the memory backend does underneath.
+#[derive(Clone)]
+pub struct MemoryFloor {
+    locks: MokaCache<String, FloorEntry>,
+    values: MokaCache<String, FloorEntry>,
+}
+
+impl std::fmt::Debug for MemoryFloor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryFloor").finish_non_exhaustive()
+    }
+}
+
+impl MemoryFloor {
+    /// Two moka caches: lock entries expiring after `lease`, and values.
+    pub fn new(lease: Duration) -> MemoryFloor {
+        MemoryFloor {
+            locks: MokaCache::builder().expire_after(Lease(lease)).build(),
+            values: MokaCache::builder().max_capacity(128 * 1024 * 1024).build(),
+        }
+    }
+
+    /// Insert-if-absent of a fresh owner, then remove-if-owner. Panics
+    /// unless the lock was free and the remove took it.
+    pub async fn acquire_release(&self, key: &str) {
+        let owner = Bytes::copy_from_slice(&owner_token());
+        let inserted = self
+            .locks
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                std::future::ready(match current {
+                    None => Op::Put(FloorEntry {
+                        value: owner.clone(),
+                        version: 0,
+                    }),
+                    Some(_) => Op::Nop,
+                })
+            })
+            .await;
+        assert!(
+            matches!(inserted, CompResult::Inserted(_)),
+            "the lock was free"
+        );
+        let removed = self
+            .locks
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                std::future::ready(match current {
+                    Some(entry) if entry.value().value == owner => Op::Remove,
+                    _ => Op::Nop,
+                })
+            })
+            .await;
+        assert!(matches!(removed, CompResult::Removed(_)));
+    }
+
+    /// `get`, then put-if-same-version with the next version. Returns
+    /// whether it stored.
+    pub async fn gets_cas(&self, key: &str, value: &[u8]) -> bool {
+        let seen = self.values.get(key).await.map(|entry| entry.version);
+        let result = self
+            .values
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                let now = current.as_ref().map(|entry| entry.value().version);
+                std::future::ready(if now == seen {
+                    Op::Put(FloorEntry {
+                        value: Bytes::copy_from_slice(value),
+                        version: seen.map_or(1, |v| v + 1),
+                    })
+                } else {
+                    Op::Nop
+                })
+            })
+            .await;
+        matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
+    }
+}
