@@ -11,6 +11,7 @@ use crate::backend::{Backend, CasToken};
 use crate::key::{check_ttl, Namespace};
 use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
+use crate::typed::flight::Flights;
 use crate::url::CacheUrl;
 use crate::{Error, Result};
 
@@ -45,6 +46,7 @@ struct Shared {
     backend: AnyBackend,
     wakeups: Wakeups,
     held: HeldLocks,
+    flights: Flights,
 }
 
 impl Cache {
@@ -54,6 +56,7 @@ impl Cache {
                 backend,
                 wakeups: Wakeups::default(),
                 held: HeldLocks::default(),
+                flights: Flights::default(),
             }),
             namespace: Namespace::default(),
         }
@@ -200,6 +203,10 @@ impl Cache {
 
     pub(crate) fn held_locks(&self) -> &HeldLocks {
         &self.shared.held
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.shared.flights
     }
 
     pub(crate) fn backend(&self) -> &AnyBackend {

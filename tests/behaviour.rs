@@ -67,6 +67,7 @@ macro_rules! all_cases {
             lease::bad_lease_input_is_a_clear_error,
             fill::thousand_cold_callers_fill_once,
             fill::failing_fill_hands_over_to_exactly_one_waiter,
+            fill::cancelled_filler_hands_over_to_one_waiter,
             fill::early_refresh_keeps_a_hot_key_present,
             fill::stale_while_revalidate_serves_the_old_value,
             fill::update_from_many_tasks_loses_no_increment,

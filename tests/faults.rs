@@ -1,16 +1,17 @@
 //! What the locks do when the backend fails under them, through a wrapper
 //! backend that fails chosen operations on demand (fault injection over the
 //! real memory backend; the network backends' own outage tests stop a real
-//! server).
+//! server). The wrapper also counts calls, to check how much backend work a
+//! stampede costs.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use stampede::backend::memory::MemoryBackend;
 use stampede::backend::{Backend, CasToken, Fencing, LockAttempt, LockRecord};
-use stampede::{Cache, Error, LeaseState, OptimisticLock, RedLock, Result};
+use stampede::{Cache, Error, Fill, LeaseState, OptimisticLock, RedLock, Result};
 
 /// Which operations fail right now.
 #[derive(Default)]
@@ -19,6 +20,8 @@ struct Faults {
     release: AtomicBool,
     try_lock: AtomicBool,
     everything: AtomicBool,
+    /// Every call that reached the backend.
+    calls: AtomicUsize,
 }
 
 struct Flaky {
@@ -28,6 +31,7 @@ struct Flaky {
 
 impl Flaky {
     fn check(&self, op: &'static str, specific: &AtomicBool) -> Result<()> {
+        self.faults.calls.fetch_add(1, Ordering::SeqCst);
         if specific.load(Ordering::SeqCst) || self.faults.everything.load(Ordering::SeqCst) {
             return Err(Error::backend("flaky", op, "injected failure"));
         }
@@ -268,4 +272,39 @@ async fn a_failing_try_lock_inside_lock_returns_the_error() {
         .unwrap_err();
     assert!(err.is_backend(), "{err}");
     assert_eq!(cache.waiting_lock_keys(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_stampede_costs_a_handful_of_backend_calls() {
+    const CALLERS: usize = 1_000;
+    let (cache, faults) = flaky_cache();
+    let fills = Arc::new(AtomicUsize::new(0));
+    let calls: Vec<_> = (0..CALLERS)
+        .map(|_| {
+            let (cache, fills) = (cache.clone(), fills.clone());
+            tokio::spawn(async move {
+                let fill = Fill::ttl(Duration::from_secs(60));
+                cache
+                    .get_or_fill("report", fill, || async {
+                        fills.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, Error>(42u64)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 42);
+    }
+    assert_eq!(fills.load(Ordering::SeqCst), 1);
+    // Without the in-process single flight every caller would read, try the
+    // lock, re-check and read again: about 4,000 calls. With it, only callers
+    // that read before the first miss was known touch the backend at all.
+    let calls = faults.calls.load(Ordering::SeqCst);
+    assert!(
+        calls < CALLERS / 2,
+        "{calls} backend calls for one stampede"
+    );
 }

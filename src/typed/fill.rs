@@ -3,10 +3,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::flight::{Joined, Leader};
 use super::frame::{now_unix_ms, Meta};
 use super::{decode, encode, Codec};
 use crate::key::{check_lease, check_ttl};
@@ -166,30 +168,73 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     fill.check()?;
+    let flight_key = cache.namespace().apply(key)?;
+    let flights = cache.flights();
     let lock = RedLock::new(cache, key, fill.lease);
-    if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
-        match read.verdict {
-            Verdict::Fresh => return Ok(read.value),
-            Verdict::Refresh => {
-                // One caller refreshes; everyone else keeps what they read.
-                let seen = Some(read.fresh_until_ms());
-                return match lock.try_acquire().await? {
-                    Some(guard) => fill_holding(cache, codec, key, fill, guard, seen, f).await,
-                    None => Ok(read.value),
-                };
+    loop {
+        // A fill for this key is under way in this process: wait for it
+        // without touching the backend.
+        if let Some(follower) = flights.in_progress(&flight_key) {
+            match follower.landed().await {
+                Some(bytes) => return Ok(decode(codec, key, &bytes)?.1),
+                None => continue, // it failed or was cancelled: try again
             }
-            Verdict::Missing => {}
+        }
+        if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
+            match read.verdict {
+                Verdict::Fresh => return Ok(read.value),
+                Verdict::Refresh => {
+                    // One caller refreshes; everyone else keeps what they read.
+                    let seen = Some(read.fresh_until_ms());
+                    return match lock.try_acquire().await? {
+                        Some(guard) => {
+                            fill_holding(cache, codec, key, fill, guard, seen, None, f).await
+                        }
+                        None => Ok(read.value),
+                    };
+                }
+                Verdict::Missing => {}
+            }
+        }
+        match flights.join(&flight_key) {
+            Joined::Follow(follower) => match follower.landed().await {
+                Some(bytes) => return Ok(decode(codec, key, &bytes)?.1),
+                None => continue,
+            },
+            Joined::Lead(leader) => return lead(cache, codec, key, fill, &lock, &leader, f).await,
         }
     }
+}
+
+/// This process's one caller for a missing key: takes the cross-process
+/// guard, then fills, or reads what another process filled, and lands the
+/// bytes for its followers.
+async fn lead<C, T, E, F, Fut>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+    fill: &Fill,
+    lock: &RedLock,
+    leader: &Leader<'_>,
+    f: F,
+) -> Result<T, E>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
     loop {
         let guard = lock.acquire().await?;
         if guard.holds_lock() {
-            return fill_holding(cache, codec, key, fill, guard, None, f).await;
+            return fill_holding(cache, codec, key, fill, guard, None, Some(leader), f).await;
         }
         // We waited for someone's fill. Read it; if it is still missing (the
         // fill failed, or its lease ran out), take the lock in turn.
         if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
             if read.verdict != Verdict::Missing {
+                leader.land(read.bytes);
                 return Ok(read.value);
             }
         }
@@ -205,6 +250,8 @@ struct Read<T> {
     verdict: Verdict,
     meta: Option<Meta>,
     value: T,
+    /// As stored, for a flight's followers to decode.
+    bytes: Bytes,
 }
 
 impl<T> Read<T> {
@@ -230,11 +277,14 @@ async fn read<C: Codec, T: DeserializeOwned>(
         verdict,
         meta,
         value,
+        bytes,
     }))
 }
 
-/// Holding the fill lock: re-check, fill, store, release. `seen` is the
-/// freshness of the value a refresh is replacing (`None` on a miss).
+/// Holding the fill lock: re-check, fill, store, land, release. `seen` is
+/// the freshness of the value a refresh is replacing (`None` on a miss);
+/// `leader` is the flight whose followers wait for the result, if any.
+#[allow(clippy::too_many_arguments)]
 async fn fill_holding<C, T, E, F, Fut>(
     cache: &Cache,
     codec: &C,
@@ -242,6 +292,7 @@ async fn fill_holding<C, T, E, F, Fut>(
     fill: &Fill,
     guard: LockGuard,
     seen: Option<u64>,
+    leader: Option<&Leader<'_>>,
     f: F,
 ) -> Result<T, E>
 where
@@ -257,6 +308,9 @@ where
     if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
         let newer = seen.is_none_or(|seen| read.fresh_until_ms() > seen);
         if read.verdict != Verdict::Missing && newer {
+            if let Some(leader) = leader {
+                leader.land(read.bytes);
+            }
             release(&guard, key).await;
             return Ok(read.value);
         }
@@ -265,9 +319,13 @@ where
     let outcome = f().await;
     if let Ok(value) = &outcome {
         let meta = Meta::fresh_for(fill.ttl, started.elapsed());
-        let bytes = encode(codec, key, value, meta)?;
-        cache.set(key, bytes, fill.storage_ttl()).await?;
+        let bytes = Bytes::from(encode(codec, key, value, meta)?);
+        cache.set(key, &bytes, fill.storage_ttl()).await?;
         tracing::debug!(key, fill_time = ?meta.fill_time, "filled");
+        // Stored: this process's followers can have it before the release.
+        if let Some(leader) = leader {
+            leader.land(bytes);
+        }
     } else {
         tracing::debug!(key, "fill failed; releasing so that a waiter takes over");
     }

@@ -12,6 +12,7 @@
 
 mod codec;
 mod fill;
+pub(crate) mod flight;
 mod frame;
 mod update;
 

@@ -145,6 +145,65 @@ pub async fn failing_fill_hands_over_to_exactly_one_waiter(store: Store) {
     );
 }
 
+pub async fn cancelled_filler_hands_over_to_one_waiter(store: Store) {
+    const WAITERS: usize = 20;
+    let cache = store.handle().await;
+    let fill = Fill::ttl(Duration::from_secs(60)).lease(LEASE);
+    let (filling_tx, filling_rx) = tokio::sync::oneshot::channel();
+    let first = tokio::spawn({
+        let (cache, fill) = (cache.clone(), fill.clone());
+        async move {
+            cache
+                .get_or_fill("k", fill, move || async move {
+                    let _ = filling_tx.send(());
+                    tokio::time::sleep(LEASE * 3).await; // never finishes
+                    Ok::<_, stampede::Error>(0u64)
+                })
+                .await
+        }
+    });
+    filling_rx.await.unwrap();
+    let fills = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let (cache, fill, fills) = (cache.clone(), fill.clone(), fills.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_fill("k", fill, || async {
+                        fills.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, stampede::Error>(7u64)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        waiters.iter().all(|w| !w.is_finished()),
+        "a waiter returned while the fill ran"
+    );
+
+    let cancelled_at = Instant::now();
+    first.abort(); // the filler's caller goes away mid-fill
+    assert!(first.await.unwrap_err().is_cancelled());
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap(), 7);
+    }
+    assert_eq!(
+        fills.load(Ordering::SeqCst),
+        1,
+        "exactly one waiter took over the fill"
+    );
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(3),
+        "waiters sat out the lease: {:?}",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(cache.held_lock_count(), 0);
+}
+
 pub async fn early_refresh_keeps_a_hot_key_present(store: Store) {
     let cache = store.handle().await;
     let ttl = churn_ttl(store.kind);
