@@ -15,7 +15,8 @@ use stampede::backend::redis::{
     deadpool_redis, fence_key, redis, release_channel, RedisBackend, RedisOptions,
 };
 use stampede::backend::{Backend, Fencing, LockAttempt};
-use stampede::{Cache, RedLock};
+use stampede::{Cache, LockGuard, RedLock};
+use tokio::task::JoinHandle;
 
 use common::servers::{self, Server};
 use common::{assert_between, process, Kind, Store};
@@ -29,6 +30,40 @@ const LONG_LEASE: Duration = Duration::from_secs(10);
 const WAKE_BOUND: Duration = Duration::from_secs(1);
 /// Scheduling slack on top of a timeout.
 const MARGIN: Duration = Duration::from_millis(750);
+
+/// Takes `key`'s lock on `holder` and parks a waiter for it on `waiting`
+/// (another handle, as another process would be); returns once the
+/// waiter's release channel is subscribed on the server. `full_lock_key`
+/// names the lock record with its namespace, as the channel does.
+async fn hold_with_remote_waiter(
+    holder: &Cache,
+    waiting: &Cache,
+    key: &str,
+    waiter_lease: Duration,
+    observer: &mut MultiplexedConnection,
+    full_lock_key: &str,
+) -> (LockGuard, JoinHandle<LockGuard>) {
+    let holding = RedLock::new(holder, key, LONG_LEASE)
+        .acquire()
+        .await
+        .unwrap();
+    assert!(holding.holds_lock());
+    let waiter = tokio::spawn({
+        let lock = RedLock::new(waiting, key, waiter_lease);
+        async move { lock.acquire().await.unwrap() }
+    });
+    until_subscribed(observer, &release_channel(full_lock_key), 1).await;
+    (holding, waiter)
+}
+
+/// Releases `holding` and checks that the release wakes `waiter` promptly.
+async fn release_wakes(holding: LockGuard, waiter: JoinHandle<LockGuard>, what: &str) {
+    let released_at = Instant::now();
+    assert!(holding.release().await.unwrap());
+    let guard = waiter.await.unwrap();
+    assert!(guard.was_woken(), "{what}: the waiter sat out its lease");
+    assert_between(what, released_at.elapsed(), Duration::ZERO, WAKE_BOUND);
+}
 
 /// A plain redis-rs connection to `url`, as another program would have.
 async fn raw(url: &str) -> MultiplexedConnection {
@@ -295,22 +330,22 @@ async fn the_same_handle_works_again_after_a_restart() {
     let other = short_timeout_cache(&server).await;
     cache.set("k", b"before", None).await.unwrap();
     // Both handles have a pub/sub link before the outage.
-    let holder = RedLock::new(&cache, "warm", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&other, "warm", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
     let mut observer = raw(&server.url()).await;
-    until_subscribed(&mut observer, &release_channel("outage:warm-lock"), 1).await;
-    assert!(holder.release().await.unwrap());
-    assert!(waiter.await.unwrap().was_woken());
+    let (holding, waiter) = hold_with_remote_waiter(
+        &cache,
+        &other,
+        "warm",
+        LONG_LEASE,
+        &mut observer,
+        "outage:warm-lock",
+    )
+    .await;
+    release_wakes(holding, waiter, "wake-up before the restart").await;
 
-    server.restart(); // same port, empty data, empty script cache
-                      // Each handle's connection went to the old process. Reads are resent on
-                      // a fresh connection, so they work at once...
+    // Same port, empty data, empty script cache.
+    server.restart();
+    // Each handle's connection went to the old process. Reads are resent on
+    // a fresh connection, so they work at once...
     assert_eq!(cache.get("k").await.unwrap(), None, "a fresh server");
     // ...but a write is not (whether it ran cannot be known): the first one
     // on a lost connection fails, and the next reconnects.
@@ -323,27 +358,17 @@ async fn the_same_handle_works_again_after_a_restart() {
     );
 
     // Scripts are loaded again, and the pub/sub links come back.
-    let holder = RedLock::new(&cache, "after", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    assert!(holder.holds_lock());
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&other, "after", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
     let mut observer = raw(&server.url()).await;
-    until_subscribed(&mut observer, &release_channel("outage:after-lock"), 1).await;
-    let released_at = Instant::now();
-    assert!(holder.release().await.unwrap());
-    let guard = waiter.await.unwrap();
-    assert!(guard.was_woken());
-    assert_between(
-        "wake-up after restart",
-        released_at.elapsed(),
-        Duration::ZERO,
-        WAKE_BOUND,
-    );
+    let (holding, waiter) = hold_with_remote_waiter(
+        &cache,
+        &other,
+        "after",
+        LONG_LEASE,
+        &mut observer,
+        "outage:after-lock",
+    )
+    .await;
+    release_wakes(holding, waiter, "wake-up after restart").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,16 +376,16 @@ async fn a_waiter_across_a_restart_is_woken_when_the_record_is_gone() {
     let mut server = Server::start(servers::REDIS);
     let holder = short_timeout_cache(&server).await;
     let waiting = short_timeout_cache(&server).await;
-    let _held = RedLock::new(&holder, "k", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&waiting, "k", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
     let mut observer = raw(&server.url()).await;
-    until_subscribed(&mut observer, &release_channel("outage:k-lock"), 1).await;
+    let (_held, waiter) = hold_with_remote_waiter(
+        &holder,
+        &waiting,
+        "k",
+        LONG_LEASE,
+        &mut observer,
+        "outage:k-lock",
+    )
+    .await;
 
     // The restarted server has no data: the record is gone, unreleased. The
     // waiter's pub/sub link comes back and finds that out.
@@ -683,17 +708,17 @@ async fn a_killed_pubsub_link_falls_back_to_the_lease_then_recovers() {
     let lease = Duration::from_millis(1_500);
 
     // A lock that stays held: its waiter returns by the lease.
-    let _held = RedLock::new(&holder, "held", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
     let started = Instant::now();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&waiting, "held", lease);
-        async move { lock.acquire().await.unwrap() }
-    });
+    let (_held, waiter) = hold_with_remote_waiter(
+        &holder,
+        &waiting,
+        "held",
+        lease,
+        &mut admin,
+        "link:held-lock",
+    )
+    .await;
     let channel = release_channel("link:held-lock");
-    until_subscribed(&mut admin, &channel, 1).await;
     let before = pubsub_client_ids(&mut admin).await;
     assert_eq!(before.len(), 1);
     kill_pubsub_clients(&mut admin).await;
@@ -720,25 +745,16 @@ async fn a_killed_pubsub_link_falls_back_to_the_lease_then_recovers() {
     );
 
     // After reconnection a new waiter is woken by a release from another handle.
-    let holding = RedLock::new(&holder, "next", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&waiting, "next", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
-    until_subscribed(&mut admin, &release_channel("link:next-lock"), 1).await;
-    let released_at = Instant::now();
-    assert!(holding.release().await.unwrap());
-    let guard = waiter.await.unwrap();
-    assert!(guard.was_woken());
-    assert_between(
-        "wake-up after reconnect",
-        released_at.elapsed(),
-        Duration::ZERO,
-        WAKE_BOUND,
-    );
+    let (holding, waiter) = hold_with_remote_waiter(
+        &holder,
+        &waiting,
+        "next",
+        LONG_LEASE,
+        &mut admin,
+        "link:next-lock",
+    )
+    .await;
+    release_wakes(holding, waiter, "wake-up after reconnect").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -749,28 +765,19 @@ async fn a_release_published_while_the_link_is_down_still_wakes() {
     let waiting = Cache::from_url(&url).await.unwrap();
     let mut admin = raw(&server.url()).await;
 
-    let holding = RedLock::new(&holder, "k", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&waiting, "k", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
-    until_subscribed(&mut admin, &release_channel("missed:k-lock"), 1).await;
+    let (holding, waiter) = hold_with_remote_waiter(
+        &holder,
+        &waiting,
+        "k",
+        LONG_LEASE,
+        &mut admin,
+        "missed:k-lock",
+    )
+    .await;
     // Once CLIENT KILL has answered, nobody hears the release's PUBLISH; the
     // reconnect must notice that the record is gone.
     kill_pubsub_clients(&mut admin).await;
-    let released_at = Instant::now();
-    assert!(holding.release().await.unwrap());
-    let guard = waiter.await.unwrap();
-    assert!(guard.was_woken());
-    assert_between(
-        "wake-up for a release missed by pub/sub",
-        released_at.elapsed(),
-        Duration::ZERO,
-        WAKE_BOUND,
-    );
+    release_wakes(holding, waiter, "wake-up for a release missed by pub/sub").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -805,23 +812,11 @@ async fn a_cache_on_the_applications_own_pool() {
         .unwrap();
     assert_eq!(&stored[14..], b"v");
 
-    let holding = RedLock::new(&cache, "k", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&other, "k", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
     let mut observer = raw(&url).await;
-    until_subscribed(
-        &mut observer,
-        &release_channel(&format!("{namespace}:k-lock")),
-        1,
-    )
-    .await;
-    assert!(holding.release().await.unwrap());
-    assert!(waiter.await.unwrap().was_woken());
+    let lock_key = format!("{namespace}:k-lock");
+    let (holding, waiter) =
+        hold_with_remote_waiter(&cache, &other, "k", LONG_LEASE, &mut observer, &lock_key).await;
+    release_wakes(holding, waiter, "wake-up on the application's pool").await;
 }
 
 // ---------------------------------------------------------------------------
@@ -963,25 +958,9 @@ async fn rediss_urls_speak_tls_including_pub_sub() {
         Some(&b"secret"[..])
     );
 
-    let holding = RedLock::new(&cache, "k", LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&other, "k", LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
     let mut observer = raw(&format!("{}/#insecure", server.url())).await;
-    until_subscribed(&mut observer, &release_channel("tls:k-lock"), 1).await;
-    let released_at = Instant::now();
-    assert!(holding.release().await.unwrap());
-    let guard = waiter.await.unwrap();
-    assert!(guard.was_woken());
-    assert_between(
-        "wake-up over TLS",
-        released_at.elapsed(),
-        Duration::ZERO,
-        WAKE_BOUND,
-    );
+    let (holding, waiter) =
+        hold_with_remote_waiter(&cache, &other, "k", LONG_LEASE, &mut observer, "tls:k-lock").await;
+    release_wakes(holding, waiter, "wake-up over TLS").await;
     let _ = std::fs::remove_dir_all(servers::tls_dir(server.port));
 }
