@@ -170,7 +170,6 @@ where
     fill.check()?;
     let flight_key = cache.namespace().apply(key)?;
     let flights = cache.flights();
-    let lock = RedLock::new(cache, key, fill.lease);
     loop {
         // A fill for this key is under way in this process: wait for it
         // without touching the backend.
@@ -186,6 +185,7 @@ where
                 Verdict::Refresh => {
                     // One caller refreshes; everyone else keeps what they read.
                     let seen = Some(read.fresh_until_ms());
+                    let lock = RedLock::new(cache, key, fill.lease);
                     return match lock.try_acquire().await? {
                         Some(guard) => {
                             fill_holding(cache, codec, key, fill, guard, seen, None, f).await
@@ -201,7 +201,7 @@ where
                 Some(bytes) => return Ok(decode(codec, key, &bytes)?.1),
                 None => continue,
             },
-            Joined::Lead(leader) => return lead(cache, codec, key, fill, &lock, &leader, f).await,
+            Joined::Lead(leader) => return lead(cache, codec, key, fill, &leader, f).await,
         }
     }
 }
@@ -214,7 +214,6 @@ async fn lead<C, T, E, F, Fut>(
     codec: &C,
     key: &str,
     fill: &Fill,
-    lock: &RedLock,
     leader: &Leader<'_>,
     f: F,
 ) -> Result<T, E>
@@ -225,6 +224,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let lock = RedLock::new(cache, key, fill.lease);
     loop {
         let guard = lock.acquire().await?;
         if guard.holds_lock() {
