@@ -12,7 +12,9 @@ use tokio::sync::Notify;
 
 use super::dynamic::BoxedBackend;
 use super::memory::MemoryBackend;
-use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use super::{
+    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+};
 use crate::Result;
 
 /// The backend behind a [`Cache`](crate::Cache).
@@ -98,5 +100,35 @@ impl Backend for AnyBackend {
 
     async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
         dispatch!(self, b => b.watch_releases(key, wake).await)
+    }
+
+    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        dispatch!(self, b => b.read_for_fill(key, lease).await)
+    }
+
+    async fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        dispatch!(self, b => b.store_filled(key, lease, value, ttl).await)
+    }
+
+    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        dispatch!(self, b => b.release_fill(key, lease).await)
+    }
+
+    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        dispatch!(self, b => b.mark_stale(key, grace).await)
+    }
+
+    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        dispatch!(self, b => b.watch_fills(key, wake).await)
+    }
+
+    fn lease_life(&self, lease: Duration) -> Duration {
+        dispatch!(self, b => b.lease_life(lease))
     }
 }

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use super::{
+    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+};
 use crate::Result;
 
 /// A user's backend behind a box.
@@ -63,6 +65,30 @@ pub(crate) trait DynBackend: Send + Sync + 'static {
         key: &'a str,
         wake: Arc<Notify>,
     ) -> BoxFuture<'a, Result<ReleaseWatch>>;
+    fn read_for_fill<'a>(
+        &'a self,
+        key: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<FillRead>>;
+    fn store_filled<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a LeaseToken,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn release_fill<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a LeaseToken,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn mark_stale<'a>(&'a self, key: &'a str, grace: Duration) -> BoxFuture<'a, Result<bool>>;
+    fn watch_fills<'a>(
+        &'a self,
+        key: &'a str,
+        wake: Arc<Notify>,
+    ) -> BoxFuture<'a, Result<ReleaseWatch>>;
+    fn lease_life(&self, lease: Duration) -> Duration;
 }
 
 impl<B: Backend> DynBackend for B {
@@ -133,6 +159,42 @@ impl<B: Backend> DynBackend for B {
     ) -> BoxFuture<'a, Result<ReleaseWatch>> {
         Box::pin(Backend::watch_releases(self, key, wake))
     }
+    fn read_for_fill<'a>(
+        &'a self,
+        key: &'a str,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<FillRead>> {
+        Box::pin(Backend::read_for_fill(self, key, lease))
+    }
+    fn store_filled<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a LeaseToken,
+        value: &'a [u8],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::store_filled(self, key, lease, value, ttl))
+    }
+    fn release_fill<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a LeaseToken,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::release_fill(self, key, lease))
+    }
+    fn mark_stale<'a>(&'a self, key: &'a str, grace: Duration) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::mark_stale(self, key, grace))
+    }
+    fn watch_fills<'a>(
+        &'a self,
+        key: &'a str,
+        wake: Arc<Notify>,
+    ) -> BoxFuture<'a, Result<ReleaseWatch>> {
+        Box::pin(Backend::watch_fills(self, key, wake))
+    }
+    fn lease_life(&self, lease: Duration) -> Duration {
+        Backend::lease_life(self, lease)
+    }
 }
 
 /// Lets `AnyBackend::Custom(b)` dispatch through the same macro arms as the
@@ -185,5 +247,29 @@ impl Backend for BoxedBackend {
     }
     async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
         DynBackend::watch_releases(&**self, key, wake).await
+    }
+    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        DynBackend::read_for_fill(&**self, key, lease).await
+    }
+    async fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        DynBackend::store_filled(&**self, key, lease, value, ttl).await
+    }
+    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        DynBackend::release_fill(&**self, key, lease).await
+    }
+    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        DynBackend::mark_stale(&**self, key, grace).await
+    }
+    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        DynBackend::watch_fills(&**self, key, wake).await
+    }
+    fn lease_life(&self, lease: Duration) -> Duration {
+        DynBackend::lease_life(&**self, lease)
     }
 }

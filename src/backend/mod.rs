@@ -24,8 +24,13 @@ use tokio::sync::Notify;
 
 use crate::Result;
 
+#[cfg(feature = "redis")]
+pub(crate) use fill::random_lease_id;
+pub use fill::{FillLease, FillRead, LeaseToken};
+
 pub(crate) mod any;
 mod dynamic;
+mod fill;
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub mod memcached;
@@ -173,6 +178,94 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ReleaseWatch>> + Send {
         let _ = (key, wake);
         std::future::ready(Ok(ReleaseWatch::none()))
+    }
+
+    /// Reads `key` for a fill, atomically taking the fill lease when the
+    /// key needs filling: when no value is stored, or the value was marked
+    /// stale by [`mark_stale`](Backend::mark_stale). The first such caller
+    /// gets [`FillLease::Granted`], everyone else [`FillLease::Busy`] until
+    /// the lease is stored, released, voided by a write, or runs out after
+    /// `lease`. A fresh value comes back with [`FillLease::NotNeeded`].
+    ///
+    /// While the lease is out, the key still reads as absent (or as its
+    /// stale value) to [`get`](Backend::get) and [`gets`](Backend::gets).
+    ///
+    /// **Default** (for backends with nothing better): `gets`, then on a
+    /// miss a lock record beside the key, and a write-back that is a `cas`
+    /// requiring the key to be absent. It catches a `set`, `add` or `cas`
+    /// during the fill but not a `delete` of a key that was absent when the
+    /// fill began; the built-in backends catch every write.
+    fn read_for_fill(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> impl Future<Output = Result<FillRead>> + Send {
+        async move { fill::defaults::read_for_fill(self, key, lease).await }
+    }
+
+    /// Stores a fill's `value` only if `lease` is still valid: granted to
+    /// this caller by [`read_for_fill`](Backend::read_for_fill), not run
+    /// out, and not voided by any write to the key since. Ends the lease
+    /// either way and tells other processes' fill waiters, where the
+    /// backend can. `Ok(false)` when the lease was void: nothing was stored.
+    fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { fill::defaults::store_filled(self, key, lease, value, ttl).await }
+    }
+
+    /// Gives a fill lease back without storing (the fill failed or was
+    /// cancelled), so that a waiter takes over at once. Leaves a stale value
+    /// in place. `Ok(false)` when the lease was no longer ours.
+    fn release_fill(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move { fill::defaults::release_fill(self, key, lease).await }
+    }
+
+    /// Marks the value at `key` stale: still readable for at most `grace`
+    /// (less if its TTL ends sooner), and due for a refresh, which
+    /// [`read_for_fill`](Backend::read_for_fill) hands to one caller. Voids
+    /// any fill lease out on the key. `Ok(false)` when no value was stored.
+    ///
+    /// **Default:** deletes the value (a backend without a stale mark
+    /// cannot keep it readable).
+    fn mark_stale(&self, key: &str, grace: Duration) -> impl Future<Output = Result<bool>> + Send {
+        let _ = grace;
+        self.delete(key)
+    }
+
+    /// Arranges for `wake.notify_waiters()` to be called when a fill lease
+    /// on `key` held by *another process* ends (stored, released or
+    /// voided), until the returned watch is dropped. As for
+    /// [`watch_releases`](Backend::watch_releases), the watch is in place
+    /// when the future resolves.
+    ///
+    /// **Default:** watches the default lease record's releases.
+    fn watch_fills(
+        &self,
+        key: &str,
+        wake: Arc<Notify>,
+    ) -> impl Future<Output = Result<ReleaseWatch>> + Send {
+        async move {
+            self.watch_releases(&fill::defaults::default_lease_key(key), wake)
+                .await
+        }
+    }
+
+    /// The longest a record written with `lease` (a lock record or a fill
+    /// lease) may outlive it on this backend: `lease` itself unless the
+    /// backend rounds lifetimes up (memcached counts whole seconds).
+    /// Callers waiting on someone else's lease use it to tell a stuck lease
+    /// from a slow one.
+    fn lease_life(&self, lease: Duration) -> Duration {
+        lease
     }
 }
 
