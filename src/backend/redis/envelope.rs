@@ -8,6 +8,9 @@
 //! 6 bytes             8 bytes
 //! ```
 //!
+//! A value marked stale (`mark_stale`) has the marker `00 73 74 6d 70 53`
+//! ("\0stmpS") and a fresh nonce instead; it opens to the same payload.
+//!
 //! Every write draws a fresh nonce, so writing the same bytes again still
 //! changes what is stored, and a token that names the nonce detects it with
 //! no extra read. A stored value without the marker (written by another
@@ -20,6 +23,10 @@ use crate::backend::CasToken;
 
 /// The marker that starts every enveloped value.
 pub(super) const MAGIC: [u8; 6] = *b"\x00stmp\x01";
+/// The marker of a value marked stale.
+pub(super) const STALE_MAGIC: [u8; 6] = *b"\x00stmpS";
+/// What both markers start with.
+pub(super) const MAGIC_STEM: &[u8] = b"\x00stmp";
 /// Length of the marker and the nonce together.
 pub(super) const HEADER_LEN: usize = MAGIC.len() + 8;
 
@@ -39,26 +46,42 @@ pub(super) struct Opened {
     pub(super) payload: Bytes,
     /// The token that matches exactly this write.
     pub(super) token: CasToken,
+    /// The value was marked stale.
+    pub(super) stale: bool,
 }
 
 /// Opens a stored value: strips our envelope, or keeps a foreign value whole.
 pub(super) fn open(stored: Bytes) -> Opened {
     match nonce_of(&stored) {
-        Some(nonce) => Opened {
+        Some((nonce, stale)) => Opened {
             payload: stored.slice(HEADER_LEN..),
             token: CasToken::from_version(nonce),
+            stale,
         },
         None => Opened {
             token: CasToken::from_value(stored.clone()),
             payload: stored,
+            stale: false,
         },
     }
 }
 
-fn nonce_of(stored: &[u8]) -> Option<u64> {
-    let rest = stored.strip_prefix(&MAGIC)?;
+/// The nonce, and whether the value is marked stale.
+fn nonce_of(stored: &[u8]) -> Option<(u64, bool)> {
+    let (rest, stale) = match stored.strip_prefix(&MAGIC) {
+        Some(rest) => (rest, false),
+        None => (stored.strip_prefix(&STALE_MAGIC)?, true),
+    };
     let nonce = rest.get(..8)?.try_into().ok()?;
-    Some(u64::from_be_bytes(nonce))
+    Some((u64::from_be_bytes(nonce), stale))
+}
+
+/// The header of a value marked stale, with a fresh nonce.
+pub(super) fn stale_header() -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..STALE_MAGIC.len()].copy_from_slice(&STALE_MAGIC);
+    header[STALE_MAGIC.len()..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
+    header
 }
 
 /// What the CAS script must find at the key, as its `ARGV[1]` and `ARGV[2]`.

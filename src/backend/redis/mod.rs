@@ -46,13 +46,20 @@
 //! | `get`, `gets` | `GET` |
 //! | `set` | `SET key v [PX ttl]` |
 //! | `add` | `SET key v NX [PX ttl]` |
-//! | `delete` | `DEL` |
+//! | `delete` | `delete.lua`: `DEL` the key and its fill lease |
 //! | `cas` | `cas.lua`: compare, then `SET [PX]` |
 //! | `try_lock`, no fence | `SET key owner NX PX lease` |
 //! | `try_lock`, fenced | `lock_fenced.lua`: `SET NX PX`, then `INCR` the fence counter |
 //! | `lock_record` | `MULTI GET PTTL EXEC` |
 //! | `release` | `release.lua`: owner check, `DEL`, `PUBLISH` |
 //! | `extend` | `extend.lua`: owner check, `PEXPIRE` |
+//! | `read_for_fill` | `fill_read.lua`: `GET`, and the fill lease by `SET` when absent or stale |
+//! | `store_filled` | `fill_store.lua`: lease and key check, `SET`, `PUBLISH` |
+//! | `release_fill` | `fill_release.lua`: lease check, `DEL`, `PUBLISH` |
+//! | `mark_stale` | `mark_stale.lua`: stale marker by `SETRANGE`, TTL cut to the grace |
+//!
+//! The fill leases are described in the `fill` module: the record
+//! `{<key>}:fill` beside the value, voided by every write.
 //!
 //! # The value envelope: CAS tokens without a second key
 //!
@@ -130,13 +137,16 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::any::AnyBackend;
-use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use super::{
+    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+};
 use crate::url::CacheUrl;
 use crate::{Cache, Error, Result};
 
 mod config;
 mod conn;
 mod envelope;
+mod fill;
 mod naming;
 mod scripts;
 mod subscriber;
@@ -367,10 +377,7 @@ impl Backend for RedisBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let removed: u64 = self
-            .query("delete", Request::Cmd(redis::cmd("DEL").arg(key)))
-            .await?;
-        Ok(removed > 0)
+        self.remove(key).await
     }
 
     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
@@ -470,6 +477,33 @@ impl Backend for RedisBackend {
     }
 
     async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        self.subscriber.watch(key, wake).await
+    }
+
+    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        self.fill_read(key, lease).await
+    }
+
+    async fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.fill_store(key, lease, value, ttl).await
+    }
+
+    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        self.fill_release(key, lease).await
+    }
+
+    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        self.stale_mark(key, grace).await
+    }
+
+    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        // Fill leases end with a publish on the key's own channel.
         self.subscriber.watch(key, wake).await
     }
 }

@@ -19,8 +19,11 @@ use std::sync::OnceLock;
 
 /// Suffix of a lock key's fencing counter.
 pub(super) const FENCE_SUFFIX: &str = ":fence";
-/// Suffix of a lock key's release channel.
+/// Suffix of a lock key's release channel (and of a value key's channel
+/// for the end of its fill leases).
 pub(super) const RELEASED_SUFFIX: &str = ":released";
+/// Suffix of a value key's fill lease record.
+pub(super) const FILL_SUFFIX: &str = ":fill";
 
 /// Number of slots in a Redis Cluster.
 const SLOTS: u16 = 16_384;
@@ -33,6 +36,11 @@ pub(super) fn fence_key(lock_key: &str) -> String {
 /// The channel on which releases of `lock_key` are published.
 pub(super) fn release_channel(lock_key: &str) -> String {
     companion(lock_key, RELEASED_SUFFIX)
+}
+
+/// The record holding `value_key`'s fill lease, in its slot.
+pub(super) fn fill_lease_key(value_key: &str) -> String {
+    companion(value_key, FILL_SUFFIX)
 }
 
 /// `lock_key` with `suffix`, in the same cluster slot as `lock_key`.

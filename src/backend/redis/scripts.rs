@@ -32,6 +32,37 @@ pub(super) fn extend() -> &'static Script {
     &SCRIPT
 }
 
+/// Reads a value for a fill, taking the fill lease when it needs one.
+pub(super) fn fill_read() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill_read.lua")));
+    &SCRIPT
+}
+
+/// Stores a fill's value if its lease is still valid.
+pub(super) fn fill_store() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill_store.lua")));
+    &SCRIPT
+}
+
+/// Gives a fill lease back.
+pub(super) fn fill_release() -> &'static Script {
+    static SCRIPT: LazyLock<Script> =
+        LazyLock::new(|| Script::new(include_str!("fill_release.lua")));
+    &SCRIPT
+}
+
+/// Marks a value stale, voiding any fill lease.
+pub(super) fn mark_stale() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("mark_stale.lua")));
+    &SCRIPT
+}
+
+/// Deletes a value and voids its fill lease.
+pub(super) fn delete() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("delete.lua")));
+    &SCRIPT
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -41,6 +72,11 @@ mod tests {
             include_str!("lock_fenced.lua"),
             include_str!("release.lua"),
             include_str!("extend.lua"),
+            include_str!("fill_read.lua"),
+            include_str!("fill_store.lua"),
+            include_str!("fill_release.lua"),
+            include_str!("mark_stale.lua"),
+            include_str!("delete.lua"),
         ] {
             let first = source.lines().next().unwrap_or_default();
             assert!(

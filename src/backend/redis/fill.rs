@@ -1,0 +1,115 @@
+//! Fill leases on Redis.
+//!
+//! The lease on a value key lives in a record beside it,
+//! `fill_lease_key(key)` (`{<key>}:fill`, in the key's cluster slot), with a
+//! TTL of the lease. The record holds the lease id and what the key held
+//! when the lease was granted: absent, or the 14-byte envelope header of the
+//! stale value. The write-back script stores only if the record still holds
+//! our id *and* the key still holds what it held then, so:
+//!
+//! - a `set`, `add` or `cas` during the fill (each writes a new nonce) makes
+//!   the write-back refuse;
+//! - a `delete` (and `mark_stale`) removes the lease record too;
+//! - a lease that ran out is gone, and a newer one holds another id.
+//!
+//! Every script that ends a lease publishes on the key's channel
+//! (`release_channel(key)`), which wakes other processes' fill waiters
+//! through the same subscriber as lock releases. Each call is one round
+//! trip: a cold fill costs two (read with the lease, write back), a hit one.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::conn::Request;
+use super::{envelope, millis, naming, scripts, RedisBackend};
+use crate::backend::{random_lease_id, FillLease, FillRead, LeaseToken};
+use crate::Result;
+
+impl RedisBackend {
+    pub(super) async fn fill_read(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        let id = random_lease_id();
+        let mut script = scripts::fill_read().key(key);
+        script
+            .key(naming::fill_lease_key(key))
+            .arg(&id[..])
+            .arg(millis(lease))
+            .arg(&envelope::STALE_MAGIC[..]);
+        // Resending is safe: a lease we already hold is reported as ours.
+        let (state, stored): (u8, Option<Bytes>) = self
+            .query_resendable("read_for_fill", Request::Script(&script))
+            .await?;
+        let opened = stored.map(envelope::open);
+        let stale = opened.as_ref().is_some_and(|opened| opened.stale);
+        let value = opened.map(|opened| (opened.payload, opened.token));
+        let lease = match state {
+            0 => FillLease::NotNeeded,
+            1 => FillLease::Granted(LeaseToken::from_bytes(id)),
+            _ => FillLease::Busy,
+        };
+        Ok(FillRead {
+            value,
+            stale,
+            lease,
+        })
+    }
+
+    pub(super) async fn fill_store(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        super::check_size(key, value)?;
+        let Some(id) = lease.bytes() else {
+            return Ok(false);
+        };
+        let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
+        let mut script = scripts::fill_store().key(key);
+        script
+            .key(naming::fill_lease_key(key))
+            .arg(&id[..])
+            .arg(envelope::seal(value))
+            .arg(ttl)
+            .arg(naming::release_channel(key));
+        let stored: u8 = self.query("store_filled", Request::Script(&script)).await?;
+        Ok(stored == 1)
+    }
+
+    pub(super) async fn fill_release(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        let Some(id) = lease.bytes() else {
+            return Ok(false);
+        };
+        let mut script = scripts::fill_release().key(key);
+        script
+            .key(naming::fill_lease_key(key))
+            .arg(&id[..])
+            .arg(naming::release_channel(key));
+        let released: u8 = self
+            .query_resendable("release_fill", Request::Script(&script))
+            .await?;
+        Ok(released == 1)
+    }
+
+    pub(super) async fn stale_mark(&self, key: &str, grace: Duration) -> Result<bool> {
+        let mut script = scripts::mark_stale().key(key);
+        script
+            .key(naming::fill_lease_key(key))
+            .arg(&envelope::stale_header()[..])
+            .arg(millis(grace))
+            .arg(envelope::MAGIC_STEM)
+            .arg(naming::release_channel(key));
+        let marked: u8 = self.query("mark_stale", Request::Script(&script)).await?;
+        Ok(marked == 1)
+    }
+
+    pub(super) async fn remove(&self, key: &str) -> Result<bool> {
+        let mut script = scripts::delete().key(key);
+        script
+            .key(naming::fill_lease_key(key))
+            .arg(naming::release_channel(key));
+        let removed: u8 = self.query("delete", Request::Script(&script)).await?;
+        Ok(removed == 1)
+    }
+}
