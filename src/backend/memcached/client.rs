@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use memcache::exp::{
-    Arithmetic, AsyncMetaClient, Delete, Error as ClientError, Get, GetStatus, Meta,
-    MutationStatus, Set,
+    Arithmetic, AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, GetStatus,
+    LeaseState, Meta, MutationStatus, Set, ValueState,
 };
 
 use super::KIND;
@@ -24,6 +24,11 @@ pub(super) struct Item {
     pub(super) cas: Option<u64>,
     /// Whole seconds until expiry when asked for; `None` when it never expires.
     pub(super) ttl: Option<Duration>,
+    /// The item is marked stale (`md … I`).
+    pub(super) stale: bool,
+    /// This read won the stale item's refresh token (`W`): a plain read
+    /// must give it back (see `MemcachedBackend::give_back_win`).
+    pub(super) won: bool,
 }
 
 /// The connection pools (shared by clones) and the call bound.
@@ -54,25 +59,27 @@ impl Client {
         key: &str,
         meta: Meta,
     ) -> Result<Option<Item>> {
-        let result = self
-            .meta
-            .run(Get::new(key).meta(meta))
-            .await
-            .map_err(|e| self.error(operation, e))?;
+        let result = self.get(operation, Get::new(key).meta(meta)).await?;
         // A `Pending` item is another client's empty lease placeholder: no
         // value has been stored there.
         if result.status != GetStatus::Hit {
             return Ok(None);
         }
         Ok(Some(Item {
+            stale: result.value_state == ValueState::Stale,
+            won: result.lease_state == LeaseState::Granted,
             value: result.value.map(Bytes::from).unwrap_or_default(),
             cas: result.item.cas,
-            ttl: result
-                .item
-                .ttl
-                .and_then(|secs| u64::try_from(secs).ok())
-                .map(Duration::from_secs),
+            ttl: remaining(result.item.ttl),
         }))
+    }
+
+    /// `mg`, with whatever flags `get` carries, as the client parsed it.
+    pub(super) async fn get(&self, operation: &'static str, get: Get) -> Result<GetResult> {
+        self.meta
+            .run(get)
+            .await
+            .map_err(|e| self.error(operation, e))
     }
 
     /// `mg <key>` without the value: whether the key holds an item.
@@ -83,6 +90,44 @@ impl Client {
             .await
             .map_err(|e| self.error(operation, e))?;
         Ok(result.status == GetStatus::Hit)
+    }
+
+    /// `mg <key>` without the value: whether a fill lease is out on the key
+    /// (an empty placeholder, or a stale item whose refresh token is taken).
+    /// A stale token this poll wins by accident counts as no lease: the
+    /// waiters it wakes read again, and one of them takes it.
+    pub(super) async fn lease_out(&self, operation: &'static str, key: &str) -> Result<bool> {
+        let read = Get::new(key).without_value().meta(Meta::NONE.cas().ttl());
+        let result = self.get(operation, read).await?;
+        if result.lease_state == LeaseState::Granted && result.value_state == ValueState::Stale {
+            // Hand the token back for a waiter to win.
+            let ttl = remaining(result.item.ttl);
+            self.give_back_win(operation, key, result.item.cas, ttl)
+                .await?;
+            return Ok(false);
+        }
+        Ok(result.lease_state == LeaseState::Busy)
+    }
+
+    /// Hands back a stale item's refresh token that a read won by accident:
+    /// `md <k> I T<ttl> C<cas>` marks it stale again, so the next reader
+    /// wins it.
+    pub(super) async fn give_back_win(
+        &self,
+        operation: &'static str,
+        key: &str,
+        cas: Option<u64>,
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let (Some(cas), Some(ttl)) = (cas, ttl) else {
+            return Ok(());
+        };
+        let secs = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX).max(1);
+        let again = Delete::new(key)
+            .invalidate()
+            .stale_for_raw(secs)
+            .compare_cas(cas);
+        self.remove(operation, again).await.map(|_| ())
     }
 
     /// `ms`, in whatever mode `set` says.
@@ -129,6 +174,12 @@ impl Client {
             )),
         }
     }
+}
+
+/// A TTL reply (`t` flag) as a duration; `None` when the item never expires.
+pub(super) fn remaining(ttl: Option<i64>) -> Option<Duration> {
+    ttl.and_then(|secs| u64::try_from(secs).ok())
+        .map(Duration::from_secs)
 }
 
 /// Whether the client gave up waiting, whether or not the request landed.

@@ -138,6 +138,7 @@
 
 mod client;
 mod config;
+mod fill;
 mod keys;
 mod lock;
 mod ttl;
@@ -160,7 +161,9 @@ pub use self::config::{
 pub use self::keys::MAX_KEY_LEN;
 pub use self::ttl::CLOCK_MARGIN_SECS;
 use super::any::AnyBackend;
-use super::{Backend, CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
+use super::{
+    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+};
 use crate::url::CacheUrl;
 use crate::{Cache, Error, Result};
 
@@ -289,13 +292,38 @@ impl MemcachedBackend {
         })
     }
 
-    /// `ms … ME`: `Ok(false)` when the key exists.
-    async fn create(&self, operation: &'static str, set: Set) -> Result<bool> {
+    /// `ms … ME`: `Ok(false)` when the key holds a value. A fill's empty
+    /// placeholder is not a value: it is replaced, which voids the fill
+    /// (see [`replace_placeholder`](Self::replace_placeholder)).
+    async fn create(&self, operation: &'static str, wire: &str, set: Set) -> Result<bool> {
+        // Kept for the rare placeholder case; a `Set` clone copies the value.
+        let fallback = set.clone();
         match self.client.store(operation, set.add()).await? {
             MutationStatus::Applied => Ok(true),
-            MutationStatus::AlreadyExists => Ok(false),
+            MutationStatus::AlreadyExists => {
+                self.replace_placeholder(operation, wire, fallback).await
+            }
             other => Err(unexpected(operation, other)),
         }
+    }
+
+    /// A plain read (`mg <k> v c t`); hands back a stale item's refresh
+    /// token if the read won it by accident.
+    async fn plain_read(
+        &self,
+        operation: &'static str,
+        wire: &str,
+    ) -> Result<Option<client::Item>> {
+        let item = self
+            .client
+            .read(operation, wire, Meta::NONE.cas().ttl())
+            .await?;
+        if let Some(item) = &item {
+            if item.stale && item.won {
+                self.give_back_win(wire, item.cas, item.ttl).await;
+            }
+        }
+        Ok(item)
     }
 }
 
@@ -307,7 +335,7 @@ impl Backend for MemcachedBackend {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let key = keys::wire_key(key)?;
         self.bounded("get", async {
-            let item = self.client.read("get", &key, Meta::NONE).await?;
+            let item = self.plain_read("get", &key).await?;
             Ok(item.map(|item| item.value))
         })
         .await
@@ -328,7 +356,7 @@ impl Backend for MemcachedBackend {
     async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
         let wire = keys::wire_key(key)?;
         let set = self.store_op(key, &wire, value, ttl)?;
-        self.bounded("add", self.create("add", set)).await
+        self.bounded("add", self.create("add", &wire, set)).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
@@ -346,7 +374,7 @@ impl Backend for MemcachedBackend {
     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
         let key = keys::wire_key(key)?;
         self.bounded("gets", async {
-            let Some(item) = self.client.read("gets", &key, Meta::NONE.cas()).await? else {
+            let Some(item) = self.plain_read("gets", &key).await? else {
                 return Ok(None);
             };
             let cas = item
@@ -367,7 +395,7 @@ impl Backend for MemcachedBackend {
         let wire = keys::wire_key(key)?;
         let set = self.store_op(key, &wire, value, ttl)?;
         let Some(token) = expected else {
-            return self.bounded("cas", self.create("cas", set)).await;
+            return self.bounded("cas", self.create("cas", &wire, set)).await;
         };
         // A token from another backend (a value token) can never match.
         let Some(version) = token.version() else {
@@ -420,12 +448,50 @@ impl Backend for MemcachedBackend {
 
     async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
         let key = keys::wire_key(key)?.into_owned();
-        Ok(watch::poll_releases(
+        Ok(watch::poll(
             self.client.clone(),
             key,
             wake,
             self.poll_interval,
+            watch::Until::Released,
         ))
+    }
+
+    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        self.fill_read(key, lease).await
+    }
+
+    async fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.fill_store(key, lease, value, ttl).await
+    }
+
+    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        self.fill_release(key, lease).await
+    }
+
+    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        self.stale_mark(key, grace).await
+    }
+
+    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        let key = keys::wire_key(key)?.into_owned();
+        Ok(watch::poll(
+            self.client.clone(),
+            key,
+            wake,
+            self.poll_interval,
+            watch::Until::Filled,
+        ))
+    }
+
+    fn lease_life(&self, lease: Duration) -> Duration {
+        Duration::from_secs(u64::from(ttl::lease_secs(lease)))
     }
 }
 

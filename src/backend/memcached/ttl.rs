@@ -61,6 +61,18 @@ pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
     }
 }
 
+/// A lease as the whole seconds memcached's vivify flag (`N<secs>`) takes:
+/// rounded up plus the margin, and capped at 30 days (a longer number would
+/// be read as a date).
+pub(super) fn lease_secs(lease: Duration) -> u32 {
+    let secs = lease
+        .as_secs()
+        .saturating_add(u64::from(lease.subsec_nanos() > 0))
+        .saturating_add(CLOCK_MARGIN_SECS)
+        .min(MAX_RELATIVE_SECS);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
 fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -102,6 +114,13 @@ mod tests {
             exptime(month_and_a_bit, "ttl").unwrap(),
             Ttl::secs(u32::try_from(MAX_RELATIVE_SECS + 12).unwrap())
         );
+    }
+
+    #[test]
+    fn leases_are_whole_seconds_plus_the_margin_and_at_most_thirty_days() {
+        assert_eq!(lease_secs(Duration::from_millis(200)), 3);
+        assert_eq!(lease_secs(Duration::from_secs(10)), 12);
+        assert_eq!(lease_secs(Duration::MAX), 30 * 24 * 60 * 60);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Cross-process release wake-ups by polling: memcached has no pub/sub.
+//! Cross-process wake-ups by polling: memcached has no pub/sub.
 //!
-//! One task per watched key re-reads the record (`mg <key>`, no value) every
-//! poll interval, jittered by ±20%, and wakes the key's waiters when it is
-//! absent: released or expired. A record that merely changed owner is not a
+//! One task per watched key re-reads it (`mg <key>`, no value) every poll
+//! interval, jittered by ±20%, and wakes the key's waiters when what they
+//! wait for is over: for a lock record, when it is absent (released or
+//! expired); for a fill, when no fill lease is out on the key any more (a
+//! value was stored, or the placeholder is gone). A record that merely changed owner is not a
 //! release, and wakes nobody. A release followed by a new acquire within one
 //! interval goes unseen; waiters then wait for the new holder, still no
 //! longer than their own lease.
@@ -16,18 +18,33 @@ use tokio::task::JoinHandle;
 use super::client::Client;
 use crate::backend::ReleaseWatch;
 
+/// What a poller waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Until {
+    /// The lock record is gone.
+    Released,
+    /// No fill lease is out on the key.
+    Filled,
+}
+
 /// Starts polling `key` (a wire key); the poller stops when the returned
 /// watch is dropped.
-pub(super) fn poll_releases(
+pub(super) fn poll(
     client: Client,
     key: String,
     wake: Arc<Notify>,
     interval: Duration,
+    until: Until,
 ) -> ReleaseWatch {
     let task = tokio::spawn(async move {
         loop {
             tokio::time::sleep(jittered(interval)).await;
-            let check = client.exists("watch_releases", &key);
+            let check = async {
+                match until {
+                    Until::Released => client.exists("watch_releases", &key).await,
+                    Until::Filled => client.lease_out("watch_fills", &key).await,
+                }
+            };
             match tokio::time::timeout(client.timeout, check).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => {
