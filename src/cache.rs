@@ -45,6 +45,8 @@ pub struct Cache {
 struct Shared {
     backend: AnyBackend,
     wakeups: Wakeups,
+    /// Callers waiting on someone else's fill lease, by value key.
+    fill_wakeups: Wakeups,
     held: HeldLocks,
     flights: Flights,
 }
@@ -55,6 +57,7 @@ impl Cache {
             shared: Arc::new(Shared {
                 backend,
                 wakeups: Wakeups::default(),
+                fill_wakeups: Wakeups::default(),
                 held: HeldLocks::default(),
                 flights: Flights::default(),
             }),
@@ -217,6 +220,10 @@ impl Cache {
         &self.shared.wakeups
     }
 
+    pub(crate) fn fill_wakeups(&self) -> &Wakeups {
+        &self.shared.fill_wakeups
+    }
+
     pub(crate) fn namespace(&self) -> &Namespace {
         &self.namespace
     }
@@ -246,7 +253,9 @@ impl Cache {
     ) -> Result<()> {
         check_ttl(ttl)?;
         let key = self.namespace.apply(key)?;
-        self.shared.backend.set(&key, value.as_ref(), ttl).await
+        self.shared.backend.set(&key, value.as_ref(), ttl).await?;
+        self.shared.flights.invalidate(&key);
+        Ok(())
     }
 
     /// Stores `value` only if `key` is absent. `Ok(false)` when it exists.
@@ -262,17 +271,84 @@ impl Cache {
     ) -> Result<bool> {
         check_ttl(ttl)?;
         let key = self.namespace.apply(key)?;
-        self.shared.backend.add(&key, value.as_ref(), ttl).await
+        let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
+        if added {
+            self.shared.flights.invalidate(&key);
+        }
+        Ok(added)
     }
 
     /// Removes `key`. `Ok(false)` when it was absent.
     ///
+    /// A [`get_or_fill`](Cache::get_or_fill) fill of `key` that is under way
+    /// anywhere (in this process or another) can no longer store its value:
+    /// no read that starts after `delete` returns sees what such a fill
+    /// computed. (On memcached a delete that removed only a fill's lease
+    /// placeholder also reports `true`.)
+    ///
     /// # Errors
     ///
     /// An empty key, or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the key may or may not have been removed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let key = self.namespace.apply(key)?;
-        self.shared.backend.delete(&key).await
+        let removed = self.shared.backend.delete(&key).await?;
+        self.shared.flights.invalidate(&key);
+        Ok(removed)
+    }
+
+    /// Soft invalidation: marks the value at `key` stale, keeping it
+    /// readable for at most `grace` (or its remaining TTL if that is
+    /// shorter) while one caller refreshes it. `Ok(false)` when no value was
+    /// stored. Like [`delete`](Cache::delete), it voids every fill of `key`
+    /// under way, so no fill that started before it can store.
+    ///
+    /// [`get_or_fill`](Cache::get_or_fill) callers whose [`Fill`](crate::Fill)
+    /// has [`stale_while_revalidate`](crate::Fill::stale_while_revalidate)
+    /// are served the stale value while exactly one of them refreshes it;
+    /// callers without it treat the key as missing and wait for that
+    /// refresh. [`get`](Cache::get) still returns the stale value. On
+    /// memcached this is `md <key> I T<grace>`; on backends without a stale
+    /// mark ([`Cache::custom`] by default) the value is deleted.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use std::time::Duration;
+    /// use stampede::Fill;
+    ///
+    /// let cache = stampede::Cache::memory();
+    /// let fill = Fill::ttl(Duration::from_secs(60)).stale_while_revalidate(Duration::from_secs(30));
+    /// let v: u32 = cache.get_or_fill("price", fill.clone(), || async { Ok::<_, stampede::Error>(1) }).await?;
+    /// assert!(cache.mark_stale("price", Duration::from_secs(30)).await?);
+    /// // The next caller refreshes it (and, refreshing, waits for its own fill):
+    /// let v: u32 = cache.get_or_fill("price", fill, || async { Ok::<_, stampede::Error>(v + 1) }).await?;
+    /// assert_eq!(v, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// An empty key, a zero grace, or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// If the future is dropped, the value may or may not have been marked.
+    pub async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        if grace.is_zero() {
+            return Err(Error::InvalidArgument {
+                name: "grace",
+                reason: "the grace period must be longer than zero",
+            });
+        }
+        let key = self.namespace.apply(key)?;
+        let marked = self.shared.backend.mark_stale(&key, grace).await?;
+        self.shared.flights.invalidate(&key);
+        Ok(marked)
     }
 
     /// Reads `key` with a [`CasToken`] for [`cas`](Cache::cas). The token
@@ -315,10 +391,15 @@ impl Cache {
     ) -> Result<bool> {
         check_ttl(ttl)?;
         let key = self.namespace.apply(key)?;
-        self.shared
+        let stored = self
+            .shared
             .backend
             .cas(&key, value.as_ref(), token, ttl)
-            .await
+            .await?;
+        if stored {
+            self.shared.flights.invalidate(&key);
+        }
+        Ok(stored)
     }
 }
 

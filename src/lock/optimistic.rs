@@ -108,6 +108,7 @@ impl OptimisticLock {
             .cas(&self.full_key, value.as_ref(), self.token(), ttl)
             .await?;
         if stored {
+            self.cache.flights().invalidate(&self.full_key);
             Ok(())
         } else {
             Err(Error::Conflict {

@@ -11,6 +11,7 @@
 //! waiter and dropped with the entry.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -109,12 +110,25 @@ impl Waiter<'_> {
     /// The first waiter on a key asks the backend; the rest share its watch.
     /// Failure is not fatal: waiters then rely on the lease bound.
     pub(crate) async fn watch_remote_releases<B: Backend>(&self, backend: &B) {
-        let init = || backend.watch_releases(self.key, Arc::clone(&self.slot.notify));
-        if let Err(error) = self.slot.remote.get_or_try_init(init).await {
+        let notify = Arc::clone(&self.slot.notify);
+        self.watch_remote(backend.watch_releases(self.key, notify))
+            .await;
+    }
+
+    /// As [`watch_remote_releases`](Self::watch_remote_releases), for the
+    /// end of fill leases on a value key.
+    pub(crate) async fn watch_remote_fills<B: Backend>(&self, backend: &B) {
+        let notify = Arc::clone(&self.slot.notify);
+        self.watch_remote(backend.watch_fills(self.key, notify))
+            .await;
+    }
+
+    async fn watch_remote(&self, watch: impl Future<Output = crate::Result<ReleaseWatch>>) {
+        if let Err(error) = self.slot.remote.get_or_try_init(|| watch).await {
             tracing::warn!(
-                lock = self.key,
+                key = self.key,
                 %error,
-                "cannot watch for releases in other processes; waiting on the lease bound"
+                "cannot watch for wake-ups from other processes; waiting on the lease bound"
             );
         }
     }

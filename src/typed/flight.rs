@@ -10,21 +10,29 @@
 //!
 //! A leader that fails or is cancelled lands nothing: its followers retry,
 //! and exactly one of them leads the next flight.
+//!
+//! A write to the key in this process ([`Flights::invalidate`]) ends the
+//! flight for newcomers: callers that arrive after the write start a new
+//! flight instead of being handed bytes a fill computed before the write.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
+/// A flight in the map: its id, and where its landing is watched.
+type Entry = (u64, watch::Receiver<Option<Bytes>>);
+
 /// Flights in progress, by key (namespace included).
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    active: Mutex<HashMap<Box<str>, watch::Receiver<Option<Bytes>>>>,
+    active: Mutex<HashMap<Box<str>, Entry>>,
     /// Entries in `active`, so that the hit path skips the mutex when no
     /// flight is in progress anywhere (the common case).
     count: AtomicUsize,
+    next_id: AtomicU64,
 }
 
 /// What a caller who missed does: lead the flight, or follow it.
@@ -38,14 +46,15 @@ pub(crate) enum Joined<'a> {
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: &'a str,
+    id: u64,
     landing: watch::Sender<Option<Bytes>>,
 }
 
-/// A caller waiting for a flight's leader.
-pub(crate) struct Follower(watch::Receiver<Option<Bytes>>);
+/// A caller waiting for a flight's leader: the flight's id and its landing.
+pub(crate) struct Follower(u64, watch::Receiver<Option<Bytes>>);
 
 impl Flights {
-    fn active(&self) -> MutexGuard<'_, HashMap<Box<str>, watch::Receiver<Option<Bytes>>>> {
+    fn active(&self) -> MutexGuard<'_, HashMap<Box<str>, Entry>> {
         // Every statement leaves the map consistent; a poisoned lock is fine.
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -56,23 +65,50 @@ impl Flights {
         if self.count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        self.active().get(key).cloned().map(Follower)
+        self.active()
+            .get(key)
+            .map(|(id, landing)| Follower(*id, landing.clone()))
     }
 
     /// Follows the flight for `key`, or starts one led by the caller.
     pub(crate) fn join<'a>(&'a self, key: &'a str) -> Joined<'a> {
         let mut active = self.active();
-        if let Some(landing) = active.get(key) {
-            return Joined::Follow(Follower(landing.clone()));
+        if let Some((id, landing)) = active.get(key) {
+            return Joined::Follow(Follower(*id, landing.clone()));
         }
         let (landing, watching) = watch::channel(None);
-        active.insert(key.into(), watching);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        active.insert(key.into(), (id, watching));
         self.count.fetch_add(1, Ordering::Release);
         Joined::Lead(Leader {
             flights: self,
             key,
+            id,
             landing,
         })
+    }
+
+    /// Ends the flight for `key` for newcomers, after a write to the key:
+    /// its leader's existing followers still get what it lands. One atomic
+    /// load when no flight is in progress anywhere.
+    pub(crate) fn invalidate(&self, key: &str) {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if self.active().remove(key).is_some() {
+            self.count.fetch_sub(1, Ordering::Release);
+        }
+    }
+
+    /// Ends the flight `follower` follows for newcomers, if it is still the
+    /// key's flight: its leader has outlived its lease, so a newcomer should
+    /// lead a new one rather than wait for it.
+    pub(crate) fn abandon(&self, key: &str, follower: &Follower) {
+        let mut active = self.active();
+        if active.get(key).is_some_and(|(id, _)| *id == follower.0) {
+            active.remove(key);
+            self.count.fetch_sub(1, Ordering::Release);
+        }
     }
 
     #[cfg(test)]
@@ -90,9 +126,10 @@ impl Leader<'_> {
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        // Only a leader removes its entry, and a new leader is only made
-        // once the entry is gone: this entry is ours.
-        if self.flights.active().remove(self.key).is_some() {
+        // The entry may be gone (invalidated) or a newer flight's.
+        let mut active = self.flights.active();
+        if active.get(self.key).is_some_and(|(id, _)| *id == self.id) {
+            active.remove(self.key);
             self.flights.count.fetch_sub(1, Ordering::Release);
         }
     }
@@ -103,10 +140,10 @@ impl Follower {
     /// (its fill failed, or it was cancelled): then retry.
     ///
     /// Cancel safe: a dropped follower leaves nothing behind.
-    pub(crate) async fn landed(mut self) -> Option<Bytes> {
+    pub(crate) async fn landed(&mut self) -> Option<Bytes> {
         // `wait_for` looks at the current value first, so bytes landed just
         // before the leader went are still seen.
-        match self.0.wait_for(Option::is_some).await {
+        match self.1.wait_for(Option::is_some).await {
             Ok(landed) => landed.clone(),
             Err(_) => None,
         }
@@ -123,10 +160,10 @@ mod tests {
         let Joined::Lead(leader) = flights.join("k") else {
             panic!("first caller leads")
         };
-        let Joined::Follow(early) = flights.join("k") else {
+        let Joined::Follow(mut early) = flights.join("k") else {
             panic!("second follows")
         };
-        let late = flights.in_progress("k").expect("in progress");
+        let mut late = flights.in_progress("k").expect("in progress");
         leader.land(Bytes::from_static(b"v"));
         drop(leader);
         assert_eq!(early.landed().await.as_deref(), Some(&b"v"[..]));
@@ -141,7 +178,7 @@ mod tests {
         let Joined::Lead(leader) = flights.join("k") else {
             panic!("first caller leads")
         };
-        let Joined::Follow(follower) = flights.join("k") else {
+        let Joined::Follow(mut follower) = flights.join("k") else {
             panic!("second follows")
         };
         drop(leader);
@@ -149,5 +186,58 @@ mod tests {
         // The next caller leads a new flight.
         assert!(matches!(flights.join("k"), Joined::Lead(_)));
         assert_eq!(flights.len(), 0, "the dropped new leader removed its entry");
+    }
+
+    #[tokio::test]
+    async fn invalidate_starts_a_new_flight_and_the_old_leader_leaves_it_alone() {
+        let flights = Flights::default();
+        let Joined::Lead(old) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Joined::Follow(mut before) = flights.join("k") else {
+            panic!("second follows")
+        };
+        flights.invalidate("k");
+        assert!(
+            flights.in_progress("k").is_none(),
+            "newcomers do not follow"
+        );
+        let Joined::Lead(new) = flights.join("k") else {
+            panic!("a newcomer leads a new flight")
+        };
+        old.land(Bytes::from_static(b"old"));
+        drop(old);
+        assert_eq!(before.landed().await.as_deref(), Some(&b"old"[..]));
+        assert!(
+            flights.in_progress("k").is_some(),
+            "the new flight is intact"
+        );
+        drop(new);
+        assert_eq!(flights.len(), 0);
+        assert_eq!(flights.count.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn abandon_ends_only_the_flight_it_followed() {
+        let flights = Flights::default();
+        let Joined::Lead(stuck) = flights.join("k") else {
+            panic!("first caller leads")
+        };
+        let Joined::Follow(patient) = flights.join("k") else {
+            panic!("second follows")
+        };
+        flights.abandon("k", &patient);
+        let Joined::Lead(next) = flights.join("k") else {
+            panic!("a newcomer leads a new flight")
+        };
+        flights.abandon("k", &patient); // a newer flight is left alone
+        assert!(flights.in_progress("k").is_some());
+        drop(stuck);
+        assert!(
+            flights.in_progress("k").is_some(),
+            "the stuck leader left the new flight"
+        );
+        drop(next);
+        assert_eq!(flights.count.load(Ordering::Acquire), 0);
     }
 }

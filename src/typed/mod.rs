@@ -101,6 +101,31 @@ impl Cache {
         fill::get_or_fill(self, &Json, key, &fill, f).await
     }
 
+    /// [`get_or_fill`](Cache::get_or_fill) with refreshes in the
+    /// background, with JSON values. See [`Typed::get_or_fill_detached`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Typed::get_or_fill_detached`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Typed::get_or_fill_detached`].
+    pub async fn get_or_fill_detached<T, E, F, Fut>(
+        &self,
+        key: &str,
+        fill: Fill,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        fill::get_or_fill_detached(self, &Json, key, &fill, f).await
+    }
+
     /// Read-modify-write of a JSON value, retried on conflict. See
     /// [`Typed::update`].
     ///
@@ -153,20 +178,35 @@ impl<C: Codec> Typed<C> {
     /// once at a time per key across every task and process that shares the
     /// backend; everyone else waits for that fill and reads its result.
     ///
-    /// - On a miss the caller takes the key's [`RedLock`](crate::RedLock);
-    ///   the holder re-checks, runs `f`, stores the value with the fill's TTL
-    ///   and releases. Waiters are woken by the release and read the value.
+    /// - **Leases, not locks.** The read that misses takes the key's *fill
+    ///   lease* in the same round trip (Facebook's memcache leases). Only
+    ///   the lease holder runs `f`, and its value is stored only while the
+    ///   lease is valid: a [`delete`](Cache::delete), `set`, `add`, `cas` or
+    ///   [`mark_stale`](Cache::mark_stale) of the key during the fill voids
+    ///   the lease, and so does the lease running out (a fill slower than
+    ///   [`Fill::lease`]). The holder's caller still gets what `f` computed;
+    ///   nobody else is handed it, and no read that starts after the write
+    ///   sees it. Waiters are woken when the lease ends (in this process at
+    ///   once, in others through the backend) and read again.
     /// - If `f` fails, its error goes to the holder's caller as it is, and
-    ///   the release wakes the waiters at once: one of them takes over the
-    ///   fill, the rest wait for it. A waiter that wakes to a still-missing
-    ///   value (the holder's lease ran out) takes the lock in turn rather
-    ///   than stampede.
+    ///   the lease is given back at once: one waiter takes over the fill,
+    ///   the rest wait for it.
+    /// - **Never hangs.** A caller waits on other callers' leases for at
+    ///   most twice the lease (on memcached, whose leases are whole seconds
+    ///   plus a 2 s margin, twice that). Past it, say because a record that
+    ///   is not ours holds the key's lease and never expires, it runs `f`
+    ///   itself and returns the value *without* storing it, and logs a
+    ///   warning.
     /// - With [`Fill::early_refresh`], readers refresh a value before it
     ///   expires with a probability that grows as expiry nears (XFetch), so a
     ///   hot key never goes missing; with [`Fill::stale_while_revalidate`],
-    ///   readers get the old value while one caller refreshes it. In both
-    ///   cases the caller that refreshes waits for its own fill; everyone else
-    ///   returns at once.
+    ///   readers get the old value while one caller refreshes it (also after
+    ///   [`mark_stale`](Cache::mark_stale)). The refresher holds the key's
+    ///   [`RedLock`](crate::RedLock) (or the lease, after `mark_stale`) and
+    ///   stores with a compare-and-set, so a write during the refresh wins.
+    ///   Here the caller that refreshes waits for its own fill; everyone
+    ///   else returns at once. [`get_or_fill_detached`](Typed::get_or_fill_detached)
+    ///   refreshes in the background instead.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -192,15 +232,17 @@ impl<C: Codec> Typed<C> {
     /// # Errors
     ///
     /// `f`'s own error, as it is. The crate's errors (a bad key or fill
-    /// option, a backend failure, a stored value that does not decode as `T`)
-    /// are converted with `E::from`, as in diesel's `transaction`: use
-    /// [`stampede::Error`](Error) itself, `anyhow::Error`, or your own error
-    /// type with a `From<stampede::Error>` impl.
+    /// option, a backend failure while reading, a stored value that does not
+    /// decode as `T`) are converted with `E::from`, as in diesel's
+    /// `transaction`: use [`stampede::Error`](Error) itself,
+    /// `anyhow::Error`, or your own error type with a `From<stampede::Error>`
+    /// impl. A value that `f` computed but that could not be *stored*
+    /// (backend failure) is still returned; the failure is logged.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future drops `f`'s future too and releases the lock in
-    /// the background, which wakes the waiters; one of them takes over.
+    /// Dropping the future drops `f`'s future too and gives the lease back
+    /// in the background, which wakes the waiters; one of them takes over.
     pub async fn get_or_fill<T, E, F, Fut>(&self, key: &str, fill: Fill, f: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -209,6 +251,56 @@ impl<C: Codec> Typed<C> {
         Fut: Future<Output = Result<T, E>>,
     {
         fill::get_or_fill(&self.cache, &self.codec, key, &fill, f).await
+    }
+
+    /// [`get_or_fill`](Typed::get_or_fill) with background revalidation:
+    /// a caller that reads a value due for a refresh (stale within
+    /// [`Fill::stale_while_revalidate`], marked stale, or picked by
+    /// [`Fill::early_refresh`]) returns that value at once, and the one
+    /// refresh runs on a spawned tokio task. A refresh that fails leaves the
+    /// old value in place and logs the error. On a miss the caller fills
+    /// and waits, as with `get_or_fill`. Needs a closure that is
+    /// `Send + 'static`; use `get_or_fill` for one that is not.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use std::time::Duration;
+    /// use stampede::typed::Fill;
+    ///
+    /// let cache = stampede::Cache::memory();
+    /// let fill = Fill::ttl(Duration::from_secs(60)).stale_while_revalidate(Duration::from_secs(600));
+    /// let v: u32 = cache.get_or_fill_detached("k", fill.clone(), || async { Ok::<_, stampede::Error>(1) }).await?;
+    /// cache.mark_stale("k", Duration::from_secs(600)).await?;
+    /// // Stale: returned at once; the refresh to 2 runs in the background.
+    /// let v: u32 = cache.get_or_fill_detached("k", fill, || async { Ok::<_, stampede::Error>(2) }).await?;
+    /// assert_eq!(v, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_fill`](Typed::get_or_fill). A background refresh's
+    /// error is logged, not returned.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get_or_fill`](Typed::get_or_fill); a refresh already
+    /// spawned runs to its end.
+    pub async fn get_or_fill_detached<T, E, F, Fut>(
+        &self,
+        key: &str,
+        fill: Fill,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        E: From<Error> + std::fmt::Display + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        fill::get_or_fill_detached(&self.cache, &self.codec, key, &fill, f).await
     }
 
     /// Reads the value at `key`, passes it to `f` (`None` when absent) and

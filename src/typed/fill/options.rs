@@ -1,18 +1,10 @@
-//! [`Fill`] and the body of `get_or_fill`.
+//! [`Fill`]: the options of `get_or_fill`, and how a read value is judged.
 
-use std::future::Future;
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use tokio::time::Instant;
-
-use super::flight::{Joined, Leader};
-use super::frame::{now_unix_ms, Meta};
-use super::{decode, encode, Codec};
 use crate::key::{check_lease, check_ttl};
-use crate::{Cache, Error, LockGuard, RedLock, Result};
+use crate::typed::frame::Meta;
+use crate::{Error, Result};
 
 /// The lease of a fill unless [`Fill::lease`] says otherwise.
 pub const DEFAULT_FILL_LEASE: Duration = Duration::from_secs(10);
@@ -33,10 +25,10 @@ pub const DEFAULT_FILL_LEASE: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Fill {
-    ttl: Option<Duration>,
-    lease: Duration,
-    early_refresh: Option<f64>,
-    stale_for: Option<Duration>,
+    pub(super) ttl: Option<Duration>,
+    pub(super) lease: Duration,
+    pub(super) early_refresh: Option<f64>,
+    pub(super) stale_for: Option<Duration>,
 }
 
 impl Fill {
@@ -87,7 +79,7 @@ impl Fill {
         self
     }
 
-    fn check(&self) -> Result<()> {
+    pub(super) fn check(&self) -> Result<()> {
         check_ttl(self.ttl)?;
         check_lease(self.lease)?;
         if let Some(beta) = self.early_refresh {
@@ -115,13 +107,13 @@ impl Fill {
     }
 
     /// How long the backend keeps a value: fresh time plus the stale window.
-    fn storage_ttl(&self) -> Option<Duration> {
+    pub(super) fn storage_ttl(&self) -> Option<Duration> {
         self.ttl
             .map(|ttl| ttl + self.stale_for.unwrap_or(Duration::ZERO))
     }
 
     /// What a reader should do with a value carrying `meta`.
-    fn judge(&self, meta: Option<Meta>, now_ms: u64) -> Verdict {
+    pub(super) fn judge(&self, meta: Option<Meta>, now_ms: u64) -> Verdict {
         let Some(left_ms) = meta.and_then(|meta| meta.fresh_for_ms(now_ms)) else {
             return Verdict::Fresh; // no expiry, or not written by get_or_fill
         };
@@ -144,202 +136,13 @@ impl Fill {
 
 /// What to do with a value that was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
+pub(super) enum Verdict {
     /// Return it.
     Fresh,
     /// Return it unless we can take the fill lock without waiting, then refresh.
     Refresh,
     /// Treat as a miss.
     Missing,
-}
-
-pub(super) async fn get_or_fill<C, T, E, F, Fut>(
-    cache: &Cache,
-    codec: &C,
-    key: &str,
-    fill: &Fill,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    fill.check()?;
-    let flight_key = cache.namespace().apply(key)?;
-    let flights = cache.flights();
-    loop {
-        // A fill for this key is under way in this process: wait for it
-        // without touching the backend.
-        if let Some(follower) = flights.in_progress(&flight_key) {
-            match follower.landed().await {
-                Some(bytes) => return Ok(decode(codec, key, &bytes)?.1),
-                None => continue, // it failed or was cancelled: try again
-            }
-        }
-        if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
-            match read.verdict {
-                Verdict::Fresh => return Ok(read.value),
-                Verdict::Refresh => {
-                    // One caller refreshes; everyone else keeps what they read.
-                    let seen = Some(read.fresh_until_ms());
-                    let lock = RedLock::new(cache, key, fill.lease);
-                    return match lock.try_acquire().await? {
-                        Some(guard) => {
-                            fill_holding(cache, codec, key, fill, guard, seen, None, f).await
-                        }
-                        None => Ok(read.value),
-                    };
-                }
-                Verdict::Missing => {}
-            }
-        }
-        match flights.join(&flight_key) {
-            Joined::Follow(follower) => match follower.landed().await {
-                Some(bytes) => return Ok(decode(codec, key, &bytes)?.1),
-                None => continue,
-            },
-            Joined::Lead(leader) => return lead(cache, codec, key, fill, &leader, f).await,
-        }
-    }
-}
-
-/// This process's one caller for a missing key: takes the cross-process
-/// guard, then fills, or reads what another process filled, and lands the
-/// bytes for its followers.
-async fn lead<C, T, E, F, Fut>(
-    cache: &Cache,
-    codec: &C,
-    key: &str,
-    fill: &Fill,
-    leader: &Leader<'_>,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let lock = RedLock::new(cache, key, fill.lease);
-    loop {
-        let guard = lock.acquire().await?;
-        if guard.holds_lock() {
-            return fill_holding(cache, codec, key, fill, guard, None, Some(leader), f).await;
-        }
-        // We waited for someone's fill. Read it; if it is still missing (the
-        // fill failed, or its lease ran out), take the lock in turn.
-        if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
-            if read.verdict != Verdict::Missing {
-                leader.land(read.bytes);
-                return Ok(read.value);
-            }
-        }
-        tracing::debug!(
-            key,
-            "still missing after waiting; taking the fill lock in turn"
-        );
-    }
-}
-
-/// A value as read, with what to do about it.
-struct Read<T> {
-    verdict: Verdict,
-    meta: Option<Meta>,
-    value: T,
-    /// As stored, for a flight's followers to decode.
-    bytes: Bytes,
-}
-
-impl<T> Read<T> {
-    /// When the value goes stale; 0 for values without a frame.
-    fn fresh_until_ms(&self) -> u64 {
-        self.meta.and_then(|meta| meta.fresh_until_ms).unwrap_or(0)
-    }
-}
-
-/// Reads the value and judges it.
-async fn read<C: Codec, T: DeserializeOwned>(
-    cache: &Cache,
-    codec: &C,
-    key: &str,
-    fill: &Fill,
-) -> Result<Option<Read<T>>> {
-    let Some(bytes) = cache.get(key).await? else {
-        return Ok(None);
-    };
-    let (meta, value) = decode(codec, key, &bytes)?;
-    let verdict = fill.judge(meta, now_unix_ms());
-    Ok(Some(Read {
-        verdict,
-        meta,
-        value,
-        bytes,
-    }))
-}
-
-/// Holding the fill lock: re-check, fill, store, land, release. `seen` is
-/// the freshness of the value a refresh is replacing (`None` on a miss);
-/// `leader` is the flight whose followers wait for the result, if any.
-#[allow(clippy::too_many_arguments)]
-async fn fill_holding<C, T, E, F, Fut>(
-    cache: &Cache,
-    codec: &C,
-    key: &str,
-    fill: &Fill,
-    guard: LockGuard,
-    seen: Option<u64>,
-    leader: Option<&Leader<'_>>,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    // Someone may have filled between our read and our lock. (Not a second
-    // XFetch draw: a refresh we already won is skipped only if someone else
-    // did it first.)
-    if let Some(read) = read::<C, T>(cache, codec, key, fill).await? {
-        let newer = seen.is_none_or(|seen| read.fresh_until_ms() > seen);
-        if read.verdict != Verdict::Missing && newer {
-            if let Some(leader) = leader {
-                leader.land(read.bytes);
-            }
-            release(&guard, key).await;
-            return Ok(read.value);
-        }
-    }
-    let started = Instant::now();
-    let outcome = f().await;
-    if let Ok(value) = &outcome {
-        let meta = Meta::fresh_for(fill.ttl, started.elapsed());
-        let bytes = Bytes::from(encode(codec, key, value, meta)?);
-        cache.set(key, &bytes, fill.storage_ttl()).await?;
-        tracing::debug!(key, fill_time = ?meta.fill_time, "filled");
-        // Stored: this process's followers can have it before the release.
-        if let Some(leader) = leader {
-            leader.land(bytes);
-        }
-    } else {
-        tracing::debug!(key, "fill failed; releasing so that a waiter takes over");
-    }
-    // Waiters wake now: to the value, or to take over a failed fill.
-    release(&guard, key).await;
-    outcome
-}
-
-/// Releases the fill lock; a failure only delays waiters until the lease
-/// runs out (the guard's drop retries), so it is logged, not returned.
-async fn release(guard: &LockGuard, key: &str) {
-    if let Err(error) = guard.release().await {
-        tracing::warn!(key, %error, "could not release the fill lock; waiters fall back to its lease");
-    }
 }
 
 #[cfg(test)]

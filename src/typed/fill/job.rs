@@ -1,0 +1,140 @@
+//! One `get_or_fill` call's context, and how a read is turned into the
+//! next step.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::options::{Fill, Verdict};
+use crate::backend::{Backend, CasToken, FillLease, FillRead, LeaseToken};
+use crate::typed::frame::{now_unix_ms, Meta};
+use crate::typed::{decode, encode, Codec};
+use crate::{Cache, Result};
+
+/// What one call works with: the cache, the codec, the key (as given and as
+/// the backend sees it), the options, and when it stops waiting for others.
+pub(super) struct Job<'a, C> {
+    pub(super) cache: &'a Cache,
+    pub(super) codec: &'a C,
+    pub(super) key: &'a str,
+    /// The key with the namespace applied.
+    pub(super) full_key: Cow<'a, str>,
+    pub(super) fill: &'a Fill,
+    /// Past this, a caller waiting on someone else's lease fills itself.
+    pub(super) deadline: Instant,
+}
+
+/// A read, judged.
+pub(super) enum Step<T> {
+    /// A value to return; `bytes` as stored, for a flight's followers.
+    Done(T, Bytes),
+    /// A value to return, due for an early or stale-while-revalidate
+    /// refresh by whoever takes the key's fill lock; `seen` is its token.
+    Refresh(T, Bytes, CasToken),
+    /// A value marked stale, for a caller that serves stale values; with
+    /// the lease when this caller was granted the refresh.
+    ServeStale(T, Option<LeaseToken>),
+    /// No value this caller may return: it needs one.
+    Need(Need),
+}
+
+/// How a caller without a value gets one.
+pub(super) enum Need {
+    /// It holds the fill lease: fill, and store under it.
+    Lease(LeaseToken),
+    /// Someone else holds the lease: wait for them.
+    Busy,
+    /// A value is stored but past its time (the backend keeps it a little
+    /// longer than its frame says): replace it under the key's
+    /// [`RedLock`](crate::RedLock), compare-and-set against `seen`.
+    Replace(CasToken),
+}
+
+impl<'a, C: Codec> Job<'a, C> {
+    pub(super) fn new(
+        cache: &'a Cache,
+        codec: &'a C,
+        key: &'a str,
+        fill: &'a Fill,
+    ) -> Result<Self> {
+        let full_key = cache.namespace().apply(key)?;
+        let patience = cache.backend().lease_life(fill.lease);
+        Ok(Job {
+            cache,
+            codec,
+            key,
+            full_key,
+            fill,
+            deadline: Instant::now() + patience.saturating_mul(2),
+        })
+    }
+
+    /// Whether this caller has waited on others as long as it will.
+    pub(super) fn out_of_patience(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// How long one wait on someone else's lease may last.
+    pub(super) fn next_wake(&self) -> Instant {
+        let lease_end = Instant::now() + self.cache.backend().lease_life(self.fill.lease);
+        lease_end.min(self.deadline)
+    }
+
+    /// Reads the key, taking the fill lease if it needs filling, and judges
+    /// what was read.
+    pub(super) async fn read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
+        let read = self
+            .cache
+            .backend()
+            .read_for_fill(&self.full_key, self.fill.lease)
+            .await?;
+        self.judge(read)
+    }
+
+    fn judge<T: DeserializeOwned>(&self, read: FillRead) -> Result<Step<T>> {
+        let serves_stale = self.fill.stale_for.is_some();
+        let Some((bytes, token)) = read.value else {
+            return Ok(Step::Need(match read.lease {
+                FillLease::Granted(lease) => Need::Lease(lease),
+                // NotNeeded without a value is not a valid answer; wait.
+                FillLease::Busy | FillLease::NotNeeded => Need::Busy,
+            }));
+        };
+        let (meta, value) = decode(self.codec, self.key, &bytes)?;
+        if read.stale {
+            return Ok(match read.lease {
+                FillLease::Granted(lease) if serves_stale => Step::ServeStale(value, Some(lease)),
+                FillLease::Granted(lease) => Step::Need(Need::Lease(lease)),
+                FillLease::Busy | FillLease::NotNeeded if serves_stale => {
+                    Step::ServeStale(value, None)
+                }
+                FillLease::Busy | FillLease::NotNeeded => Step::Need(Need::Busy),
+            });
+        }
+        Ok(match self.fill.judge(meta, now_unix_ms()) {
+            Verdict::Fresh => Step::Done(value, bytes),
+            Verdict::Refresh => Step::Refresh(value, bytes, token),
+            Verdict::Missing => Step::Need(Need::Replace(token)),
+        })
+    }
+
+    /// The value framed and encoded for storing.
+    pub(super) fn encode<T: Serialize>(&self, value: &T, fill_time: Duration) -> Result<Bytes> {
+        let meta = Meta::fresh_for(self.fill.ttl, fill_time);
+        Ok(Bytes::from(encode(self.codec, self.key, value, meta)?))
+    }
+
+    /// Stored bytes decoded.
+    pub(super) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+        Ok(decode(self.codec, self.key, bytes)?.1)
+    }
+
+    /// Wakes this process's callers waiting on a fill of the key.
+    pub(super) fn wake_waiters(&self) {
+        self.cache.fill_wakeups().wake(&self.full_key);
+    }
+}

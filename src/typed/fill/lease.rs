@@ -1,0 +1,173 @@
+//! Filling under a fill lease: run the fill, store the value only while the
+//! lease is still valid, and give the lease back on every other way out.
+
+use std::future::Future;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::job::Job;
+use crate::backend::{Backend, LeaseToken};
+use crate::typed::flight::Leader;
+use crate::typed::Codec;
+use crate::{Cache, Error};
+
+/// A fill lease we hold. Dropped while still held (the fill panicked, or the
+/// caller's future was dropped), it is given back from a background task,
+/// so that a waiter takes over at once rather than after the lease.
+struct LeaseClaim {
+    cache: Cache,
+    key: String,
+    lease: Option<LeaseToken>,
+}
+
+impl LeaseClaim {
+    fn new(cache: &Cache, key: &str, lease: LeaseToken) -> Self {
+        LeaseClaim {
+            cache: cache.clone(),
+            key: key.to_owned(),
+            lease: Some(lease),
+        }
+    }
+
+    /// Stores `value` under the lease. `Ok(false)`: the lease was void.
+    async fn store(
+        &mut self,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> crate::Result<bool> {
+        let Some(lease) = &self.lease else {
+            return Ok(false);
+        };
+        let stored = self
+            .cache
+            .backend()
+            .store_filled(&self.key, lease, value, ttl)
+            .await;
+        // Stored or refused, the lease is over; after an error, `Drop`
+        // gives it back in case it is not.
+        if stored.is_ok() {
+            self.lease = None;
+        }
+        self.cache.fill_wakeups().wake(&self.key);
+        stored
+    }
+
+    /// Gives the lease back now; failures are logged (it runs out anyway).
+    async fn give_back(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        give_back(&self.cache, &self.key, &lease).await;
+    }
+}
+
+impl Drop for LeaseClaim {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                key = self.key,
+                "fill lease dropped outside a tokio runtime; it runs out on its own"
+            );
+            return;
+        };
+        let (cache, key) = (self.cache.clone(), std::mem::take(&mut self.key));
+        runtime.spawn(async move { give_back(&cache, &key, &lease).await });
+    }
+}
+
+/// Gives a fill lease back and wakes this process's waiters.
+pub(super) async fn give_back(cache: &Cache, key: &str, lease: &LeaseToken) {
+    if let Err(error) = cache.backend().release_fill(key, lease).await {
+        tracing::warn!(key, %error, "could not give a fill lease back; waiters fall back to its end");
+    }
+    cache.fill_wakeups().wake(key);
+}
+
+/// Holding the fill lease: fill, store while the lease holds, land the
+/// stored bytes for the flight's followers. The caller gets what `f`
+/// computed whether or not it could be stored.
+pub(super) async fn fill_leased<C, T, E, F, Fut>(
+    job: &Job<'_, C>,
+    leader: Option<&Leader<'_>>,
+    lease: LeaseToken,
+    f: F,
+) -> Result<T, E>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut claim = LeaseClaim::new(job.cache, &job.full_key, lease);
+    let started = Instant::now();
+    let value = match f().await {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::debug!(
+                key = job.key,
+                "fill failed; giving the lease back so that a waiter takes over"
+            );
+            claim.give_back().await;
+            return Err(error);
+        }
+    };
+    let bytes = job.encode(&value, started.elapsed())?;
+    if started.elapsed() >= job.fill.lease {
+        // Our lease has run out: someone else may hold the next one and may
+        // have read newer data than we did. Only they store.
+        tracing::debug!(key = job.key, took = ?started.elapsed(), "fill outlived its lease; not storing");
+        claim.give_back().await;
+        return Ok(value);
+    }
+    match claim.store(&bytes, job.fill.storage_ttl()).await {
+        Ok(true) => {
+            tracing::debug!(key = job.key, fill_time = ?started.elapsed(), "filled");
+            if let Some(leader) = leader {
+                leader.land(bytes);
+            }
+        }
+        Ok(false) => {
+            tracing::debug!(
+                key = job.key,
+                "a write voided the fill lease; the fill's value is not stored"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(key = job.key, %error, "could not store the filled value");
+        }
+    }
+    Ok(value)
+}
+
+/// Past the caller's patience with someone else's lease (one that never
+/// runs out, or fills that keep outliving their leases): fill without a
+/// lease and without storing, as aiocache's waiters do after a lease.
+pub(super) async fn fill_unguarded<C, T, E, F, Fut>(
+    job: &Job<'_, C>,
+    leader: Option<&Leader<'_>>,
+    f: F,
+) -> Result<T, E>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    tracing::warn!(
+        key = job.key,
+        "someone else's fill lease outlived twice its lease; filling without one, not storing"
+    );
+    let started = Instant::now();
+    let value = f().await?;
+    if let Some(leader) = leader {
+        leader.land(job.encode(&value, started.elapsed())?);
+    }
+    Ok(value)
+}

@@ -1,0 +1,260 @@
+//! The body of `get_or_fill`: lease-checked fills.
+//!
+//! A read that misses (or finds a value marked stale) takes the backend's
+//! *fill lease* in the same round trip ([`Backend::read_for_fill`]); only the
+//! lease holder fills, and its write-back is accepted only while its lease
+//! is valid: any write to the key meanwhile (`set`, `add`, `cas`, `delete`,
+//! `mark_stale`) voids it, and so does the lease running out. A fill that
+//! read old data can therefore never store it over a newer write.
+//!
+//! Callers in one process share one flight per key ([`super::flight`]);
+//! callers that find someone else's lease wait to be woken when it ends
+//! (in this process at once, in others through the backend), then read
+//! again. A caller never waits on others for more than twice the lease
+//! ([`Backend::lease_life`]): past that it fills without a lease and does not
+//! store (someone else's lease that never runs out cannot hang it).
+//!
+//! Values still stored but due for a refresh (XFetch, the
+//! stale-while-revalidate window, or past their time while the backend
+//! keeps them a little longer) are replaced under the key's
+//! [`RedLock`](crate::RedLock) with a compare-and-set ([`refresh`]).
+//!
+//! - `options`: [`Fill`] and how a value is judged;
+//! - `job`: one call's context, and a read turned into the next step;
+//! - `lease`: filling under a fill lease;
+//! - `refresh`: replacing a stored value.
+
+mod job;
+mod lease;
+mod options;
+mod refresh;
+
+use std::future::Future;
+use std::pin::pin;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use self::job::{Job, Need, Step};
+use self::refresh::Refresher;
+use super::flight::{Follower, Joined, Leader};
+use super::Codec;
+use crate::backend::LeaseToken;
+use crate::{Cache, Error, LockGuard, RedLock, Result};
+pub use options::{Fill, DEFAULT_FILL_LEASE};
+
+/// What a caller does, decided before the fill closure is touched.
+enum Decision<'a, T> {
+    /// Return this value.
+    Value(T),
+    /// Fill under the lease, for the flight.
+    Lead(Leader<'a>, LeaseToken),
+    /// Replace a value past its time, holding the fill lock.
+    Replace(Leader<'a>, LockGuard, crate::CasToken),
+    /// Return the stale value; someone (this caller) refreshes.
+    Refresh(T, Refresher),
+    /// Out of patience with someone else's lease.
+    Unguarded(Leader<'a>),
+}
+
+/// `get_or_fill`: the caller that refreshes waits for its own fill.
+pub(super) async fn get_or_fill<C, T, E, F, Fut>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+    fill: &Fill,
+    f: F,
+) -> Result<T, E>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    fill.check()?;
+    let job = Job::new(cache, codec, key, fill)?;
+    let decision = decide(&job).await?;
+    let outcome = match decision {
+        Decision::Value(value) => Ok(value),
+        Decision::Lead(leader, lease) => lease::fill_leased(&job, Some(&leader), lease, f).await,
+        Decision::Replace(leader, guard, seen) => {
+            refresh::fill_replacing(&job, Some(&leader), guard, seen, f).await
+        }
+        Decision::Refresh(_, by) => refresh::refresh(&job, by, f).await,
+        Decision::Unguarded(leader) => lease::fill_unguarded(&job, Some(&leader), f).await,
+    };
+    outcome
+}
+
+/// `get_or_fill_detached`: a caller that reads a value due for a refresh
+/// returns it at once and the refresh runs on a spawned task.
+pub(super) async fn get_or_fill_detached<C, T, E, F, Fut>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+    fill: &Fill,
+    f: F,
+) -> Result<T, E>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned + Send + 'static,
+    E: From<Error> + std::fmt::Display + Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+{
+    fill.check()?;
+    let job = Job::new(cache, codec, key, fill)?;
+    let decision = decide(&job).await?;
+    let outcome = match decision {
+        Decision::Value(value) => Ok(value),
+        Decision::Lead(leader, lease) => lease::fill_leased(&job, Some(&leader), lease, f).await,
+        Decision::Replace(leader, guard, seen) => {
+            refresh::fill_replacing(&job, Some(&leader), guard, seen, f).await
+        }
+        Decision::Refresh(stale, by) => {
+            let (cache, codec, key, fill) =
+                (cache.clone(), codec.clone(), key.to_owned(), fill.clone());
+            tokio::spawn(async move {
+                let refreshed = match Job::new(&cache, &codec, &key, &fill) {
+                    Ok(job) => refresh::refresh(&job, by, f).await,
+                    Err(error) => Err(E::from(error)),
+                };
+                if let Err(error) = refreshed {
+                    tracing::warn!(key, %error, "background refresh failed; the old value stays");
+                }
+            });
+            Ok(stale)
+        }
+        Decision::Unguarded(leader) => lease::fill_unguarded(&job, Some(&leader), f).await,
+    };
+    outcome
+}
+
+/// Reads (or follows this process's flight) until the caller has a value or
+/// knows what to fill.
+async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Result<Decision<'a, T>> {
+    let flights = job.cache.flights();
+    loop {
+        // A fill for this key is under way in this process: wait for it
+        // without touching the backend.
+        if let Some(follower) = flights.in_progress(&job.full_key) {
+            match follow(job, follower).await? {
+                Some(value) => return Ok(Decision::Value(value)),
+                None => continue, // it failed, was cancelled or could not store
+            }
+        }
+        let need = match job.read::<T>().await? {
+            Step::Done(value, _) => return Ok(Decision::Value(value)),
+            Step::Refresh(value, _, seen) => {
+                // One caller refreshes; everyone else keeps what they read.
+                let lock = RedLock::new(job.cache, job.key, job.fill.lease);
+                return Ok(match lock.try_acquire().await? {
+                    Some(guard) => Decision::Refresh(value, Refresher::Lock(guard, seen)),
+                    None => Decision::Value(value),
+                });
+            }
+            Step::ServeStale(value, Some(lease)) => {
+                return Ok(Decision::Refresh(value, Refresher::Lease(lease)))
+            }
+            Step::ServeStale(value, None) => return Ok(Decision::Value(value)),
+            Step::Need(need) => need,
+        };
+        match flights.join(&job.full_key) {
+            Joined::Lead(leader) => return lead(job, leader, need).await,
+            Joined::Follow(follower) => {
+                // Another caller here leads; a lease we were just granted
+                // would block it, so it goes back (a rare race).
+                if let Need::Lease(lease) = &need {
+                    lease::give_back(job.cache, &job.full_key, lease).await;
+                }
+                if let Some(value) = follow(job, follower).await? {
+                    return Ok(Decision::Value(value));
+                }
+            }
+        }
+    }
+}
+
+/// Waits for this process's flight to land, for at most one lease: a
+/// leader still busy after that has outlived its lease (its value will not
+/// be stored), so the flight is abandoned for newcomers and the caller goes
+/// to the backend, where the lease has run out. `None`: nothing landed.
+async fn follow<C: Codec, T: DeserializeOwned>(
+    job: &Job<'_, C>,
+    mut follower: Follower,
+) -> Result<Option<T>> {
+    match tokio::time::timeout_at(job.next_wake(), follower.landed()).await {
+        Ok(Some(bytes)) => Ok(Some(job.decode(&bytes)?)),
+        Ok(None) => Ok(None),
+        Err(_) => {
+            tracing::debug!(
+                key = job.key,
+                "the flight's leader outlived its lease; leaving it"
+            );
+            job.cache.flights().abandon(&job.full_key, &follower);
+            Ok(None)
+        }
+    }
+}
+
+/// This process's one caller for the key: waits out other processes'
+/// leases until it holds one, or reads what they stored.
+async fn lead<'a, C: Codec, T: DeserializeOwned>(
+    job: &'a Job<'_, C>,
+    leader: Leader<'a>,
+    first: Need,
+) -> Result<Decision<'a, T>> {
+    let mut need = first;
+    let mut waiter = None;
+    loop {
+        let step = match need {
+            Need::Lease(lease) => return Ok(Decision::Lead(leader, lease)),
+            Need::Replace(_) | Need::Busy if job.out_of_patience() => {
+                return Ok(Decision::Unguarded(leader))
+            }
+            Need::Replace(seen) => {
+                let guard = RedLock::new(job.cache, job.key, job.fill.lease)
+                    .acquire()
+                    .await?;
+                if guard.holds_lock() {
+                    return Ok(Decision::Replace(leader, guard, seen));
+                }
+                job.read::<T>().await? // waited for someone's replace
+            }
+            Need::Busy => {
+                let waiter = match &mut waiter {
+                    Some(waiter) => waiter,
+                    None => {
+                        let registered = job.cache.fill_wakeups().register(&job.full_key);
+                        registered.watch_remote_fills(job.cache.backend()).await;
+                        waiter.insert(registered)
+                    }
+                };
+                // Enabled before the re-read, so a lease that ends right
+                // after it still wakes us.
+                let mut notified = pin!(waiter.notified());
+                notified.as_mut().enable();
+                let step = job.read::<T>().await?;
+                if let Step::Need(Need::Busy) = step {
+                    tokio::select! {
+                        () = notified => tracing::debug!(key = job.key, "woken: a fill lease ended"),
+                        () = tokio::time::sleep_until(job.next_wake()) => {}
+                    }
+                }
+                step
+            }
+        };
+        need = match step {
+            Step::Done(value, bytes) | Step::Refresh(value, bytes, _) => {
+                leader.land(bytes);
+                return Ok(Decision::Value(value));
+            }
+            Step::ServeStale(value, Some(lease)) => {
+                return Ok(Decision::Refresh(value, Refresher::Lease(lease)))
+            }
+            Step::ServeStale(value, None) => return Ok(Decision::Value(value)),
+            Step::Need(need) => need,
+        };
+    }
+}
