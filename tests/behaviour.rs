@@ -73,6 +73,21 @@ macro_rules! all_cases {
             fill::update_from_many_tasks_loses_no_increment,
             fill::typed_values_round_trip_and_mismatches_name_the_key,
             fill::bad_fill_input_is_a_clear_error,
+            writes::delete_voids_a_fill_on_one_handle,
+            writes::delete_voids_a_fill_across_handles,
+            writes::fill_after_delete_stores_nothing_on_one_handle,
+            writes::fill_after_delete_stores_nothing_across_handles,
+            writes::writes_win_over_fills_on_one_handle,
+            writes::writes_win_over_fills_across_handles,
+            writes::filler_past_its_lease_does_not_store_on_one_handle,
+            writes::filler_past_its_lease_does_not_store_across_handles,
+            writes::a_foreign_lock_record_never_blocks_a_fill,
+            writes::mark_stale_serves_old_values_while_one_refreshes_on_one_handle,
+            writes::mark_stale_serves_old_values_while_one_refreshes_across_handles,
+            writes::mark_stale_of_a_missing_key_is_false_and_bad_grace_is_refused,
+            writes::detached_refreshes_return_at_once_on_one_handle,
+            writes::detached_refreshes_return_at_once_across_handles,
+            writes::a_failed_background_refresh_keeps_the_stale_value,
         }
     };
 }

@@ -15,7 +15,7 @@ use stampede::backend::redis::{
     deadpool_redis, fence_key, redis, release_channel, RedisBackend, RedisOptions,
 };
 use stampede::backend::{Backend, Fencing, LockAttempt};
-use stampede::{Cache, LockGuard, RedLock};
+use stampede::{Cache, Fill, LockGuard, RedLock};
 use tokio::task::JoinHandle;
 
 use common::servers::{self, Server};
@@ -525,6 +525,7 @@ async fn each_operation_is_one_command_on_the_wire() {
     // Connected, and every script used below loaded once.
     cache.set("warm", b"v", None).await.unwrap();
     assert!(cache.cas("warm", b"v", None, None).await.is_ok());
+    assert!(cache.delete("warm").await.unwrap());
     let lock = RedLock::new(&cache, "warm", LONG_LEASE);
     assert!(lock.acquire().await.unwrap().release().await.unwrap());
 
@@ -555,9 +556,68 @@ async fn each_operation_is_one_command_on_the_wire() {
     let commands = monitored_commands(&mut monitor, end).await;
     assert_eq!(
         commands,
-        ["GET", "SET", "SET", "GET", "EVALSHA", "DEL", "SET", "EVALSHA"],
-        "get, set, add, gets, cas, delete, acquire, release: one command each, no PING"
+        ["GET", "SET", "SET", "GET", "EVALSHA", "EVALSHA", "SET", "EVALSHA"],
+        "get, set, add, gets, cas, delete (which voids fill leases too), acquire, release: \
+         one command each, no PING"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_fill_is_two_round_trips_and_a_hit_one() {
+    let server = Server::start(servers::REDIS);
+    let cache = Cache::from_url(&format!("{}?namespace=fillwire", server.url()))
+        .await
+        .unwrap();
+    let mut admin = raw(&server.url()).await;
+    let fill = Fill::ttl(Duration::from_secs(60));
+    // Connected, and both fill scripts loaded once.
+    let _: u32 = cache
+        .get_or_fill("warm", fill.clone(), || async {
+            Ok::<_, stampede::Error>(1)
+        })
+        .await
+        .unwrap();
+
+    let mut monitor = redis::Client::open(server.url())
+        .unwrap()
+        .get_async_monitor()
+        .await
+        .unwrap()
+        .into_on_message::<String>();
+    let cold: u32 = cache
+        .get_or_fill("k", fill.clone(), || async { Ok::<_, stampede::Error>(7) })
+        .await
+        .unwrap();
+    let end = "end-of-cold-fill";
+    let _: String = redis::cmd("ECHO")
+        .arg(end)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let commands = monitored_commands(&mut monitor, end).await;
+    assert_eq!(cold, 7);
+    assert_eq!(
+        commands,
+        ["EVALSHA", "EVALSHA"],
+        "read with the lease, then store under it"
+    );
+
+    let hot: u32 = cache
+        .get_or_fill("k", fill, || async {
+            unreachable!("a hit does not fill");
+            #[allow(unreachable_code)]
+            Ok::<u32, stampede::Error>(0)
+        })
+        .await
+        .unwrap();
+    let end = "end-of-hit";
+    let _: String = redis::cmd("ECHO")
+        .arg(end)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(hot, 7);
+    assert_eq!(monitored_commands(&mut monitor, end).await, ["EVALSHA"]);
 }
 
 // ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ pub mod servers;
 
 use std::time::Duration;
 
+use stampede::backend::memory::MemoryBackend;
 use stampede::Cache;
 
 /// A backend the shared suite runs against.
@@ -41,6 +42,27 @@ impl Kind {
         }
     }
 
+    /// A fill lease short enough to outlive in a test, long enough for the
+    /// backend's granularity (memcached counts whole seconds and adds 2).
+    pub fn short_lease(self) -> Duration {
+        match self {
+            Kind::Memcached => Duration::from_secs(1),
+            _ => Duration::from_millis(300),
+        }
+    }
+
+    /// The longest a record written with `lease` may live on this backend.
+    pub fn lease_life(self, lease: Duration) -> Duration {
+        match self {
+            #[cfg(feature = "memcached")]
+            Kind::Memcached => {
+                let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
+                Duration::from_secs(secs + stampede::backend::memcached::CLOCK_MARGIN_SECS)
+            }
+            _ => lease,
+        }
+    }
+
     /// Whether separate processes (or separately opened handles) share it.
     pub fn is_shared(self) -> bool {
         self != Kind::Memory
@@ -52,7 +74,7 @@ pub struct Store {
     pub kind: Kind,
     pub namespace: String,
     base_url: Option<String>,
-    memory: Option<Cache>,
+    memory: Option<(MemoryBackend, Cache)>,
 }
 
 impl Store {
@@ -60,7 +82,10 @@ impl Store {
     pub fn new(kind: Kind, test: &str) -> Store {
         let namespace = format!("{test}-{}", uuid::Uuid::new_v4().simple());
         let (base_url, memory) = match kind {
-            Kind::Memory => (None, Some(Cache::memory())),
+            Kind::Memory => {
+                let backend = MemoryBackend::default();
+                (None, Some((backend.clone(), Cache::from(backend))))
+            }
             Kind::Redis => (Some(servers::shared_url(servers::REDIS)), None),
             Kind::Memcached => (Some(servers::shared_url(servers::MEMCACHED)), None),
         };
@@ -85,10 +110,20 @@ impl Store {
     /// it is a clone of the one cache.
     pub async fn handle(&self) -> Cache {
         match &self.memory {
-            Some(cache) => cache.with_namespace(&self.namespace),
+            Some((_, cache)) => cache.with_namespace(&self.namespace),
             None => Cache::from_url(&self.url())
                 .await
                 .unwrap_or_else(|e| panic!("open {}: {e}", self.url())),
+        }
+    }
+
+    /// A handle with its own flight map and wake-up map, as another process
+    /// has: on memory, a second `Cache` on the same backend; on network
+    /// backends, new connections (as [`handle`](Store::handle)).
+    pub async fn independent_handle(&self) -> Cache {
+        match &self.memory {
+            Some((backend, _)) => Cache::from(backend.clone()).with_namespace(&self.namespace),
+            None => self.handle().await,
         }
     }
 }

@@ -6,3 +6,4 @@ pub mod kv;
 pub mod lease;
 pub mod optimistic;
 pub mod redlock;
+pub mod writes;
