@@ -5,6 +5,9 @@
 //!   oversized values refused, long TTLs kept.
 //! - `locks`: owner-checked release racing a new holder, sub-second leases,
 //!   fencing tokens.
+//! - `one_trip`: release and extend in one round trip with the CAS
+//!   remembered from the create; the two-trip path when nothing is
+//!   remembered; the memory of lost locks swept.
 //! - `failures`: a killed, restarted or hung server.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
 #![cfg(feature = "memcached")]
@@ -16,6 +19,8 @@ mod failures;
 mod keys;
 #[path = "memcached/locks.rs"]
 mod locks;
+#[path = "memcached/one_trip.rs"]
+mod one_trip;
 #[path = "memcached/processes.rs"]
 mod processes;
 #[path = "memcached/proxy.rs"]

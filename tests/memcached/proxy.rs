@@ -1,14 +1,20 @@
-//! A TCP proxy in front of memcached that holds back every `md` (delete)
-//! until the test lets it through, so a release can be paused between its
-//! read (`mg`) and its compare-and-delete (`md C<cas>`).
+//! TCP proxies in front of memcached that see every request the client
+//! sends:
+//!
+//! - [`HoldDeletes`] holds back every `md` (delete) until the test lets it
+//!   through, so a release can be paused between its read (`mg`) and its
+//!   compare-and-delete (`md C<cas>`);
+//! - [`CountRequests`] logs the command word of every request, so a test can
+//!   count the round trips an operation took.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
+/// Holds every `md` until [`let_one_through`](Self::let_one_through).
 pub struct HoldDeletes {
     pub addr: SocketAddr,
     arrived: mpsc::UnboundedReceiver<()>,
@@ -18,23 +24,13 @@ pub struct HoldDeletes {
 impl HoldDeletes {
     /// Starts a proxy to the memcached server at `upstream`.
     pub async fn start(upstream: String) -> HoldDeletes {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (arrived_tx, arrived) = mpsc::unbounded_channel();
         let gate = Arc::new(Semaphore::new(0));
-        let proxy_gate = Arc::clone(&gate);
-        tokio::spawn(async move {
-            loop {
-                let (client, _) = listener.accept().await.unwrap();
-                let server = TcpStream::connect(&upstream).await.unwrap();
-                tokio::spawn(relay(
-                    client,
-                    server,
-                    arrived_tx.clone(),
-                    Arc::clone(&proxy_gate),
-                ));
-            }
-        });
+        let hold = Hold {
+            arrived: arrived_tx,
+            gate: Arc::clone(&gate),
+        };
+        let addr = start(upstream, Arc::default(), Some(hold)).await;
         HoldDeletes {
             addr,
             arrived,
@@ -53,13 +49,60 @@ impl HoldDeletes {
     }
 }
 
+/// Logs the command word (`mg`, `ms`, `md`, `ma`, …) of every request.
+pub struct CountRequests {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl CountRequests {
+    /// Starts a proxy to the memcached server at `upstream`.
+    pub async fn start(upstream: String) -> CountRequests {
+        let log = Arc::<Mutex<Vec<String>>>::default();
+        let addr = start(upstream, Arc::clone(&log), None).await;
+        CountRequests { addr, log }
+    }
+
+    /// The commands sent since the last call, in the order they reached
+    /// the proxy. A request is logged before it is forwarded, so every
+    /// request of an operation that has returned is in.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// How [`HoldDeletes`] holds an `md`.
+#[derive(Clone)]
+struct Hold {
+    arrived: mpsc::UnboundedSender<()>,
+    gate: Arc<Semaphore>,
+}
+
+/// Accepts connections on a free loopback port and relays each to
+/// `upstream`; returns the port's address.
+async fn start(upstream: String, log: Arc<Mutex<Vec<String>>>, hold: Option<Hold>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (client, _) = listener.accept().await.unwrap();
+            let server = TcpStream::connect(&upstream).await.unwrap();
+            // Without this, Nagle and delayed ACKs add ~40 ms to requests.
+            client.set_nodelay(true).unwrap();
+            server.set_nodelay(true).unwrap();
+            tokio::spawn(relay(client, server, Arc::clone(&log), hold.clone()));
+        }
+    });
+    addr
+}
+
 /// Copies answers back as they come, and requests forward one command at a
-/// time, holding each `md` until the gate gives a permit.
+/// time, logging each and holding each `md` when `hold` says so.
 async fn relay(
     client: TcpStream,
     server: TcpStream,
-    arrived: mpsc::UnboundedSender<()>,
-    gate: Arc<Semaphore>,
+    log: Arc<Mutex<Vec<String>>>,
+    hold: Option<Hold>,
 ) {
     let (client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
@@ -74,20 +117,21 @@ async fn relay(
             return;
         }
         let words: Vec<&[u8]> = line.split(|b| b.is_ascii_whitespace()).collect();
-        if words[0] == b"md" {
-            let _ = arrived.send(());
-            gate.acquire().await.unwrap().forget();
+        log.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(String::from_utf8_lossy(words[0]).into_owned());
+        if let (Some(hold), b"md") = (&hold, words[0]) {
+            let _ = hold.arrived.send(());
+            hold.gate.acquire().await.unwrap().forget();
         }
-        let mut data = Vec::new();
         if words[0] == b"ms" {
             // `ms <key> <datalen> …` is followed by the data and CRLF.
             let len: usize = std::str::from_utf8(words[2]).unwrap().parse().unwrap();
-            data.resize(len + 2, 0);
-            requests.read_exact(&mut data).await.unwrap();
+            let start = line.len();
+            line.resize(start + len + 2, 0);
+            requests.read_exact(&mut line[start..]).await.unwrap();
         }
-        if server_write.write_all(&line).await.is_err()
-            || server_write.write_all(&data).await.is_err()
-        {
+        if server_write.write_all(&line).await.is_err() {
             return;
         }
     }

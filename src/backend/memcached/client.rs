@@ -140,6 +140,22 @@ impl Client {
         Ok(result.status)
     }
 
+    /// `ms … c`, in whatever mode `set` says: the status, and the item's
+    /// new CAS unique when the store was applied (memcached ≥ 1.6.13
+    /// returns it for the `c` flag).
+    pub(super) async fn store_returning_cas(
+        &self,
+        operation: &'static str,
+        set: Set,
+    ) -> Result<(MutationStatus, Option<u64>)> {
+        let result = self
+            .meta
+            .run(set.return_cas())
+            .await
+            .map_err(|e| self.error(operation, e))?;
+        Ok((result.status, result.cas))
+    }
+
     /// `md`, conditional or not.
     pub(super) async fn remove(
         &self,

@@ -1,12 +1,22 @@
 //! Lock records on memcached: create, owner-checked release and extend,
 //! and fencing tokens.
 //!
-//! Owner checks use the CAS unique: read the record with `mg <key> v c`,
-//! compare the value with the owner here, then act with `C<cas>`, which the
-//! server applies only if nobody has written the key since the read. A
-//! holder whose lease ran out therefore cannot delete or extend the record
-//! of whoever took the lock after it: that record has a new CAS unique even
-//! if a bug gave it the same owner bytes.
+//! Owner checks use the CAS unique, and `C<cas>`, which the server applies
+//! only if nobody has written the key since that CAS was current:
+//!
+//! - **one round trip**, the normal case: the create (`ms <key> ME T<lease>
+//!   c`) and every extend (`ms <key> C<cas> T<lease> c`) return the record's
+//!   new CAS, which the backend remembers (see the `remembered` module), so
+//!   release is just `md <key> C<cas>` and extend just the conditional
+//!   rewrite;
+//! - **two round trips**, when nothing is remembered (a record created by
+//!   another handle or before this process restarted, or an entry swept
+//!   after its lease ran out): read the record with `mg <key> v c`, compare
+//!   the value with the owner here, then act with `C<cas>`.
+//!
+//! Either way a holder whose lease ran out cannot delete or extend the
+//! record of whoever took the lock after it: that record has a new CAS
+//! unique.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +29,9 @@ use crate::backend::{Fencing, LockAttempt};
 use crate::{Error, Result};
 
 impl MemcachedBackend {
-    /// `ms <key> ME T<lease>`, then for [`Fencing::Issue`] the fencing
-    /// counter. See [`issue_fence`](Self::issue_fence).
+    /// `ms <key> ME T<lease> c`, remembering the new record's CAS, then for
+    /// [`Fencing::Issue`] the fencing counter. See
+    /// [`issue_fence`](Self::issue_fence).
     pub(super) async fn lock(
         &self,
         key: &str,
@@ -38,12 +49,20 @@ impl MemcachedBackend {
         self.bounded("try_lock", async {
             let started = Instant::now();
             let create = Set::new(&*record, owner).add().ttl(exptime);
-            match self.client.store("try_lock", create).await? {
-                MutationStatus::Applied => {}
+            match self.client.store_returning_cas("try_lock", create).await? {
+                (MutationStatus::Applied, Some(cas)) => {
+                    self.remembered
+                        .remember(&record, owner, cas, started + lease);
+                }
+                // A server that ignored the `c` flag: release and extend
+                // take the two-trip path.
+                (MutationStatus::Applied, None) => {}
                 // The failed add does not say how long the holder has left;
                 // callers that want it ask `lock_record`.
-                MutationStatus::AlreadyExists => return Ok(LockAttempt::Held { remaining: None }),
-                other => return Err(unexpected("try_lock", other)),
+                (MutationStatus::AlreadyExists, _) => {
+                    return Ok(LockAttempt::Held { remaining: None })
+                }
+                (other, _) => return Err(unexpected("try_lock", other)),
             }
             match counter {
                 None => Ok(LockAttempt::Acquired { fence: None }),
@@ -114,16 +133,22 @@ impl MemcachedBackend {
         }
     }
 
-    /// Deletes `key` (already a wire key) if it holds `owner` and nobody
-    /// has written it since we read it: `mg v c`, then `md C<cas>`.
+    /// Deletes `key` (already a wire key) if it is the record we created or
+    /// last extended for `owner`: `md <key> C<cas>` with the remembered CAS.
+    /// When none is remembered: `mg v c`, compare the owner, `md C<cas>`.
+    /// Either way nothing stays remembered.
     pub(super) async fn release_record(
         &self,
         operation: &'static str,
         key: &str,
         owner: &[u8],
     ) -> Result<bool> {
-        let Some(cas) = self.owned_cas(operation, key, owner).await? else {
-            return Ok(false);
+        let cas = match self.remembered.forget(key, owner) {
+            Some(cas) => cas,
+            None => match self.owned_cas(operation, key, owner).await? {
+                Some(cas) => cas,
+                None => return Ok(false),
+            },
         };
         match self
             .client
@@ -136,10 +161,12 @@ impl MemcachedBackend {
         }
     }
 
-    /// Rewrites the record with its TTL reset to `lease` if it holds
-    /// `owner` and nobody has written it since we read it: `mg v c`, then
-    /// `ms <key> C<cas> T<lease>` with the same value. (The meta protocol
-    /// has no conditional touch: `mg T` touches unconditionally.)
+    /// Rewrites the record with its TTL reset to `lease` if it is ours:
+    /// `ms <key> C<cas> T<lease> c` with the owner as the value, one round
+    /// trip with the remembered CAS, which the answer's CAS replaces. (The
+    /// meta protocol has no conditional touch: `mg T` touches
+    /// unconditionally.) When none is remembered, see
+    /// [`extend_unremembered`](Self::extend_unremembered).
     pub(super) async fn extend_record(
         &self,
         key: &str,
@@ -149,17 +176,51 @@ impl MemcachedBackend {
         let record = keys::wire_key(key)?;
         let exptime = ttl::exptime(lease, "lease")?;
         self.bounded("extend", async {
-            let Some(cas) = self.owned_cas("extend", &record, owner).await? else {
-                return Ok(false);
+            let asked = Instant::now();
+            let Some(taken) = self.remembered.take(&record, owner) else {
+                return self.extend_unremembered(&record, owner, exptime).await;
             };
-            let rewrite = Set::new(&*record, owner).compare_cas(cas).ttl(exptime);
-            match self.client.store("extend", rewrite).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("extend", other)),
-            }
+            let rewrite = Set::new(&*record, owner)
+                .compare_cas(taken.cas)
+                .ttl(exptime);
+            // Until `finish`, the entry is in flight: if this future is
+            // dropped, the next call falls back to the two-trip path.
+            let answer = self.client.store_returning_cas("extend", rewrite).await;
+            let (extended, rewritten) = match answer {
+                Ok((MutationStatus::Applied, cas)) => {
+                    (Ok(true), cas.map(|cas| (cas, asked + lease)))
+                }
+                Ok((MutationStatus::CasMismatch | MutationStatus::NotFound, _)) => {
+                    (Ok(false), None)
+                }
+                Ok((other, _)) => (Err(unexpected("extend", other)), None),
+                Err(error) => (Err(error), None),
+            };
+            self.remembered
+                .finish(&record, owner, taken.ticket, rewritten);
+            extended
         })
         .await
+    }
+
+    /// The two-trip extend: `mg v c`, compare the owner, then
+    /// `ms <key> C<cas> T<lease>`. Its write changes the CAS without our
+    /// remembering it, so nothing stays remembered (forgotten before the
+    /// write, in case this is cancelled, and after, in case a create of
+    /// the same key and owner remembered one in between).
+    async fn extend_unremembered(&self, record: &str, owner: &[u8], exptime: Ttl) -> Result<bool> {
+        self.remembered.forget(record, owner);
+        let Some(cas) = self.owned_cas("extend", record, owner).await? else {
+            return Ok(false);
+        };
+        let rewrite = Set::new(record, owner).compare_cas(cas).ttl(exptime);
+        let answer = self.client.store("extend", rewrite).await;
+        self.remembered.forget(record, owner);
+        match answer? {
+            MutationStatus::Applied => Ok(true),
+            MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
+            other => Err(unexpected("extend", other)),
+        }
     }
 
     /// The record's CAS unique, when it holds `owner`.

@@ -23,17 +23,36 @@
 //! | `delete` | `md <k>` | 1 |
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
-//! | `try_lock` | `ms <k> ME T<lease>`; held: `Held { remaining: None }` | 1 |
+//! | `try_lock` | `ms <k> ME T<lease> c`; held: `Held { remaining: None }` | 1 |
 //! | `try_lock`, fenced | the above, then `ma <k>-fence N1 J<µs> T0` | 2 |
 //! | `lock_record` | `mg <k> v t` | 1 |
-//! | `release` | `mg <k> v c`, compare, `md <k> C<cas>` | 2 |
-//! | `extend` | `mg <k> v c`, compare, `ms <k> C<cas> T<lease>` | 2 |
+//! | `release` | `md <k> C<cas>`, the CAS remembered from our last write | 1 |
+//! | `extend` | `ms <k> C<cas> T<lease> c`, likewise; the answer's CAS is remembered | 1 |
+//! | `release`, nothing remembered | `mg <k> v c`, compare, `md <k> C<cas>` | 2 |
+//! | `extend`, nothing remembered | `mg <k> v c`, compare, `ms <k> C<cas> T<lease>` | 2 |
 //! | `watch_releases` | a poller: `mg <k>` every poll interval | — |
 //!
+//! The `c` flag on the create and on the extend asks memcached for the
+//! record's new CAS unique in the same answer; it needs memcached 1.6.13 or
+//! later (a server that ignores it just leaves release and extend at two
+//! round trips).
+//!
+//! # Owner-checked release
+//!
 //! Release and extend are owner-checked: the record is deleted or rewritten
-//! only if it still holds our owner token *and* nobody wrote it between the
-//! read and the write (the `C<cas>` condition). A holder whose lease ran out
-//! cannot remove the next holder's record.
+//! only if it is still the one we wrote (the `C<cas>` condition). memcached
+//! gives an item a new CAS unique on every write, so a CAS remembered from
+//! our create or our last extend can only match that exact record: once it
+//! has expired and someone else has taken the lock, the new record has
+//! another CAS, even with the same owner bytes. The backend keeps those CAS
+//! uniques in a small map keyed by record and owner, and sweeps out entries
+//! whose lease has run out, so locks that were lost and never released do
+//! not pile up. When nothing is remembered (the record was created by
+//! another handle or before this process restarted, or its entry was
+//! swept), release and extend first read the record with its CAS and check
+//! that it holds our owner token, then act with `C<cas>`: nobody can have
+//! written it between the read and the write. Either way, a holder whose
+//! lease ran out cannot remove the next holder's record.
 //!
 //! # Fencing tokens
 //!
@@ -141,6 +160,7 @@ mod config;
 mod fill;
 mod keys;
 mod lock;
+mod remembered;
 mod ttl;
 mod watch;
 
@@ -190,6 +210,9 @@ pub struct MemcachedBackend {
     servers: Vec<String>,
     poll_interval: Duration,
     max_value_size: usize,
+    /// The CAS uniques of the lock records we wrote, for one-trip release
+    /// and extend.
+    remembered: remembered::Remembered,
 }
 
 impl MemcachedBackend {
@@ -221,6 +244,7 @@ impl MemcachedBackend {
             servers,
             poll_interval: config.poll_interval,
             max_value_size: config.max_value_size,
+            remembered: remembered::Remembered::default(),
         })
     }
 
@@ -244,6 +268,14 @@ impl MemcachedBackend {
     /// ```
     pub fn client(&self) -> &AsyncMetaClient {
         &self.client.meta
+    }
+
+    /// How many lock records this backend remembers a CAS unique for (or
+    /// has an extend in flight on). For tests: it shows that entries of
+    /// locks that ran out are swept.
+    #[doc(hidden)]
+    pub fn remembered_lock_count(&self) -> usize {
+        self.remembered.len()
     }
 
     /// Runs `call` under the configured timeout.
