@@ -8,6 +8,8 @@
 //! - `one_trip`: release and extend in one round trip with the CAS
 //!   remembered from the create; the two-trip path when nothing is
 //!   remembered; the memory of lost locks swept.
+//! - `fills`: round trips of a fill on native leases, a foreign lease that
+//!   never runs out, stale refresh tokens won by plain reads.
 //! - `failures`: a killed, restarted or hung server.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
 #![cfg(feature = "memcached")]
@@ -15,6 +17,8 @@
 mod common;
 #[path = "memcached/failures.rs"]
 mod failures;
+#[path = "memcached/fills.rs"]
+mod fills;
 #[path = "memcached/keys.rs"]
 mod keys;
 #[path = "memcached/locks.rs"]

@@ -1,6 +1,7 @@
 //! Behaviour across OS processes on the shared backends (Redis, memcached):
 //! mutual exclusion and fencing, a holder killed with SIGKILL, and
-//! get_or_fill filling once for callers spread over four processes.
+//! get_or_fill filling once for callers spread over four processes, and a
+//! delete in one process voiding a fill under way in another.
 //!
 //! The children are this test binary run again on an `#[ignore]`d entry
 //! (see `common::process`); they report on stdout and the parent judges.
@@ -11,7 +12,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::process::{self, expect_success, next_report, report_lines, spawn};
+use common::process::{self, expect_success, next_report, report_lines, spawn, spawn_with_stdin};
 use common::{Kind, Store};
 use stampede::{Cache, Fill, RedLock};
 
@@ -243,6 +244,70 @@ fn fill_once_across_four_processes(kind: Kind) {
     );
 }
 
+// ------------------------------------------------------- delete during fill
+
+#[test]
+#[ignore = "child process entry, run by the delete-during-fill tests"]
+fn child_slow_filler() {
+    assert!(process::is_child(), "run by the multi-process tests only");
+    let url = process::var("STORE_URL");
+    runtime().block_on(async move {
+        let cache = Cache::from_url(&url).await.unwrap();
+        let fill = Fill::ttl(Duration::from_secs(60)).lease(Duration::from_secs(10));
+        let value: String = cache
+            .get_or_fill("k", fill, || async {
+                process::report("filling");
+                // Hold the fill until the parent says so (stdin blocks).
+                tokio::task::spawn_blocking(process::read_order)
+                    .await
+                    .unwrap();
+                Ok::<_, stampede::Error>("old".to_owned())
+            })
+            .await
+            .unwrap();
+        process::report(format!("returned {value}"));
+    });
+}
+
+fn delete_voids_a_fill_in_another_process(kind: Kind) {
+    use std::io::Write;
+
+    let store = Store::new(kind, "delete-across");
+    let mut child = spawn_with_stdin("child_slow_filler", &[("STORE_URL", store.url())]);
+    let mut lines = report_lines(child.stdout.take().unwrap());
+    assert_eq!(next_report(&mut lines).as_deref(), Some("filling"));
+    runtime().block_on(async {
+        let cache = store.handle().await;
+        cache.delete("k").await.unwrap();
+        // A caller after the delete fills anew, without waiting for the
+        // other process's fill, and is not handed its value.
+        let fill = Fill::ttl(Duration::from_secs(60)).lease(Duration::from_secs(10));
+        let value: String = tokio::time::timeout(
+            Duration::from_secs(5),
+            cache.get_or_fill("k", fill, || async {
+                Ok::<_, stampede::Error>("new".to_owned())
+            }),
+        )
+        .await
+        .expect("waited for the voided fill")
+        .unwrap();
+        assert_eq!(value, "new");
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "go").unwrap();
+    assert_eq!(next_report(&mut lines).as_deref(), Some("returned old"));
+    expect_success(child, "slow filler");
+    runtime().block_on(async {
+        let cache = store.handle().await;
+        let stored: Option<String> = cache.get_value("k").await.unwrap();
+        assert_eq!(
+            stored.as_deref(),
+            Some("new"),
+            "the voided fill stored its value"
+        );
+    });
+}
+
 // ---------------------------------------------------------------- per backend
 
 #[cfg(feature = "redis")]
@@ -266,6 +331,11 @@ mod redis {
     #[test]
     fn get_or_fill_fills_once_across_four_processes() {
         fill_once_across_four_processes(Kind::Redis);
+    }
+
+    #[test]
+    fn a_delete_voids_a_fill_in_another_process() {
+        delete_voids_a_fill_in_another_process(Kind::Redis);
     }
 }
 
@@ -293,5 +363,10 @@ mod memcached {
     #[test]
     fn get_or_fill_fills_once_across_four_processes() {
         fill_once_across_four_processes(Kind::Memcached);
+    }
+
+    #[test]
+    fn a_delete_voids_a_fill_in_another_process() {
+        delete_voids_a_fill_in_another_process(Kind::Memcached);
     }
 }

@@ -1024,3 +1024,40 @@ async fn rediss_urls_speak_tls_including_pub_sub() {
     release_wakes(holding, waiter, "wake-up over TLS").await;
     let _ = std::fs::remove_dir_all(servers::tls_dir(server.port));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_fill_lease_that_never_expires_does_not_hang_a_fill() {
+    let store = Store::new(Kind::Redis, "foreign-fill-lease");
+    let cache = store.handle().await;
+    // Something that is not ours holds the key's fill lease record, forever.
+    let mut admin = raw(&servers::shared_url(servers::REDIS)).await;
+    let lease_record = format!("{{{}:k}}:fill", store.namespace);
+    let () = redis::cmd("SET")
+        .arg(&lease_record)
+        .arg("not-ours")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let lease = Duration::from_millis(300);
+    let started = Instant::now();
+    let value: String = cache
+        .get_or_fill(
+            "k",
+            Fill::ttl(Duration::from_secs(60)).lease(lease),
+            || async { Ok::<_, stampede::Error>("computed".to_owned()) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(value, "computed");
+    assert_between(
+        "giving up on the lease",
+        started.elapsed(),
+        lease * 2,
+        lease * 2 + Duration::from_secs(1),
+    );
+    assert_eq!(
+        cache.get("k").await.unwrap(),
+        None,
+        "filled without the lease, yet stored"
+    );
+}

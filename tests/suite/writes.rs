@@ -88,10 +88,19 @@ async fn delete_voids_a_fill_under_way(store: Store, independent: bool) {
     let fills = Arc::new(AtomicUsize::new(0));
     let here = counted_fill(&filler, "k", fill.clone(), &fills, "new");
     let there = counted_fill(&writer, "k", fill.clone(), &fills, "new");
-    assert_eq!(there.await.unwrap(), "new");
+    // The writer's handle never waits for the old fill (well within the
+    // lease a follower of the old flight would otherwise wait).
+    let there = tokio::time::timeout(LEASE / 4, there)
+        .await
+        .expect("a caller after the delete waited for the old fill");
+    assert_eq!(there.unwrap(), "new");
     if !independent {
-        // The delete went through this handle: its flight ended at once.
-        assert_eq!(here.await.unwrap(), "new");
+        // The delete went through this handle: its flight ended at once
+        // (well within the lease a follower would otherwise wait).
+        let here = tokio::time::timeout(LEASE / 4, here)
+            .await
+            .expect("a caller after the delete waited for the old flight");
+        assert_eq!(here.unwrap(), "new");
         old.go.send(()).unwrap();
         assert_eq!(
             old.call.await.unwrap(),
@@ -212,8 +221,11 @@ async fn filler_past_its_lease_does_not_store(store: Store, independent: bool) {
     let started = Instant::now();
     let fills = Arc::new(AtomicUsize::new(0));
     let current = counted_fill(&fast, "k", fill.clone(), &fills, "current");
-    assert_eq!(current.await.unwrap(), "current");
     let life = store.kind.lease_life(lease);
+    let current = tokio::time::timeout(life * 2 + Duration::from_secs(2), current)
+        .await
+        .expect("the next caller waited for the fill that outlived its lease");
+    assert_eq!(current.unwrap(), "current");
     assert_between(
         "taking over a lease that ran out",
         started.elapsed(),
