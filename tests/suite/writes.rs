@@ -427,6 +427,8 @@ async fn detached_refreshes_return_at_once(store: Store, independent: bool) {
     for call in calls {
         assert_eq!(call.await.unwrap().0, "v1");
     }
+    // The refresh runs on its own task: wait until it has started.
+    refresh.started.notified().await;
     assert_eq!(
         refresh.fills.load(Ordering::SeqCst),
         1,

@@ -284,7 +284,11 @@ impl RedisBackend {
         operation: &'static str,
         request: Request<'_>,
     ) -> Result<T> {
-        self.conns.query(operation, request, Resend::Never).await
+        // Boxed: inlined, the connection's future nests deep enough in
+        // callers' futures (get_or_fill) to overflow the compiler's query
+        // depth in plain `#[tokio::main]` programs. One allocation per call,
+        // next to a network round trip.
+        Box::pin(self.conns.query(operation, request, Resend::Never)).await
     }
 
     /// Sends a request that may run twice: resent once if its connection
@@ -294,9 +298,11 @@ impl RedisBackend {
         operation: &'static str,
         request: Request<'_>,
     ) -> Result<T> {
-        self.conns
-            .query(operation, request, Resend::IfConnectionLost)
-            .await
+        Box::pin(
+            self.conns
+                .query(operation, request, Resend::IfConnectionLost),
+        )
+        .await
     }
 }
 

@@ -10,7 +10,7 @@ use crate::{Error, Result};
 pub const DEFAULT_FILL_LEASE: Duration = Duration::from_secs(10);
 
 /// How [`get_or_fill`](crate::Cache::get_or_fill) stores and refreshes a
-/// value: its TTL, the lease of the fill lock, and optional early refresh.
+/// value: its TTL, the lease of a fill, and optional early refresh.
 ///
 /// ```
 /// use std::time::Duration;
@@ -50,10 +50,11 @@ impl Fill {
         }
     }
 
-    /// The lease of the fill lock: how long the filler has before another
-    /// caller may start a second fill, and so the longest any caller waits
-    /// for someone else's fill. Make it longer than a fill takes.
-    /// Default: [`DEFAULT_FILL_LEASE`].
+    /// The fill lease: how long the filler has before another caller may
+    /// start a second fill. A fill that takes longer does not store its
+    /// value (the next lease holder's fill may have read newer data), and
+    /// callers waiting on someone else's lease give up after twice the
+    /// lease. Make it longer than a fill takes. Default: [`DEFAULT_FILL_LEASE`].
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -73,7 +74,9 @@ impl Fill {
 
     /// Keeps values for `window` after they go stale, and serves them while
     /// one caller refreshes: readers of a stale value return at once; the
-    /// first to take the fill lock refreshes.
+    /// first to take the key's fill lock refreshes. Values marked stale by
+    /// [`Cache::mark_stale`](crate::Cache::mark_stale) are served the same
+    /// way while one caller refreshes under the fill lease.
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.stale_for = Some(window);
         self
