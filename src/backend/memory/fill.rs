@@ -6,13 +6,21 @@ use std::time::Duration;
 
 use moka::ops::compute::Op;
 
-use super::entry::{compute, deadline, Entry, Lease};
+use tokio::time::Instant;
+
+use super::entry::{compute, deadline, live, Entry, Lease};
 use super::MemoryBackend;
 use crate::backend::{CasToken, FillLease, FillRead, LeaseToken};
 
 impl MemoryBackend {
     /// A fresh value, or the lease (granted or busy) with any stale value.
     pub(super) async fn lease_read(&self, key: &str, lease: Duration) -> FillRead {
+        // A fresh value needs no lease: read it without moka's per-key lock.
+        if let Some(entry) = live(&self.inner.values, key).await {
+            if let (Some(value), false) = (entry.live_value(Instant::now()), entry.stale) {
+                return FillRead::hit(value.clone(), CasToken::from_version(entry.version));
+            }
+        }
         compute(&self.inner.values, key, |live, now| {
             let value = live.and_then(|entry| {
                 let value = entry.live_value(now)?.clone();

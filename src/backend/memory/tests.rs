@@ -86,3 +86,110 @@ async fn versions_never_repeat_after_delete() {
     assert!(!backend.cas("k", b"x", Some(&first), None).await.unwrap());
     assert!(backend.cas("k", b"x", Some(&second), None).await.unwrap());
 }
+
+/// The lease token of a read that was granted one.
+fn granted(read: FillRead) -> LeaseToken {
+    match read.lease {
+        crate::backend::FillLease::Granted(token) => token,
+        other => panic!("expected a granted lease, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_lease_per_miss_until_it_runs_out_then_the_next_caller_gets_one() {
+    let backend = MemoryBackend::default();
+    let lease = Duration::from_secs(5);
+    let first = granted(backend.read_for_fill("k", lease).await.unwrap());
+    let busy = backend.read_for_fill("k", lease).await.unwrap();
+    assert_eq!(busy, FillRead::missing(crate::backend::FillLease::Busy));
+    assert_eq!(
+        backend.get("k").await.unwrap(),
+        None,
+        "a placeholder is no value"
+    );
+    tokio::time::advance(lease).await;
+    let second = granted(backend.read_for_fill("k", lease).await.unwrap());
+    assert_ne!(first, second);
+    assert!(!backend
+        .store_filled("k", &first, b"late", None)
+        .await
+        .unwrap());
+    assert!(backend
+        .store_filled("k", &second, b"v", None)
+        .await
+        .unwrap());
+    assert_eq!(backend.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_write_voids_a_lease() {
+    let backend = MemoryBackend::default();
+    let lease = Duration::from_secs(5);
+    for write in ["set", "add", "cas", "delete", "mark_stale"] {
+        let key = format!("k-{write}");
+        if write == "mark_stale" {
+            backend.set(&key, b"old", None).await.unwrap();
+            backend.mark_stale(&key, lease).await.unwrap();
+        }
+        let token = granted(backend.read_for_fill(&key, lease).await.unwrap());
+        match write {
+            "set" => backend.set(&key, b"w", None).await.unwrap(),
+            "add" => assert!(backend.add(&key, b"w", None).await.unwrap()),
+            "cas" => assert!(backend.cas(&key, b"w", None, None).await.unwrap()),
+            "delete" => assert!(!backend.delete(&key).await.unwrap()),
+            _ => assert!(backend.mark_stale(&key, lease).await.unwrap()),
+        }
+        assert!(
+            !backend
+                .store_filled(&key, &token, b"filled", None)
+                .await
+                .unwrap(),
+            "{write} did not void the lease"
+        );
+        assert_ne!(
+            backend.get(&key).await.unwrap().as_deref(),
+            Some(&b"filled"[..])
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_value_stays_readable_for_its_grace_and_one_caller_refreshes() {
+    let backend = MemoryBackend::default();
+    backend
+        .set("k", b"old", Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(backend
+        .mark_stale("k", Duration::from_secs(10))
+        .await
+        .unwrap());
+    let read = backend
+        .read_for_fill("k", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(read.stale);
+    assert_eq!(read.value.as_ref().map(|(v, _)| &v[..]), Some(&b"old"[..]));
+    let token = granted(read);
+    let other = backend
+        .read_for_fill("k", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(other.lease, crate::backend::FillLease::Busy);
+    assert!(other.stale && other.value.is_some());
+    // Given back, the stale value stays and the next caller refreshes.
+    assert!(backend.release_fill("k", &token).await.unwrap());
+    assert_eq!(
+        backend.get("k").await.unwrap().as_deref(),
+        Some(&b"old"[..])
+    );
+    granted(
+        backend
+            .read_for_fill("k", Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    // The grace cut the TTL from 60 s to 10 s.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(backend.get("k").await.unwrap(), None);
+}
