@@ -57,6 +57,35 @@ enum Decision<'a, T> {
     Unguarded(Leader<'a>),
 }
 
+/// What [`run`] leaves to its caller: a result, or a refresh to make.
+enum Ran<T, E, F> {
+    Done(Result<T, E>),
+    /// A value due for a refresh, which this caller won, and the closure.
+    Refresh(T, Refresher, F),
+}
+
+/// Decides, and does everything but a refresh of a value that is there.
+async fn run<C, T, E, F, Fut>(job: &Job<'_, C>, f: F) -> Result<Ran<T, E, F>, E>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let decision = decide(job).await?;
+    let outcome = match decision {
+        Decision::Value(value) => Ok(value),
+        Decision::Lead(leader, lease) => lease::fill_leased(job, Some(&leader), lease, f).await,
+        Decision::Replace(leader, guard, seen) => {
+            refresh::fill_replacing(job, Some(&leader), guard, seen, f).await
+        }
+        Decision::Refresh(stale, by) => return Ok(Ran::Refresh(stale, by, f)),
+        Decision::Unguarded(leader) => lease::fill_unguarded(job, Some(&leader), f).await,
+    };
+    Ok(Ran::Done(outcome))
+}
+
 /// `get_or_fill`: the caller that refreshes waits for its own fill.
 pub(super) async fn get_or_fill<C, T, E, F, Fut>(
     cache: &Cache,
@@ -74,15 +103,10 @@ where
 {
     fill.check()?;
     let job = Job::new(cache, codec, key, fill)?;
-    let decision = decide(&job).await?;
-    let outcome = match decision {
-        Decision::Value(value) => Ok(value),
-        Decision::Lead(leader, lease) => lease::fill_leased(&job, Some(&leader), lease, f).await,
-        Decision::Replace(leader, guard, seen) => {
-            refresh::fill_replacing(&job, Some(&leader), guard, seen, f).await
-        }
-        Decision::Refresh(_, by) => refresh::refresh(&job, by, f).await,
-        Decision::Unguarded(leader) => lease::fill_unguarded(&job, Some(&leader), f).await,
+    let ran = run(&job, f).await?;
+    let outcome = match ran {
+        Ran::Done(outcome) => outcome,
+        Ran::Refresh(_, by, f) => refresh::refresh(&job, by, f).await,
     };
     outcome
 }
@@ -105,30 +129,22 @@ where
 {
     fill.check()?;
     let job = Job::new(cache, codec, key, fill)?;
-    let decision = decide(&job).await?;
-    let outcome = match decision {
-        Decision::Value(value) => Ok(value),
-        Decision::Lead(leader, lease) => lease::fill_leased(&job, Some(&leader), lease, f).await,
-        Decision::Replace(leader, guard, seen) => {
-            refresh::fill_replacing(&job, Some(&leader), guard, seen, f).await
-        }
-        Decision::Refresh(stale, by) => {
-            let (cache, codec, key, fill) =
-                (cache.clone(), codec.clone(), key.to_owned(), fill.clone());
-            tokio::spawn(async move {
-                let refreshed = match Job::new(&cache, &codec, &key, &fill) {
-                    Ok(job) => refresh::refresh(&job, by, f).await,
-                    Err(error) => Err(E::from(error)),
-                };
-                if let Err(error) = refreshed {
-                    tracing::warn!(key, %error, "background refresh failed; the old value stays");
-                }
-            });
-            Ok(stale)
-        }
-        Decision::Unguarded(leader) => lease::fill_unguarded(&job, Some(&leader), f).await,
+    let ran = run(&job, f).await?;
+    let (stale, by, f) = match ran {
+        Ran::Done(outcome) => return outcome,
+        Ran::Refresh(stale, by, f) => (stale, by, f),
     };
-    outcome
+    let (cache, codec, key, fill) = (cache.clone(), codec.clone(), key.to_owned(), fill.clone());
+    tokio::spawn(async move {
+        let refreshed = match Job::new(&cache, &codec, &key, &fill) {
+            Ok(job) => refresh::refresh(&job, by, f).await,
+            Err(error) => Err(E::from(error)),
+        };
+        if let Err(error) = refreshed {
+            tracing::warn!(key, %error, "background refresh failed; the old value stays");
+        }
+    });
+    Ok(stale)
 }
 
 /// Reads (or follows this process's flight) until the caller has a value or
