@@ -57,5 +57,11 @@ fn public_futures_are_send(
             Ok::<u8, stampede::Error>(1)
         }),
     );
+    future_is_send(cache.get_or_fill_detached(
+        "k",
+        stampede::Fill::ttl(Duration::from_secs(1)),
+        || async { Ok::<u8, stampede::Error>(1) },
+    ));
+    future_is_send(cache.mark_stale("k", Duration::from_secs(1)));
     is_send(&cache);
 }
