@@ -840,6 +840,54 @@ async fn a_release_published_while_the_link_is_down_still_wakes() {
     release_wakes(holding, waiter, "wake-up for a release missed by pub/sub").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_stored_while_the_link_is_down_still_wakes_its_waiters() {
+    let server = Server::start(servers::REDIS);
+    let url = format!("{}?namespace=missedfill", server.url());
+    let filler = Cache::from_url(&url).await.unwrap();
+    let waiting = Cache::from_url(&url).await.unwrap();
+    let mut admin = raw(&server.url()).await;
+    let fill = Fill::ttl(Duration::from_secs(60)).lease(LONG_LEASE);
+
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let filling = tokio::spawn({
+        let (filler, fill) = (filler.clone(), fill.clone());
+        async move {
+            filler
+                .get_or_fill("k", fill, move || async move {
+                    let _ = started_tx.send(());
+                    let _ = go_rx.await;
+                    Ok::<_, stampede::Error>("filled".to_owned())
+                })
+                .await
+                .unwrap()
+        }
+    });
+    started_rx.await.unwrap();
+    let waiter = tokio::spawn(async move {
+        waiting
+            .get_or_fill("k", fill, || async {
+                Ok::<_, stampede::Error>("second fill".to_owned())
+            })
+            .await
+            .unwrap()
+    });
+    until_subscribed(&mut admin, &release_channel("missedfill:k"), 1).await;
+    // Nobody hears the store's PUBLISH: the reconnect must notice that the
+    // fill lease is gone, although the key itself now exists.
+    kill_pubsub_clients(&mut admin).await;
+    let stored_at = Instant::now();
+    go_tx.send(()).unwrap();
+    assert_eq!(filling.await.unwrap(), "filled");
+    assert_eq!(waiter.await.unwrap(), "filled");
+    assert!(
+        stored_at.elapsed() < LONG_LEASE / 4,
+        "the waiter sat out the lease: {:?}",
+        stored_at.elapsed()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // A pool the application already has.
 // ---------------------------------------------------------------------------

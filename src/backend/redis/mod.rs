@@ -509,8 +509,10 @@ impl Backend for RedisBackend {
     }
 
     async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        // Fill leases end with a publish on the key's own channel.
-        self.subscriber.watch(key, wake).await
+        // Fill leases end with a publish on the key's own channel; after a
+        // pub/sub outage, waiters wake if the lease record is gone.
+        let record = naming::fill_lease_key(key);
+        self.subscriber.watch_record(key, &record, wake).await
     }
 }
 

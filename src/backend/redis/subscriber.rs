@@ -95,12 +95,24 @@ impl Subscriber {
     /// Subscribes to `lock_key`'s release channel; `wake` is notified on
     /// each release until the returned watch is dropped.
     pub(super) async fn watch(&self, lock_key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        let channel = naming::release_channel(lock_key);
+        self.watch_record(lock_key, lock_key, wake).await
+    }
+
+    /// Subscribes to `key`'s channel, as [`watch`](Self::watch); after the
+    /// link was down, the watch is woken if `record` (the lock record, or a
+    /// value's fill lease record) is gone by then.
+    pub(super) async fn watch_record(
+        &self,
+        key: &str,
+        record: &str,
+        wake: Arc<Notify>,
+    ) -> Result<ReleaseWatch> {
+        let channel = naming::release_channel(key);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, confirmed) = oneshot::channel();
         let commands = self.send(Command::Watch {
             channel: channel.clone(),
-            lock_key: lock_key.to_owned(),
+            lock_key: record.to_owned(),
             id,
             wake,
             done,
