@@ -12,7 +12,10 @@ Every workload is written the way aiocache documents it:
   `OptimisticLock(cache, key)` entered and `cas` called (gets + cas);
 - stampede: the body of aiocache's own `cached_stampede` decorator (get;
   on a miss, `async with RedLock`: get again, fill, set);
-- CAS increments: `OptimisticLock` + `cas`, retried on `OptimisticLockError`.
+- CAS increments: `OptimisticLock` + `cas`, retried on `OptimisticLockError`;
+- fills (`aiocache_fills.py`): the round trips of one cold fill and one hit
+  through the `cached_stampede` body, counted, and a delete landing inside
+  the fill, raced many times (`--race-trials`, `--race-in-flight`).
 
 With `--child stampede` it runs one process's share of a stampede that is
 spread over several processes (started by the parent run of this script).
@@ -31,6 +34,8 @@ import aiocache
 import redis.asyncio as redis_asyncio
 from aiocache import RedisCache, MemcachedCache, SimpleMemoryCache
 from aiocache.lock import OptimisticLock, OptimisticLockError, RedLock
+
+import aiocache_fills
 
 
 def make_cache(backend, args, namespace, pool=None):
@@ -114,25 +119,23 @@ async def stampede_share(backend, args, namespace, callers, start_at):
     starts = []
     errors = []
 
+    async def fill():
+        began = time.time()
+        await asyncio.sleep(args.fill_ms / 1000.0)
+        fills.append(time.time() - began)
+        starts.append(began - start_at)
+        return "quarterly report: 42"
+
     async def caller():
-        value = await cache.get("report")
-        if value is None:
-            try:
-                async with RedLock(cache, "report", lease):
-                    value = await cache.get("report")
-                    if value is None:
-                        began = time.time()
-                        await asyncio.sleep(args.fill_ms / 1000.0)
-                        fills.append(time.time() - began)
-                        starts.append(began - start_at)
-                        await cache.set("report", "quarterly report: 42")
-            except KeyError as error:
-                # aiocache's RedLock._release pops its class-wide event map
-                # after an await: when a release lands and another caller
-                # takes the lock before the pop, the pop takes the new
-                # holder's event, and the new holder's own release then
-                # raises KeyError. The value is stored by then; count it.
-                errors.append(repr(error))
+        try:
+            await aiocache_fills.stampede_body(cache, "report", lease, fill)
+        except KeyError as error:
+            # aiocache's RedLock._release pops its class-wide event map
+            # after an await: when a release lands and another caller
+            # takes the lock before the pop, the pop takes the new
+            # holder's event, and the new holder's own release then
+            # raises KeyError. The value is stored by then; count it.
+            errors.append(repr(error))
         return time.time()
 
     delay = start_at - time.time()
@@ -232,6 +235,8 @@ async def main_async(args):
         "stampede": {},
         "stampede_procs": {},
         "cas": {},
+        "round_trips": {},
+        "race": {},
     }
     phases = result["phase_secs"] = {}
 
@@ -248,6 +253,15 @@ async def main_async(args):
                         asyncio.to_thread(stampede_procs, backend, args))
         if args.cas_tasks > 0:
             await phase("cas", "cas", backend, cas_increments(backend, args))
+    # After every timed workload above, so that they run as they always did.
+    for backend in backends:
+        lease = lease_for(backend, args.lease_s)
+        await phase("round_trips", "round_trips", backend, aiocache_fills.round_trips(
+            backend, args, make_cache, lease, fresh_namespace("trips")))
+        if args.race_trials > 0:
+            cache = make_cache(backend, args, fresh_namespace("race"), pool=args.race_in_flight)
+            await phase("race", "race", backend, aiocache_fills.race(
+                cache, lease, args.race_trials, args.race_in_flight))
     return result
 
 
@@ -264,6 +278,8 @@ def main():
     parser.add_argument("--lease-s", type=float, default=5.0)
     parser.add_argument("--cas-tasks", type=int, default=64)
     parser.add_argument("--cas-each", type=int, default=50)
+    parser.add_argument("--race-trials", type=int, default=10000)
+    parser.add_argument("--race-in-flight", type=int, default=32)
     parser.add_argument("--child", choices=["stampede"])
     parser.add_argument("--backend")
     parser.add_argument("--namespace")

@@ -1,6 +1,8 @@
 //! The benchmark harness of [`stampede`]: what the criterion benches
 //! (`benches/ops.rs`) and the comparison (`benches/compare/`) share.
 //!
+//! - [`counting`]: a [`stampede::backend::Backend`] wrapper that logs
+//!   every backend call, for counting them on the memory backend.
 //! - [`servers`]: Redis and memcached started the way the tests start them
 //!   (the tests' own `tests/common/servers.rs`), or named by
 //!   `STAMPEDE_REDIS_URL` / `STAMPEDE_MEMCACHED_URL`.
@@ -10,13 +12,17 @@
 //!   percentiles.
 //! - [`stampede_run`]: N callers of `get_or_fill` on one key, with the
 //!   number of fills and every caller's latency.
+//! - [`wire`]: what reaches a server, counted: Redis commands through
+//!   `MONITOR`, memcached requests through a counting proxy.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+pub mod counting;
 pub mod floor;
 pub mod measure;
 pub mod servers;
 pub mod stampede_run;
+pub mod wire;
 
 /// A tokio runtime with as many workers as the machine has cores (at most
 /// `workers`), every driver enabled: what the benchmarks run on.

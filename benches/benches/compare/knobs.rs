@@ -30,6 +30,10 @@ pub struct Knobs {
     pub locks: usize,
     /// `STAMPEDE_BENCH_WAVE` (100000): locks held at once in the memory run.
     pub wave: usize,
+    /// `STAMPEDE_BENCH_RACE_TRIALS` (10000): delete-during-fill races per backend.
+    pub race_trials: usize,
+    /// `STAMPEDE_BENCH_RACE_IN_FLIGHT` (32): races on distinct keys at a time.
+    pub race_in_flight: usize,
     /// `STAMPEDE_BENCH_AIOCACHE` (1): 0 skips aiocache.
     pub aiocache: bool,
     /// `STAMPEDE_BENCH_PYTHON` (python3): the interpreter that makes the venv.
@@ -64,6 +68,8 @@ impl Knobs {
             cas_each: var("STAMPEDE_BENCH_CAS_EACH", 50usize),
             locks: var("STAMPEDE_BENCH_LOCKS", 1_000_000usize),
             wave: var("STAMPEDE_BENCH_WAVE", 100_000usize).max(1),
+            race_trials: var("STAMPEDE_BENCH_RACE_TRIALS", 10_000usize),
+            race_in_flight: var("STAMPEDE_BENCH_RACE_IN_FLIGHT", 32usize).max(1),
             aiocache: var("STAMPEDE_BENCH_AIOCACHE", 1u8) != 0,
             python: var("STAMPEDE_BENCH_PYTHON", "python3".to_owned()),
             write: var("STAMPEDE_BENCH_WRITE", 1u8) != 0,

@@ -19,8 +19,11 @@ mod environment;
 mod knobs;
 mod memory;
 mod pairs;
+mod race;
 mod report;
+mod report_fills;
 mod report_seed;
+mod round_trips;
 mod seed;
 mod stampedes;
 
@@ -35,8 +38,9 @@ use crate::knobs::Knobs;
 use crate::pairs::Targets;
 use crate::report::Results;
 
-/// Steps shown by the progress bar: pair rows, stampedes, CAS, memory, aiocache.
-const STEPS: u64 = 14 + 5 + 3 + 1 + 1;
+/// Steps shown by the progress bar: pair rows, stampedes, CAS, round trips,
+/// races, memory, aiocache.
+const STEPS: u64 = 14 + 5 + 3 + 1 + 3 + 1 + 1;
 
 fn main() {
     if child::run_if_child() {
@@ -117,6 +121,32 @@ fn main() {
         let figure = stampedes::across_processes(&format!("{url}?namespace={run_id}"), &knobs);
         stampedes.push((backend, knobs.procs, figure));
     }
+    // After every figure above, so that those are measured as they always were.
+    step("round trips of a fill, counted");
+    let round_trips = rt.block_on(round_trips::run(
+        &redis_url,
+        &memcached_addr,
+        &format!("{run_id}-trips"),
+        knobs.lease,
+    ));
+    let mut races = Vec::new();
+    for (backend, cache) in [
+        ("memory", &targets.memory),
+        ("redis", &targets.redis),
+        ("memcached", &targets.memcached),
+    ] {
+        step(&format!(
+            "{backend}: {} deletes during fills",
+            knobs.race_trials
+        ));
+        let outcome = rt.block_on(race::delete_during_fill(
+            cache,
+            knobs.race_trials,
+            knobs.race_in_flight,
+            knobs.lease,
+        ));
+        races.push((backend, outcome));
+    }
     stampedes
         .sort_by_key(|(backend, procs, _)| (*backend != "memory", *backend != "redis", *procs));
 
@@ -148,6 +178,8 @@ fn main() {
         stampedes,
         cas,
         memory,
+        round_trips,
+        races,
         seed,
         environment,
         command: command.join(" "),

@@ -11,6 +11,8 @@ use crate::environment::Environment;
 use crate::knobs::Knobs;
 use crate::memory::MemoryReport;
 use crate::pairs::{Mode, Row};
+use crate::race::RaceOutcome;
+use crate::round_trips::RoundTrips;
 use crate::seed;
 use crate::stampedes::Figure;
 
@@ -22,6 +24,10 @@ pub struct Results {
     pub stampedes: Vec<(&'static str, usize, Figure)>,
     pub cas: Vec<(&'static str, CasOutcome)>,
     pub memory: MemoryReport,
+    /// A leader's cold fill and a hit, counted on the wire, per backend.
+    pub round_trips: Vec<RoundTrips>,
+    /// (backend, delete-during-fill races)
+    pub races: Vec<(&'static str, RaceOutcome)>,
     pub seed: Result<Value, String>,
     pub environment: Environment,
     pub command: String,
@@ -195,6 +201,7 @@ pub fn markdown(results: &Results) -> String {
 
     crate::report_seed::seed_section(w, results, &mut verdicts);
     crate::report_seed::stampede_section(w, results, &mut verdicts);
+    crate::report_fills::fills_section(w, results, &mut verdicts);
     memory_section(w, results, &mut verdicts);
 
     let _ = writeln!(

@@ -86,6 +86,8 @@ pub fn run_aiocache(knobs: &Knobs, redis: &str, memcached: &str) -> Result<Value
         .args(["--lease-s", &knobs.lease.as_secs_f64().to_string()])
         .args(["--cas-tasks", &knobs.cas_tasks.to_string()])
         .args(["--cas-each", &knobs.cas_each.to_string()])
+        .args(["--race-trials", &knobs.race_trials.to_string()])
+        .args(["--race-in-flight", &knobs.race_in_flight.to_string()])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
