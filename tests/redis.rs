@@ -563,7 +563,7 @@ async fn each_operation_is_one_command_on_the_wire() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cold_fill_is_two_round_trips_and_a_hit_one() {
+async fn a_cold_fill_is_three_round_trips_and_a_hit_one_get() {
     let server = Server::start(servers::REDIS);
     let cache = Cache::from_url(&format!("{}?namespace=fillwire", server.url()))
         .await
@@ -598,8 +598,8 @@ async fn a_cold_fill_is_two_round_trips_and_a_hit_one() {
     assert_eq!(cold, 7);
     assert_eq!(
         commands,
-        ["EVALSHA", "EVALSHA"],
-        "read with the lease, then store under it"
+        ["GET", "EVALSHA", "EVALSHA"],
+        "a peek, a read with the lease (once per process), a store under it"
     );
 
     let hot: u32 = cache
@@ -617,7 +617,7 @@ async fn a_cold_fill_is_two_round_trips_and_a_hit_one() {
         .await
         .unwrap();
     assert_eq!(hot, 7);
-    assert_eq!(monitored_commands(&mut monitor, end).await, ["EVALSHA"]);
+    assert_eq!(monitored_commands(&mut monitor, end).await, ["GET"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1107,5 +1107,64 @@ async fn a_foreign_fill_lease_that_never_expires_does_not_hang_a_fill() {
         cache.get("k").await.unwrap(),
         None,
         "filled without the lease, yet stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stampede_asks_for_the_fill_lease_once_per_process() {
+    let server = Server::start(servers::REDIS);
+    let cache = Cache::from_url(&format!("{}?namespace=onelease", server.url()))
+        .await
+        .unwrap();
+    let mut admin = raw(&server.url()).await;
+    let fill = Fill::ttl(Duration::from_secs(60));
+    // Connected, and both fill scripts loaded once.
+    let _: u32 = cache
+        .get_or_fill("warm", fill.clone(), || async {
+            Ok::<_, stampede::Error>(1)
+        })
+        .await
+        .unwrap();
+    let mut monitor = redis::Client::open(server.url())
+        .unwrap()
+        .get_async_monitor()
+        .await
+        .unwrap()
+        .into_on_message::<String>();
+    let fills = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let callers: Vec<_> = (0..200)
+        .map(|_| {
+            let (cache, fill, fills) = (cache.clone(), fill.clone(), fills.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_fill("k", fill, || async move {
+                        fills.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok::<u32, stampede::Error>(7)
+                    })
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap(), 7);
+    }
+    let end = "end-of-stampede";
+    let _: String = redis::cmd("ECHO")
+        .arg(end)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let commands = monitored_commands(&mut monitor, end).await;
+    assert_eq!(fills.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let scripts = commands.iter().filter(|c| *c == "EVALSHA").count();
+    assert_eq!(
+        scripts, 2,
+        "one lease read and one store for 200 callers, not a script each: {commands:?}"
+    );
+    assert!(
+        commands.iter().all(|c| c == "GET" || c == "EVALSHA"),
+        "{commands:?}"
     );
 }

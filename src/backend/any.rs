@@ -106,6 +106,10 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.read_for_fill(key, lease).await)
     }
 
+    async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
+        dispatch!(self, b => b.peek_for_fill(key).await)
+    }
+
     async fn store_filled(
         &self,
         key: &str,

@@ -70,6 +70,7 @@ pub(crate) trait DynBackend: Send + Sync + 'static {
         key: &'a str,
         lease: Duration,
     ) -> BoxFuture<'a, Result<FillRead>>;
+    fn peek_for_fill<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<FillRead>>>;
     fn store_filled<'a>(
         &'a self,
         key: &'a str,
@@ -166,6 +167,9 @@ impl<B: Backend> DynBackend for B {
     ) -> BoxFuture<'a, Result<FillRead>> {
         Box::pin(Backend::read_for_fill(self, key, lease))
     }
+    fn peek_for_fill<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<FillRead>>> {
+        Box::pin(Backend::peek_for_fill(self, key))
+    }
     fn store_filled<'a>(
         &'a self,
         key: &'a str,
@@ -250,6 +254,9 @@ impl Backend for BoxedBackend {
     }
     async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
         DynBackend::read_for_fill(&**self, key, lease).await
+    }
+    async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
+        DynBackend::peek_for_fill(&**self, key).await
     }
     async fn store_filled(
         &self,

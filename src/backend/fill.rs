@@ -66,6 +66,9 @@ pub enum FillLease {
     Granted(LeaseToken),
     /// Someone else holds the lease and is filling.
     Busy,
+    /// The key needs filling, and the read did not ask for the lease
+    /// ([`Backend::peek_for_fill`]).
+    NotAsked,
 }
 
 /// Proof of a fill lease, handed back to [`Backend::store_filled`] and

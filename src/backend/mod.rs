@@ -203,6 +203,21 @@ pub trait Backend: Send + Sync + 'static {
         async move { fill::defaults::read_for_fill(self, key, lease).await }
     }
 
+    /// A read for a fill that never takes a lease, for backends where that
+    /// is cheaper than [`read_for_fill`](Backend::read_for_fill) (Redis: a
+    /// plain `GET` rather than a script). `get_or_fill` then peeks first,
+    /// and only one caller per process asks for the lease on a miss, so a
+    /// stampede sends one lease request per process instead of one per
+    /// caller. A key that needs filling comes back with
+    /// [`FillLease::NotAsked`].
+    ///
+    /// **Default:** `Ok(None)`: no cheaper read; `get_or_fill` reads with
+    /// `read_for_fill` from the start (one round trip fewer on a miss).
+    fn peek_for_fill(&self, key: &str) -> impl Future<Output = Result<Option<FillRead>>> + Send {
+        let _ = key;
+        std::future::ready(Ok(None))
+    }
+
     /// Stores a fill's `value` only if `lease` is still valid: granted to
     /// this caller by [`read_for_fill`](Backend::read_for_fill), not run
     /// out, and not voided by any write to the key since. Ends the lease

@@ -15,14 +15,17 @@
 //! Every script that ends a lease publishes on the key's channel
 //! (`release_channel(key)`), which wakes other processes' fill waiters
 //! through the same subscriber as lock releases. Each call is one round
-//! trip: a cold fill costs two (read with the lease, write back), a hit one.
+//! trip. `get_or_fill` peeks with a plain `GET` first (a hit costs just
+//! that), and on a miss one caller per process reads again with the lease:
+//! a cold fill is three round trips, and a stampede of a thousand callers
+//! sends a thousand `GET`s and one lease script, not a thousand scripts.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::conn::Request;
-use super::{envelope, millis, naming, scripts, RedisBackend};
+use super::{envelope, millis, naming, redis, scripts, RedisBackend};
 use crate::backend::{random_lease_id, FillLease, FillRead, LeaseToken};
 use crate::Result;
 
@@ -46,6 +49,25 @@ impl RedisBackend {
             0 => FillLease::NotNeeded,
             1 => FillLease::Granted(LeaseToken::from_bytes(id)),
             _ => FillLease::Busy,
+        };
+        Ok(FillRead {
+            value,
+            stale,
+            lease,
+        })
+    }
+
+    pub(super) async fn fill_peek(&self, key: &str) -> Result<FillRead> {
+        let stored: Option<Bytes> = self
+            .query_resendable("peek_for_fill", Request::Cmd(redis::cmd("GET").arg(key)))
+            .await?;
+        let opened = stored.map(envelope::open);
+        let stale = opened.as_ref().is_some_and(|opened| opened.stale);
+        let value = opened.map(|opened| (opened.payload, opened.token));
+        let lease = if value.is_some() && !stale {
+            FillLease::NotNeeded
+        } else {
+            FillLease::NotAsked
         };
         Ok(FillRead {
             value,

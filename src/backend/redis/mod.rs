@@ -490,6 +490,10 @@ impl Backend for RedisBackend {
         self.fill_read(key, lease).await
     }
 
+    async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
+        self.fill_peek(key).await.map(Some)
+    }
+
     async fn store_filled(
         &self,
         key: &str,

@@ -48,6 +48,9 @@ pub(super) enum Need {
     Lease(LeaseToken),
     /// Someone else holds the lease: wait for them.
     Busy,
+    /// No value, and the lease was not asked for (a peek): read again,
+    /// asking for it.
+    Ask,
     /// A value is stored but past its time (the backend keeps it a little
     /// longer than its frame says): replace it under the key's
     /// [`RedLock`](crate::RedLock), compare-and-set against `seen`.
@@ -95,11 +98,23 @@ impl<'a, C: Codec> Job<'a, C> {
         self.judge(read)
     }
 
+    /// The first read of a call: a peek where the backend has a cheaper
+    /// read than the lease read, else the lease read. A value marked stale
+    /// is read again with the lease at once, so that one stale reader wins
+    /// the refresh; a miss asks for the lease later, once per process.
+    pub(super) async fn first_read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
+        match self.cache.backend().peek_for_fill(&self.full_key).await? {
+            Some(read) if !read.stale => self.judge(read),
+            _ => self.read().await,
+        }
+    }
+
     fn judge<T: DeserializeOwned>(&self, read: FillRead) -> Result<Step<T>> {
         let serves_stale = self.fill.stale_for.is_some();
         let Some((bytes, token)) = read.value else {
             return Ok(Step::Need(match read.lease {
                 FillLease::Granted(lease) => Need::Lease(lease),
+                FillLease::NotAsked => Need::Ask,
                 // NotNeeded without a value is not a valid answer; wait.
                 FillLease::Busy | FillLease::NotNeeded => Need::Busy,
             }));
@@ -109,6 +124,7 @@ impl<'a, C: Codec> Job<'a, C> {
             return Ok(match read.lease {
                 FillLease::Granted(lease) if serves_stale => Step::ServeStale(value, Some(lease)),
                 FillLease::Granted(lease) => Step::Need(Need::Lease(lease)),
+                FillLease::NotAsked => Step::Need(Need::Ask),
                 FillLease::Busy | FillLease::NotNeeded if serves_stale => {
                     Step::ServeStale(value, None)
                 }

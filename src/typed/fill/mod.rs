@@ -49,6 +49,8 @@ enum Decision<'a, T> {
     Value(T),
     /// Fill under the lease, for the flight.
     Lead(Leader<'a>, LeaseToken),
+    /// Fill under the lease, outside the flight (another caller leads it).
+    Fill(LeaseToken),
     /// Replace a value past its time, holding the fill lock.
     Replace(Leader<'a>, LockGuard, crate::CasToken),
     /// Return the stale value; someone (this caller) refreshes.
@@ -77,6 +79,7 @@ where
     let outcome = match decision {
         Decision::Value(value) => Ok(value),
         Decision::Lead(leader, lease) => lease::fill_leased(job, Some(&leader), lease, f).await,
+        Decision::Fill(lease) => lease::fill_leased(job, None, lease, f).await,
         Decision::Replace(leader, guard, seen) => {
             refresh::fill_replacing(job, Some(&leader), guard, seen, f).await
         }
@@ -160,7 +163,7 @@ async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Resul
                 None => continue, // it failed, was cancelled or could not store
             }
         }
-        let need = match job.read::<T>().await? {
+        let need = match job.first_read::<T>().await? {
             Step::Done(value, _) => return Ok(Decision::Value(value)),
             Step::Refresh(value, _, seen) => {
                 // One caller refreshes; everyone else keeps what they read.
@@ -179,10 +182,12 @@ async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Resul
         match flights.join(&job.full_key) {
             Joined::Lead(leader) => return lead(job, leader, need).await,
             Joined::Follow(follower) => {
-                // Another caller here leads; a lease we were just granted
-                // would block it, so it goes back (a rare race).
-                if let Need::Lease(lease) = &need {
-                    lease::give_back(job.cache, &job.full_key, lease).await;
+                // Another caller here leads, waiting on a lease: ours (its
+                // read came back busy before ours was granted). We fill
+                // outside the flight; our store wakes the leader, which
+                // reads the value and lands it for everyone.
+                if let Need::Lease(lease) = need {
+                    return Ok(Decision::Fill(lease));
                 }
                 if let Some(value) = follow(job, follower).await? {
                     return Ok(Decision::Value(value));
@@ -226,6 +231,7 @@ async fn lead<'a, C: Codec, T: DeserializeOwned>(
     loop {
         let step = match need {
             Need::Lease(lease) => return Ok(Decision::Lead(leader, lease)),
+            Need::Ask => job.read::<T>().await?,
             Need::Replace(_) | Need::Busy if job.out_of_patience() => {
                 return Ok(Decision::Unguarded(leader))
             }
