@@ -197,23 +197,24 @@ impl MemcachedFloor {
         MemcachedFloor { client }
     }
 
-    /// `ms key ME T<secs>`, then `mg key v c` and `md key C<cas>`. Panics
-    /// unless the lock was free and the release removed it.
+    /// `ms key ME T<secs> c` (the create returns the record's CAS unique),
+    /// then `md key C<cas>`: what an owner-checked release costs when the
+    /// CAS from the create is kept. Panics unless the lock was free and the
+    /// release removed it.
     pub async fn acquire_release(&self, key: &str, lease_secs: u32) {
         let owner = owner_token();
         let created = self
             .client
-            .run(Set::new(key, owner).add().ttl(Ttl::secs(lease_secs)))
+            .run(
+                Set::new(key, owner)
+                    .add()
+                    .ttl(Ttl::secs(lease_secs))
+                    .return_cas(),
+            )
             .await
-            .expect("ms ME");
+            .expect("ms ME c");
         assert_eq!(created.status, MutationStatus::Applied, "the lock was free");
-        let read = self
-            .client
-            .run(Get::new(key).meta(Meta::NONE.cas()))
-            .await
-            .expect("mg v c");
-        assert!(read.status == GetStatus::Hit && read.value.as_deref() == Some(&owner[..]));
-        let cas = read.item.cas.expect("a CAS unique");
+        let cas = created.cas.expect("memcached >= 1.6.13 returns the CAS");
         let removed = self
             .client
             .run(Delete::new(key).compare_cas(cas))

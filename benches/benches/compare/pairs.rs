@@ -311,7 +311,7 @@ async fn memcached_specs(targets: &Targets, tasks: usize) -> Vec<Spec> {
     specs.push(Spec {
         backend: "memcached",
         workload: "acquire+release",
-        floor_does: "ms ME T, then mg v c and md C<cas>, through memcache::exp",
+        floor_does: "ms ME T c (the CAS comes back), then md C<cas>, through memcache::exp",
         ours: ours_acquire(&targets.memcached, tasks),
         floor: contender(move |task, _| {
             let (f, k) = (f.clone(), k.clone());

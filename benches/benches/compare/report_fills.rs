@@ -59,7 +59,9 @@ pub fn fills_section(w: &mut String, results: &Results, verdicts: &mut Verdicts)
          the fill, `set`, the release), counted the same way; on memory, by \
          the calls of its backend methods. Targets for ours: 2 for a cold \
          fill (the read that takes the fill lease, the write-back under it) \
-         and 1 for a hit.\n\n\
+         and 1 for a hit; on Redis at most 3 for a cold fill (a plain `GET` \
+         first, so that a stampede's callers send one lease script per \
+         process, not one each).\n\n\
          | backend | who | counted by | leader's cold fill | hit |\n\
          |---|---|---|---|---|"
     );
@@ -84,10 +86,17 @@ pub fn fills_section(w: &mut String, results: &Results, verdicts: &mut Verdicts)
                 );
             }
         }
+        // The issue's targets: 2 where the lease comes with the first read
+        // (memcached's vivify, memory), at most 3 on Redis, which peeks with
+        // a plain GET so that a stampede sends one lease script per process.
+        let most = if trips.backend == "redis" { 3 } else { 2 };
         verdicts.check(
-            format!("{}: a leader's cold fill is 2 round trips", trips.backend),
+            format!(
+                "{}: a leader's cold fill is at most {most} round trips",
+                trips.backend
+            ),
             trips.cold.len().to_string(),
-            trips.cold.len() == 2,
+            trips.cold.len() <= most,
         );
         verdicts.check(
             format!("{}: a hit is 1 round trip", trips.backend),
