@@ -489,6 +489,30 @@ async fn ttls_are_sent_in_milliseconds() {
 
 /// What `MONITOR` shows between now and `ECHO <end>`: the command names
 /// sent by clients (commands run inside scripts are left out).
+/// A `MONITOR` stream on the server at `url`.
+async fn monitor(url: &str) -> impl futures::Stream<Item = String> + Unpin {
+    redis::Client::open(url)
+        .unwrap()
+        .get_async_monitor()
+        .await
+        .unwrap()
+        .into_on_message::<String>()
+}
+
+/// The commands `MONITOR` saw since the last call, up to a marker sent now.
+async fn commands_until_now(
+    admin: &mut MultiplexedConnection,
+    monitor: &mut (impl futures::Stream<Item = String> + Unpin),
+    end: &str,
+) -> Vec<String> {
+    let _: String = redis::cmd("ECHO")
+        .arg(end)
+        .query_async(admin)
+        .await
+        .unwrap();
+    monitored_commands(monitor, end).await
+}
+
 async fn monitored_commands(
     monitor: &mut (impl futures::Stream<Item = String> + Unpin),
     end: &str,
@@ -529,12 +553,7 @@ async fn each_operation_is_one_command_on_the_wire() {
     let lock = RedLock::new(&cache, "warm", LONG_LEASE);
     assert!(lock.acquire().await.unwrap().release().await.unwrap());
 
-    let mut monitor = redis::Client::open(server.url())
-        .unwrap()
-        .get_async_monitor()
-        .await
-        .unwrap()
-        .into_on_message::<String>();
+    let mut monitor = monitor(&server.url()).await;
     assert_eq!(cache.get("k").await.unwrap(), None);
     cache.set("k", b"v", None).await.unwrap();
     assert!(cache.add("other", b"v", None).await.unwrap());
@@ -546,14 +565,7 @@ async fn each_operation_is_one_command_on_the_wire() {
         .await
         .unwrap();
     assert!(guard.release().await.unwrap());
-    let end = "end-of-operations";
-    let _: String = redis::cmd("ECHO")
-        .arg(end)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-
-    let commands = monitored_commands(&mut monitor, end).await;
+    let commands = commands_until_now(&mut admin, &mut monitor, "end-of-operations").await;
     assert_eq!(
         commands,
         ["GET", "SET", "SET", "GET", "EVALSHA", "EVALSHA", "SET", "EVALSHA"],
@@ -578,23 +590,12 @@ async fn a_cold_fill_is_three_round_trips_and_a_hit_one_get() {
         .await
         .unwrap();
 
-    let mut monitor = redis::Client::open(server.url())
-        .unwrap()
-        .get_async_monitor()
-        .await
-        .unwrap()
-        .into_on_message::<String>();
+    let mut monitor = monitor(&server.url()).await;
     let cold: u32 = cache
         .get_or_fill("k", fill.clone(), || async { Ok::<_, stampede::Error>(7) })
         .await
         .unwrap();
-    let end = "end-of-cold-fill";
-    let _: String = redis::cmd("ECHO")
-        .arg(end)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let commands = monitored_commands(&mut monitor, end).await;
+    let commands = commands_until_now(&mut admin, &mut monitor, "end-of-cold-fill").await;
     assert_eq!(cold, 7);
     assert_eq!(
         commands,
@@ -610,14 +611,9 @@ async fn a_cold_fill_is_three_round_trips_and_a_hit_one_get() {
         })
         .await
         .unwrap();
-    let end = "end-of-hit";
-    let _: String = redis::cmd("ECHO")
-        .arg(end)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
     assert_eq!(hot, 7);
-    assert_eq!(monitored_commands(&mut monitor, end).await, ["GET"]);
+    let commands = commands_until_now(&mut admin, &mut monitor, "end-of-hit").await;
+    assert_eq!(commands, ["GET"]);
 }
 
 // ---------------------------------------------------------------------------
@@ -1125,12 +1121,7 @@ async fn a_stampede_asks_for_the_fill_lease_once_per_process() {
         })
         .await
         .unwrap();
-    let mut monitor = redis::Client::open(server.url())
-        .unwrap()
-        .get_async_monitor()
-        .await
-        .unwrap()
-        .into_on_message::<String>();
+    let mut monitor = monitor(&server.url()).await;
     let fills = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let callers: Vec<_> = (0..200)
         .map(|_| {
@@ -1150,13 +1141,7 @@ async fn a_stampede_asks_for_the_fill_lease_once_per_process() {
     for caller in callers {
         assert_eq!(caller.await.unwrap(), 7);
     }
-    let end = "end-of-stampede";
-    let _: String = redis::cmd("ECHO")
-        .arg(end)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let commands = monitored_commands(&mut monitor, end).await;
+    let commands = commands_until_now(&mut admin, &mut monitor, "end-of-stampede").await;
     assert_eq!(fills.load(std::sync::atomic::Ordering::SeqCst), 1);
     let scripts = commands.iter().filter(|c| *c == "EVALSHA").count();
     assert_eq!(
