@@ -5,6 +5,7 @@
 
 pub mod backend;
 mod cache;
+mod clock;
 mod error;
 mod key;
 mod lock;

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::claim::Claim;
 use crate::backend::Backend;
+use crate::clock::deadline;
 use crate::key::check_lease;
 use crate::Result;
 
@@ -96,7 +97,7 @@ impl Lease {
             .extend(self.claim.key(), self.claim.owner(), lease)
             .await?;
         if extended {
-            self.renewed(asked + lease);
+            self.renewed(deadline(asked, lease));
             tracing::debug!(lock = self.claim.key(), ?lease, "renewed");
         } else {
             self.mark_lost("the record is gone or has another owner");
@@ -109,7 +110,7 @@ impl Lease {
 /// is gone. A failed renewal is retried sooner (a quarter period, or half of
 /// what is left), so a passing outage can heal before the lease runs out.
 async fn renew(lease: Weak<Lease>, period: Duration) {
-    let mut next = Instant::now() + period;
+    let mut next = deadline(Instant::now(), period);
     loop {
         tokio::time::sleep_until(next).await;
         let Some(lease) = lease.upgrade() else { return };
@@ -117,7 +118,7 @@ async fn renew(lease: Weak<Lease>, period: Duration) {
             return;
         }
         match lease.extend_by(lease.lease).await {
-            Ok(true) => next = Instant::now() + period,
+            Ok(true) => next = deadline(Instant::now(), period),
             Ok(false) => return,
             Err(error) => {
                 let left = lease.expires_at().saturating_duration_since(Instant::now());
@@ -137,7 +138,7 @@ async fn renew(lease: Weak<Lease>, period: Duration) {
                     });
                 }
                 let retry_in = (period / 4).min(left / 2).max(Duration::from_millis(1));
-                next = Instant::now() + retry_in;
+                next = deadline(Instant::now(), retry_in);
             }
         }
     }
@@ -209,7 +210,7 @@ impl LeaseGuard {
             lease,
             fence,
             state: watch::Sender::new(LeaseState::Held),
-            expires_at: Mutex::new(asked + lease),
+            expires_at: Mutex::new(deadline(asked, lease)),
         });
         let renewal = auto_renew.then(|| {
             let period = (lease.lease / 3).max(Duration::from_millis(1));

@@ -10,6 +10,7 @@ use super::claim::Claim;
 use super::guard::LockGuard;
 use super::lease::LeaseGuard;
 use crate::backend::{Backend, Fencing, LockAttempt};
+use crate::clock;
 use crate::key::check_lease;
 use crate::{Cache, Error, Result};
 
@@ -140,7 +141,7 @@ impl RedLock {
         }
         let lock_key = self.checked_lock_key()?;
         let woken = self
-            .wait_for_release(&lock_key, started + self.lease)
+            .wait_for_release(&lock_key, clock::deadline(started, self.lease))
             .await?;
         Ok(LockGuard::waited(woken))
     }
@@ -165,7 +166,9 @@ impl RedLock {
     pub async fn lock(&self) -> Result<LeaseGuard> {
         let lock_key = self.checked_lock_key()?;
         let started = Instant::now();
-        let deadline = self.wait_timeout.map(|timeout| started + timeout);
+        let deadline = self
+            .wait_timeout
+            .map(|timeout| clock::deadline(started, timeout));
         if let Ok(guard) = self.attempt(&lock_key).await? {
             return Ok(guard);
         }
@@ -190,10 +193,12 @@ impl RedLock {
                 });
             }
             // Try again when the holder's lease runs out, if nobody wakes us.
-            let retry_at = now
-                + remaining
+            let retry_at = clock::deadline(
+                now,
+                remaining
                     .unwrap_or(self.lease)
-                    .max(Duration::from_millis(1));
+                    .max(Duration::from_millis(1)),
+            );
             let wake_at = deadline.map_or(retry_at, |deadline| deadline.min(retry_at));
             tokio::select! {
                 () = notified => tracing::debug!(lock = &*lock_key, "woken"),
@@ -320,7 +325,7 @@ impl RedLock {
                 return Ok(true);
             }
             Some(record) => match record.remaining {
-                Some(remaining) => deadline.min(Instant::now() + remaining),
+                Some(remaining) => deadline.min(clock::deadline(Instant::now(), remaining)),
                 None => deadline,
             },
         };

@@ -427,3 +427,30 @@ pub async fn bad_fill_input_is_a_clear_error(store: Store) {
     assert!(err.is_invalid_input(), "{err}");
     assert_eq!(cache.get("k").await.unwrap(), None, "nothing was written");
 }
+
+pub async fn huge_fill_durations_are_a_value_or_a_clear_error(store: Store) {
+    let cache = store.handle().await;
+    let huge = [
+        Fill::ttl(Duration::from_secs(60)).lease(Duration::MAX),
+        Fill::ttl(Duration::MAX),
+        Fill::ttl(Duration::MAX)
+            .lease(Duration::MAX)
+            .stale_while_revalidate(Duration::MAX),
+    ];
+    for (i, fill) in huge.into_iter().enumerate() {
+        let key = format!("huge-{i}");
+        for _ in 0..2 {
+            // A miss, then (where it was stored) a hit.
+            match cache
+                .get_or_fill(&key, fill.clone(), || async {
+                    Ok::<u8, stampede::Error>(7)
+                })
+                .await
+            {
+                Ok(value) => assert_eq!(value, 7),
+                // memcached cannot keep anything past 2106.
+                Err(err) => assert!(err.is_invalid_input(), "{fill:?}: {err}"),
+            }
+        }
+    }
+}

@@ -425,3 +425,26 @@ pub async fn bad_lease_input_is_a_clear_error(store: Store) {
         .unwrap_err();
     assert!(err.is_invalid_input(), "{err}");
 }
+
+pub async fn huge_leases_are_a_lock_or_a_clear_error(store: Store) {
+    let cache = store.handle().await;
+    let lock = RedLock::new(&cache, "huge", Duration::MAX).wait_timeout(Duration::MAX);
+    match lock.lock().await {
+        Ok(guard) => {
+            assert!(guard.is_still_valid().await.unwrap());
+            // A second caller does not wait out a century: try_lock says held.
+            let err = lock.try_lock().await.unwrap_err();
+            assert!(err.is_locked(), "{err}");
+            assert!(guard.release().await.unwrap());
+        }
+        // memcached cannot keep a record past 2106.
+        Err(err) => assert!(err.is_invalid_input(), "{err}"),
+    }
+    match lock.acquire().await {
+        Ok(guard) => {
+            assert!(guard.holds_lock());
+            assert!(guard.release().await.unwrap());
+        }
+        Err(err) => assert!(err.is_invalid_input(), "{err}"),
+    }
+}

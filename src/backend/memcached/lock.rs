@@ -51,8 +51,12 @@ impl MemcachedBackend {
             let create = Set::new(&*record, owner).add().ttl(exptime);
             match self.client.store_returning_cas("try_lock", create).await? {
                 (MutationStatus::Applied, Some(cas)) => {
-                    self.remembered
-                        .remember(&record, owner, cas, started + lease);
+                    self.remembered.remember(
+                        &record,
+                        owner,
+                        cas,
+                        crate::clock::deadline(started, lease),
+                    );
                 }
                 // A server that ignored the `c` flag: release and extend
                 // take the two-trip path.
@@ -187,9 +191,10 @@ impl MemcachedBackend {
             // dropped, the next call falls back to the two-trip path.
             let answer = self.client.store_returning_cas("extend", rewrite).await;
             let (extended, rewritten) = match answer {
-                Ok((MutationStatus::Applied, cas)) => {
-                    (Ok(true), cas.map(|cas| (cas, asked + lease)))
-                }
+                Ok((MutationStatus::Applied, cas)) => (
+                    Ok(true),
+                    cas.map(|cas| (cas, crate::clock::deadline(asked, lease))),
+                ),
                 Ok((MutationStatus::CasMismatch | MutationStatus::NotFound, _)) => {
                     (Ok(false), None)
                 }

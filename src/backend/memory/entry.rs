@@ -9,6 +9,8 @@ use moka::ops::compute::Op;
 use moka::Expiry;
 use tokio::time::Instant;
 
+pub(super) use crate::clock::deadline;
+
 /// A table of entries by key.
 pub(super) type Table = MokaCache<String, Entry>;
 
@@ -82,12 +84,6 @@ impl Entry {
         });
         Some(value.max(lease))
     }
-}
-
-/// `now + ttl`, saturating far in the future instead of overflowing.
-pub(super) fn deadline(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Tells moka when to reclaim an entry: when its own expiry says so.

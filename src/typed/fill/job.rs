@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::options::{Fill, Verdict};
 use crate::backend::{Backend, CasToken, FillLease, FillRead, LeaseToken};
+use crate::clock::deadline;
 use crate::typed::frame::{now_unix_ms, Meta};
 use crate::typed::{decode, encode, Codec};
 use crate::{Cache, Result};
@@ -72,7 +73,7 @@ impl<'a, C: Codec> Job<'a, C> {
             key,
             full_key,
             fill,
-            deadline: Instant::now() + patience.saturating_mul(2),
+            deadline: deadline(Instant::now(), patience.saturating_mul(2)),
         })
     }
 
@@ -83,7 +84,10 @@ impl<'a, C: Codec> Job<'a, C> {
 
     /// How long one wait on someone else's lease may last.
     pub(super) fn next_wake(&self) -> Instant {
-        let lease_end = Instant::now() + self.cache.backend().lease_life(self.fill.lease);
+        let lease_end = deadline(
+            Instant::now(),
+            self.cache.backend().lease_life(self.fill.lease),
+        );
         lease_end.min(self.deadline)
     }
 

@@ -112,7 +112,7 @@ impl Fill {
     /// How long the backend keeps a value: fresh time plus the stale window.
     pub(super) fn storage_ttl(&self) -> Option<Duration> {
         self.ttl
-            .map(|ttl| ttl + self.stale_for.unwrap_or(Duration::ZERO))
+            .map(|ttl| ttl.saturating_add(self.stale_for.unwrap_or(Duration::ZERO)))
     }
 
     /// What a reader should do with a value carrying `meta`.
