@@ -56,7 +56,7 @@
 //!
 //! # Fencing tokens
 //!
-//! With [`Fencing::Issue`], a successful create is followed by an
+//! With [`Fencing::Issue`](crate::backend::Fencing::Issue), a successful create is followed by an
 //! increment of the counter at `<record key>-fence`, which has no expiry.
 //! Two rules keep the tokens strictly increasing across holders and
 //! processes:
@@ -75,7 +75,7 @@
 //!   back after, we may have stalled past our lease while a newer holder
 //!   took the lock and a lower token, and ours would let a stale holder win:
 //!   we release our record and report the lock as
-//!   [`Held`](LockAttempt::Held) instead.
+//!   [`Held`](crate::backend::LockAttempt::Held) instead.
 //!
 //! # Time: whole seconds, rounded up, plus two
 //!
@@ -147,7 +147,7 @@
 //! Every call is bounded by [`MemcachedConfig::timeout`] (2 s by default):
 //! past it, [`Error::BackendTimeout`]; a refused or broken connection is
 //! [`Error::Backend`]. Connections are pooled and redialled, so after a
-//! server restart the same [`Cache`] works again. The client sends one
+//! server restart the same [`Cache`](crate::Cache) works again. The client sends one
 //! request at a time per connection; at most
 //! [`MemcachedConfig::max_connections`] (64) are open to each server and all
 //! of them are kept while idle, so a burst of calls queues on warm
@@ -160,18 +160,16 @@ mod config;
 mod fill;
 mod keys;
 mod lock;
+mod ops;
 mod remembered;
 mod ttl;
 mod watch;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 pub use memcache;
-use memcache::exp::{AsyncMetaClient, Delete, Meta, MutationStatus, Set};
-use tokio::sync::Notify;
+use memcache::exp::{AsyncMetaClient, Meta, MutationStatus, Set};
 
 use self::client::{unexpected, Client};
 pub use self::config::{
@@ -180,18 +178,14 @@ pub use self::config::{
 };
 pub use self::keys::MAX_KEY_LEN;
 pub use self::ttl::CLOCK_MARGIN_SECS;
-use super::any::AnyBackend;
-use super::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
-};
 use crate::url::CacheUrl;
-use crate::{Cache, Error, Result};
+use crate::{Error, Result};
 
 /// The backend's name in errors and logs.
 const KIND: &str = "memcached";
 
 /// The memcached backend. Build one with [`MemcachedConfig::connect`]; most
-/// code goes through [`Cache::memcached`] or [`Cache::from_url`].
+/// code goes through [`Cache::memcached`](crate::Cache::memcached) or [`Cache::from_url`](crate::Cache::from_url).
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
@@ -359,174 +353,6 @@ impl MemcachedBackend {
     }
 }
 
-impl Backend for MemcachedBackend {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = keys::wire_key(key)?;
-        self.bounded("get", async {
-            let item = self.plain_read("get", &key).await?;
-            Ok(item.map(|item| item.value))
-        })
-        .await
-    }
-
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        let wire = keys::wire_key(key)?;
-        let set = self.store_op(key, &wire, value, ttl)?;
-        self.bounded("set", async {
-            match self.client.store("set", set).await? {
-                MutationStatus::Applied => Ok(()),
-                other => Err(unexpected("set", other)),
-            }
-        })
-        .await
-    }
-
-    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        let wire = keys::wire_key(key)?;
-        let set = self.store_op(key, &wire, value, ttl)?;
-        self.bounded("add", self.create("add", &wire, set)).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let key = keys::wire_key(key)?;
-        self.bounded("delete", async {
-            match self.client.remove("delete", Delete::new(&*key)).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("delete", other)),
-            }
-        })
-        .await
-    }
-
-    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let key = keys::wire_key(key)?;
-        self.bounded("gets", async {
-            let Some(item) = self.plain_read("gets", &key).await? else {
-                return Ok(None);
-            };
-            let cas = item
-                .cas
-                .ok_or_else(|| Error::backend(KIND, "gets", "memcached sent no CAS unique"))?;
-            Ok(Some((item.value, CasToken::from_version(cas))))
-        })
-        .await
-    }
-
-    async fn cas(
-        &self,
-        key: &str,
-        value: &[u8],
-        expected: Option<&CasToken>,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        let wire = keys::wire_key(key)?;
-        let set = self.store_op(key, &wire, value, ttl)?;
-        let Some(token) = expected else {
-            return self.bounded("cas", self.create("cas", &wire, set)).await;
-        };
-        // A token from another backend (a value token) can never match.
-        let Some(version) = token.version() else {
-            return Ok(false);
-        };
-        self.bounded("cas", async {
-            match self.client.store("cas", set.compare_cas(version)).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("cas", other)),
-            }
-        })
-        .await
-    }
-
-    async fn try_lock(
-        &self,
-        key: &str,
-        owner: &[u8],
-        lease: Duration,
-        fencing: Fencing,
-    ) -> Result<LockAttempt> {
-        self.lock(key, owner, lease, fencing).await
-    }
-
-    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
-        let key = keys::wire_key(key)?;
-        self.bounded("lock_record", async {
-            let item = self
-                .client
-                .read("lock_record", &key, Meta::NONE.ttl())
-                .await?;
-            Ok(item.map(|item| LockRecord {
-                owner: item.value,
-                remaining: item.ttl,
-            }))
-        })
-        .await
-    }
-
-    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        let key = keys::wire_key(key)?;
-        self.bounded("release", self.release_record("release", &key, owner))
-            .await
-    }
-
-    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
-        self.extend_record(key, owner, lease).await
-    }
-
-    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        let key = keys::wire_key(key)?.into_owned();
-        Ok(watch::poll(
-            self.client.clone(),
-            key,
-            wake,
-            self.poll_interval,
-            watch::Until::Released,
-        ))
-    }
-
-    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
-        self.fill_read(key, lease).await
-    }
-
-    async fn store_filled(
-        &self,
-        key: &str,
-        lease: &LeaseToken,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        self.fill_store(key, lease, value, ttl).await
-    }
-
-    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
-        self.fill_release(key, lease).await
-    }
-
-    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
-        self.stale_mark(key, grace).await
-    }
-
-    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        let key = keys::wire_key(key)?.into_owned();
-        Ok(watch::poll(
-            self.client.clone(),
-            key,
-            wake,
-            self.poll_interval,
-            watch::Until::Filled,
-        ))
-    }
-
-    fn lease_life(&self, lease: Duration) -> Duration {
-        Duration::from_secs(u64::from(ttl::lease_secs(lease)))
-    }
-}
-
 impl std::fmt::Debug for MemcachedBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemcachedBackend")
@@ -535,44 +361,5 @@ impl std::fmt::Debug for MemcachedBackend {
             .field("poll_interval", &self.poll_interval)
             .field("max_value_size", &self.max_value_size)
             .finish()
-    }
-}
-
-#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
-impl From<MemcachedBackend> for Cache {
-    fn from(backend: MemcachedBackend) -> Cache {
-        Cache::from_backend(AnyBackend::Memcached(backend))
-    }
-}
-
-impl Cache {
-    /// A cache on memcached. Keys are spread across
-    /// [`config.servers`](MemcachedConfig::servers); locks taken on it
-    /// exclude every process that uses the same servers.
-    ///
-    /// ```no_run
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> stampede::Result<()> {
-    /// use stampede::backend::memcached::MemcachedConfig;
-    /// use stampede::Cache;
-    ///
-    /// let cache = Cache::memcached(MemcachedConfig::new(["127.0.0.1:11211"])).await?;
-    /// assert_eq!(cache.backend_kind(), "memcached");
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`MemcachedConfig::connect`]: a bad configuration, or a host
-    /// name that does not resolve. A server that is down is not an error
-    /// here; calls fail until it is back.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: nothing is kept from a dropped attempt.
-    #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
-    pub async fn memcached(config: MemcachedConfig) -> Result<Cache> {
-        Ok(Cache::from(config.connect().await?))
     }
 }

@@ -25,7 +25,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::conn::Request;
-use super::{envelope, millis, naming, redis, scripts, RedisBackend};
+use super::ops::{check_size, millis};
+use super::{envelope, naming, redis, scripts, RedisBackend};
 use crate::backend::{random_lease_id, FillLease, FillRead, LeaseToken};
 use crate::Result;
 
@@ -83,7 +84,7 @@ impl RedisBackend {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        super::check_size(key, value)?;
+        check_size(key, value)?;
         let Some(id) = lease.bytes() else {
             return Ok(false);
         };

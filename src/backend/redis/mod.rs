@@ -20,12 +20,12 @@
 //!
 //! `redis://[user:password@]host[:port][/db][?params]`, and `rediss://…` for
 //! TLS (feature `redis-tls`; without it a `rediss://` URL is an
-//! [`Error::InvalidConfig`] naming the feature). Building the cache does not
+//! [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the feature). Building the cache does not
 //! connect; the first operation does.
 //!
 //! | parameter | meaning | default |
 //! |---|---|---|
-//! | `namespace` | prefix every key, as [`Cache::with_namespace`] | none |
+//! | `namespace` | prefix every key, as [`Cache::with_namespace`](crate::Cache::with_namespace) | none |
 //! | `timeout_ms` | bound on every call, connecting included ([`RedisOptions::timeout`]) | `2000` |
 //! | `protocol` | `resp2` or `resp3`, passed to the redis crate | `resp2` |
 //! | `insecure` | `true`: skip TLS certificate checks (`rediss://` only) | `false` |
@@ -73,7 +73,7 @@
 //! ```
 //!
 //! Each write draws a fresh nonce, so writing the very same bytes again
-//! still changes the key's [`CasToken`], and `cas` detects it (no ABA) with
+//! still changes the key's [`CasToken`](crate::CasToken), and `cas` detects it (no ABA) with
 //! no extra read or key. `get` and `gets` strip the header.
 //!
 //! - A value **without** the marker, written by another Redis client with a
@@ -116,7 +116,7 @@
 //! operation two round trips. When a call fails in a way that may have
 //! broken the connection (I/O error, dropped connection, timeout), the
 //! connection is dropped and the next call takes a fresh one from the pool,
-//! so a restarted server is picked up by the same [`Cache`], with nothing to
+//! so a restarted server is picked up by the same [`Cache`](crate::Cache), with nothing to
 //! rebuild. Reads (`get`, `gets`, `lock_record`) and `extend` are sent again
 //! at once on the fresh connection, since running them twice changes
 //! nothing. Writes are not: whether a command on a lost connection ran
@@ -127,27 +127,21 @@
 //!
 //! Every call is bounded by [`RedisOptions::timeout`] (2 s by default,
 //! `?timeout_ms=` in URLs), connecting included: past it the call fails with
-//! [`Error::BackendTimeout`]; a refused or lost connection is
-//! [`Error::Backend`]. Nothing waits forever on a dead or hung server.
+//! [`Error::BackendTimeout`](crate::Error::BackendTimeout); a refused or lost connection is
+//! [`Error::Backend`](crate::Error::Backend). Nothing waits forever on a dead or hung server.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::Notify;
-
-use super::any::AnyBackend;
-use super::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
-};
 use crate::url::CacheUrl;
-use crate::{Cache, Error, Result};
+use crate::Result;
 
 mod config;
 mod conn;
 mod envelope;
 mod fill;
 mod naming;
+mod ops;
 mod scripts;
 mod subscriber;
 
@@ -155,13 +149,12 @@ pub use config::{RedisOptions, RedisSource, DEFAULT_TIMEOUT};
 pub use deadpool_redis;
 pub use redis;
 
-use conn::{Connections, Request, Resend, KIND};
-use envelope::Expected;
+use conn::{Connections, Request, Resend};
 use subscriber::Subscriber;
 
 /// The largest value this backend stores: Redis's 512 MiB limit, less the
 /// 14-byte envelope. Larger values fail with
-/// [`Error::ValueTooLarge`] before anything is
+/// [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) before anything is
 /// sent.
 ///
 /// ```
@@ -208,7 +201,7 @@ pub fn release_channel(lock_key: &str) -> String {
 /// Every operation may be dropped at any point without harm to the backend:
 /// a dropped read gives up its answer, a dropped write may or may not have
 /// been applied, and a dropped
-/// [`watch_releases`](Backend::watch_releases) leaves no subscription behind.
+/// [`watch_releases`](crate::backend::Backend::watch_releases) leaves no subscription behind.
 ///
 /// ```
 /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
@@ -230,8 +223,8 @@ impl RedisBackend {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an unusable address or pool
-    /// configuration, [`Error::InvalidArgument`] for a zero timeout.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unusable address or pool
+    /// configuration, [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a zero timeout.
     pub fn new(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Self> {
         let resolved = source.into().resolve(&options)?;
         let conns = Arc::new(Connections::new(resolved.pool, options.timeout));
@@ -315,276 +308,9 @@ impl std::fmt::Debug for RedisBackend {
     }
 }
 
-/// A TTL or lease in whole milliseconds, rounded up so that nothing expires
-/// early (and a sub-millisecond TTL is not 0, which Redis refuses).
-fn millis(duration: Duration) -> u64 {
-    let millis = duration.as_nanos().div_ceil(1_000_000);
-    // Redis refuses expiry times that overflow its clock; ~146 million years.
-    u64::try_from(millis)
-        .unwrap_or(u64::MAX)
-        .min(i64::MAX as u64 / 2)
-}
-
-/// A `PTTL` reply as a remaining lease: `None` for "no expiry" (-1).
-fn remaining(pttl: i64) -> Option<Duration> {
-    u64::try_from(pttl).ok().map(Duration::from_millis)
-}
-
-fn check_size(key: &str, value: &[u8]) -> Result<()> {
-    if value.len() > MAX_VALUE_SIZE {
-        return Err(Error::ValueTooLarge {
-            key: key.to_owned(),
-            size: value.len(),
-            limit: MAX_VALUE_SIZE,
-            backend: KIND,
-        });
-    }
-    Ok(())
-}
-
-/// `SET key stored [NX] [PX ttl]`.
-fn set_command(key: &str, stored: &[u8], only_new: bool, ttl: Option<Duration>) -> redis::Cmd {
-    let mut cmd = redis::cmd("SET");
-    cmd.arg(key).arg(stored);
-    if only_new {
-        cmd.arg("NX");
-    }
-    if let Some(ttl) = ttl {
-        cmd.arg("PX").arg(millis(ttl));
-    }
-    cmd
-}
-
-impl Backend for RedisBackend {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let stored: Option<Bytes> = self
-            .query_resendable("get", Request::Cmd(redis::cmd("GET").arg(key)))
-            .await?;
-        Ok(stored.map(|stored| envelope::open(stored).payload))
-    }
-
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        check_size(key, value)?;
-        let cmd = set_command(key, &envelope::seal(value), false, ttl);
-        // Not resent: a second landing of the same nonce after another
-        // writer's value would bring an old CAS token back to life.
-        self.query::<()>("set", Request::Cmd(&cmd)).await
-    }
-
-    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        check_size(key, value)?;
-        let cmd = set_command(key, &envelope::seal(value), true, ttl);
-        let reply: redis::Value = self.query("add", Request::Cmd(&cmd)).await?;
-        Ok(reply != redis::Value::Nil)
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.remove(key).await
-    }
-
-    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let stored: Option<Bytes> = self
-            .query_resendable("gets", Request::Cmd(redis::cmd("GET").arg(key)))
-            .await?;
-        Ok(stored.map(|stored| {
-            let opened = envelope::open(stored);
-            (opened.payload, opened.token)
-        }))
-    }
-
-    async fn cas(
-        &self,
-        key: &str,
-        value: &[u8],
-        expected: Option<&CasToken>,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        check_size(key, value)?;
-        let expected = Expected::from_token(expected);
-        let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
-        let mut script = scripts::cas().key(key);
-        script
-            .arg(expected.mode())
-            .arg(expected.bytes())
-            .arg(envelope::seal(value))
-            .arg(ttl);
-        let stored: u8 = self.query("cas", Request::Script(&script)).await?;
-        Ok(stored == 1)
-    }
-
-    async fn try_lock(
-        &self,
-        key: &str,
-        owner: &[u8],
-        lease: Duration,
-        fencing: Fencing,
-    ) -> Result<LockAttempt> {
-        match fencing {
-            Fencing::Skip => {
-                let cmd = set_command(key, owner, true, Some(lease));
-                let reply: redis::Value = self.query("try_lock", Request::Cmd(&cmd)).await?;
-                Ok(if reply == redis::Value::Nil {
-                    LockAttempt::Held { remaining: None }
-                } else {
-                    LockAttempt::Acquired { fence: None }
-                })
-            }
-            Fencing::Issue => {
-                let mut script = scripts::lock_fenced().key(key);
-                script
-                    .key(naming::fence_key(key))
-                    .arg(owner)
-                    .arg(millis(lease));
-                let (created, number): (u8, i64) =
-                    self.query("try_lock", Request::Script(&script)).await?;
-                Ok(if created == 1 {
-                    LockAttempt::Acquired {
-                        fence: Some(u64::try_from(number).unwrap_or(0)),
-                    }
-                } else {
-                    LockAttempt::Held {
-                        remaining: remaining(number),
-                    }
-                })
-            }
-        }
-    }
-
-    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
-        let mut pipeline = redis::pipe();
-        pipeline.atomic().get(key).pttl(key);
-        let (owner, pttl): (Option<Bytes>, i64) = self
-            .query_resendable("lock_record", Request::Pipeline(&pipeline))
-            .await?;
-        Ok(owner.map(|owner| LockRecord {
-            owner,
-            remaining: remaining(pttl),
-        }))
-    }
-
-    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        let mut script = scripts::release().key(key);
-        script.arg(owner).arg(naming::release_channel(key));
-        let removed: u8 = self.query("release", Request::Script(&script)).await?;
-        Ok(removed == 1)
-    }
-
-    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
-        let mut script = scripts::extend().key(key);
-        script.arg(owner).arg(millis(lease));
-        let extended: u8 = self
-            .query_resendable("extend", Request::Script(&script))
-            .await?;
-        Ok(extended == 1)
-    }
-
-    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        self.subscriber.watch(key, wake).await
-    }
-
-    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
-        self.fill_read(key, lease).await
-    }
-
-    async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
-        self.fill_peek(key).await.map(Some)
-    }
-
-    async fn store_filled(
-        &self,
-        key: &str,
-        lease: &LeaseToken,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        self.fill_store(key, lease, value, ttl).await
-    }
-
-    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
-        self.fill_release(key, lease).await
-    }
-
-    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
-        self.stale_mark(key, grace).await
-    }
-
-    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        // Fill leases end with a publish on the key's own channel; after a
-        // pub/sub outage, waiters wake if the lease record is gone.
-        let record = naming::fill_lease_key(key);
-        self.subscriber.watch_record(key, &record, wake).await
-    }
-}
-
-impl Cache {
-    /// A cache on Redis, from a [`deadpool_redis::Config`] or a pool your
-    /// application already has (with a [`redis::Client`] for the same
-    /// server, which opens the pub/sub connection); see [`RedisSource`].
-    /// Every call is bounded by [`DEFAULT_TIMEOUT`]; use
-    /// [`redis_with`](Cache::redis_with) to choose another.
-    ///
-    /// Nothing is sent until the first operation.
-    ///
-    /// ```
-    /// use stampede::backend::redis::{deadpool_redis, redis};
-    /// use stampede::Cache;
-    ///
-    /// let url = "redis://127.0.0.1:6379/0";
-    /// let cache = Cache::redis(deadpool_redis::Config::from_url(url))?;
-    ///
-    /// // Or share the application's pool:
-    /// let pool = deadpool_redis::Config::from_url(url)
-    ///     .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-    ///     .expect("valid config");
-    /// let shared = Cache::redis((pool, redis::Client::open(url)?))?;
-    /// # let _ = (cache, shared);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] for an unusable address or pool configuration.
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn redis(source: impl Into<RedisSource>) -> Result<Cache> {
-        Cache::redis_with(source, RedisOptions::default())
-    }
-
-    /// [`Cache::redis`] with [`RedisOptions`], such as a shorter timeout.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use stampede::backend::redis::{deadpool_redis, RedisOptions};
-    /// use stampede::Cache;
-    ///
-    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379/0");
-    /// let options = RedisOptions::default().timeout(Duration::from_millis(250));
-    /// let cache = Cache::redis_with(config, options)?;
-    /// # let _ = cache;
-    /// # Ok::<(), stampede::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`Cache::redis`]; also [`Error::InvalidArgument`] for a zero
-    /// timeout.
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn redis_with(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Cache> {
-        RedisBackend::new(source, options).map(Cache::from)
-    }
-}
-
-impl From<RedisBackend> for Cache {
-    fn from(backend: RedisBackend) -> Cache {
-        Cache::from_backend(AnyBackend::Redis(backend))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::ops::{millis, remaining};
     use super::*;
 
     #[test]

@@ -1,4 +1,8 @@
 //! [`Cache`]: the handle every operation goes through.
+//!
+//! - `open`: making one, from a URL or from each backend's configuration.
+
+mod open;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,13 +10,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::backend::any::AnyBackend;
-use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, CasToken};
 use crate::key::{check_ttl, Namespace};
 use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
 use crate::typed::flight::Flights;
-use crate::url::CacheUrl;
 use crate::{Error, Result};
 
 /// A handle on one cache backend: memory, Redis or memcached.
@@ -63,101 +65,6 @@ impl Cache {
             }),
             namespace: Namespace::default(),
         }
-    }
-
-    /// An embedded in-process cache on moka with the default capacity
-    /// ([`DEFAULT_MAX_CAPACITY`](crate::backend::memory::DEFAULT_MAX_CAPACITY)).
-    /// Locks taken on it exclude callers in this process only.
-    pub fn memory() -> Cache {
-        Cache::from(MemoryBackend::default())
-    }
-
-    /// A cache over your own [`Backend`].
-    pub fn custom(backend: impl Backend) -> Cache {
-        Cache::from_backend(AnyBackend::Custom(Box::new(backend)))
-    }
-
-    /// Opens a cache from a URL.
-    ///
-    /// | URL | backend | parameters |
-    /// |---|---|---|
-    /// | `memory://` | in-process | `max_capacity` (bytes) |
-    /// | `redis://[user:pass@]host[:port][/db]` | Redis (feature `redis`) | `timeout_ms`, `protocol` (`resp2`/`resp3`) |
-    /// | `rediss://…` | Redis over TLS (feature `redis-tls`) | as above, and `insecure=true` |
-    /// | `memcached://host[:port][,host[:port]…]` | memcached (feature `memcached`) | `timeout_ms`, `poll_ms`, `max_value_size` |
-    ///
-    /// Every URL also takes `?namespace=<name>`, the same as
-    /// [`with_namespace`](Cache::with_namespace). Unknown parameters are
-    /// refused, so a misspelt option cannot be silently ignored.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] naming the problem (an unknown scheme, a
-    /// backend whose feature is off, a bad parameter), never showing a
-    /// password. Network backends connect lazily, on the first operation.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> stampede::Result<()> {
-    /// let cache = stampede::Cache::from_url("memory://?max_capacity=1048576&namespace=app").await?;
-    /// assert_eq!(cache.backend_kind(), "memory");
-    /// let err = stampede::Cache::from_url("mongodb://localhost").await.unwrap_err();
-    /// assert!(err.is_invalid_input());
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn from_url(url: &str) -> Result<Cache> {
-        let mut parsed = CacheUrl::parse(url)?;
-        let namespace = parsed.take("namespace");
-        let backend = match parsed.scheme.as_str() {
-            "memory" => {
-                if !parsed.rest.is_empty() {
-                    return Err(Error::invalid_config(
-                        url,
-                        "a memory:// URL takes no host or path",
-                    ));
-                }
-                let mut builder = MemoryBackend::builder();
-                if let Some(bytes) = parsed.take_u64("max_capacity")? {
-                    builder = builder.max_capacity(bytes);
-                }
-                AnyBackend::Memory(builder.build())
-            }
-            #[cfg(feature = "redis")]
-            "redis" | "rediss" => {
-                AnyBackend::Redis(crate::backend::redis::RedisBackend::from_url(&mut parsed)?)
-            }
-            #[cfg(feature = "memcached")]
-            "memcached" => AnyBackend::Memcached(
-                crate::backend::memcached::MemcachedBackend::from_url(&mut parsed).await?,
-            ),
-            #[cfg(not(feature = "redis"))]
-            "redis" | "rediss" => {
-                return Err(Error::invalid_config(
-                    url,
-                    "this build of stampede has no Redis support; enable its `redis` feature",
-                ))
-            }
-            #[cfg(not(feature = "memcached"))]
-            "memcached" => return Err(Error::invalid_config(
-                url,
-                "this build of stampede has no memcached support; enable its `memcached` feature",
-            )),
-            other => {
-                return Err(Error::invalid_config(
-                    url,
-                    format!(
-                        "unknown scheme `{other}`; expected memory, redis, rediss or memcached"
-                    ),
-                ))
-            }
-        };
-        parsed.finish()?;
-        let cache = Cache::from_backend(backend);
-        Ok(match namespace {
-            Some(namespace) => cache.with_namespace(&namespace),
-            None => cache,
-        })
     }
 
     /// A handle whose every key is prefixed with `namespace`. Two different
@@ -400,12 +307,6 @@ impl Cache {
             self.shared.flights.invalidate(&key);
         }
         Ok(stored)
-    }
-}
-
-impl From<MemoryBackend> for Cache {
-    fn from(backend: MemoryBackend) -> Cache {
-        Cache::from_backend(AnyBackend::Memory(backend))
     }
 }
 

@@ -1,0 +1,184 @@
+//! The [`Backend`] primitives on memcached's meta protocol (the table is
+//! in the [module docs](super)).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use memcache::exp::{Delete, Meta, MutationStatus};
+use tokio::sync::Notify;
+
+use super::client::unexpected;
+use super::{keys, ttl, watch, MemcachedBackend, KIND};
+use crate::backend::{
+    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+};
+use crate::{Error, Result};
+
+impl Backend for MemcachedBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let key = keys::wire_key(key)?;
+        self.bounded("get", async {
+            let item = self.plain_read("get", &key).await?;
+            Ok(item.map(|item| item.value))
+        })
+        .await
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        self.bounded("set", async {
+            match self.client.store("set", set).await? {
+                MutationStatus::Applied => Ok(()),
+                other => Err(unexpected("set", other)),
+            }
+        })
+        .await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        self.bounded("add", self.create("add", &wire, set)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let key = keys::wire_key(key)?;
+        self.bounded("delete", async {
+            match self.client.remove("delete", Delete::new(&*key)).await? {
+                MutationStatus::Applied => Ok(true),
+                MutationStatus::NotFound => Ok(false),
+                other => Err(unexpected("delete", other)),
+            }
+        })
+        .await
+    }
+
+    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        let key = keys::wire_key(key)?;
+        self.bounded("gets", async {
+            let Some(item) = self.plain_read("gets", &key).await? else {
+                return Ok(None);
+            };
+            let cas = item
+                .cas
+                .ok_or_else(|| Error::backend(KIND, "gets", "memcached sent no CAS unique"))?;
+            Ok(Some((item.value, CasToken::from_version(cas))))
+        })
+        .await
+    }
+
+    async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        let Some(token) = expected else {
+            return self.bounded("cas", self.create("cas", &wire, set)).await;
+        };
+        // A token from another backend (a value token) can never match.
+        let Some(version) = token.version() else {
+            return Ok(false);
+        };
+        self.bounded("cas", async {
+            match self.client.store("cas", set.compare_cas(version)).await? {
+                MutationStatus::Applied => Ok(true),
+                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
+                other => Err(unexpected("cas", other)),
+            }
+        })
+        .await
+    }
+
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> Result<LockAttempt> {
+        self.lock(key, owner, lease, fencing).await
+    }
+
+    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
+        let key = keys::wire_key(key)?;
+        self.bounded("lock_record", async {
+            let item = self
+                .client
+                .read("lock_record", &key, Meta::NONE.ttl())
+                .await?;
+            Ok(item.map(|item| LockRecord {
+                owner: item.value,
+                remaining: item.ttl,
+            }))
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
+        let key = keys::wire_key(key)?;
+        self.bounded("release", self.release_record("release", &key, owner))
+            .await
+    }
+
+    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
+        self.extend_record(key, owner, lease).await
+    }
+
+    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        let key = keys::wire_key(key)?.into_owned();
+        Ok(watch::poll(
+            self.client.clone(),
+            key,
+            wake,
+            self.poll_interval,
+            watch::Until::Released,
+        ))
+    }
+
+    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        self.fill_read(key, lease).await
+    }
+
+    async fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.fill_store(key, lease, value, ttl).await
+    }
+
+    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        self.fill_release(key, lease).await
+    }
+
+    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        self.stale_mark(key, grace).await
+    }
+
+    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        let key = keys::wire_key(key)?.into_owned();
+        Ok(watch::poll(
+            self.client.clone(),
+            key,
+            wake,
+            self.poll_interval,
+            watch::Until::Filled,
+        ))
+    }
+
+    fn lease_life(&self, lease: Duration) -> Duration {
+        Duration::from_secs(u64::from(ttl::lease_secs(lease)))
+    }
+}

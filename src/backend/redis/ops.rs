@@ -1,0 +1,221 @@
+//! The [`Backend`] primitives on Redis: one command, one atomic pipeline
+//! or one script each (the table is in the [module docs](super)).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::conn::{Request, KIND};
+use super::envelope::{self, Expected};
+use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
+use crate::backend::{
+    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+};
+use crate::{Error, Result};
+
+/// A TTL or lease in whole milliseconds, rounded up so that nothing expires
+/// early (and a sub-millisecond TTL is not 0, which Redis refuses).
+pub(super) fn millis(duration: Duration) -> u64 {
+    let millis = duration.as_nanos().div_ceil(1_000_000);
+    // Redis refuses expiry times that overflow its clock; ~146 million years.
+    u64::try_from(millis)
+        .unwrap_or(u64::MAX)
+        .min(i64::MAX as u64 / 2)
+}
+
+/// A `PTTL` reply as a remaining lease: `None` for "no expiry" (-1).
+pub(super) fn remaining(pttl: i64) -> Option<Duration> {
+    u64::try_from(pttl).ok().map(Duration::from_millis)
+}
+
+pub(super) fn check_size(key: &str, value: &[u8]) -> Result<()> {
+    if value.len() > MAX_VALUE_SIZE {
+        return Err(Error::ValueTooLarge {
+            key: key.to_owned(),
+            size: value.len(),
+            limit: MAX_VALUE_SIZE,
+            backend: KIND,
+        });
+    }
+    Ok(())
+}
+
+/// `SET key stored [NX] [PX ttl]`.
+fn set_command(key: &str, stored: &[u8], only_new: bool, ttl: Option<Duration>) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(stored);
+    if only_new {
+        cmd.arg("NX");
+    }
+    if let Some(ttl) = ttl {
+        cmd.arg("PX").arg(millis(ttl));
+    }
+    cmd
+}
+
+impl Backend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let stored: Option<Bytes> = self
+            .query_resendable("get", Request::Cmd(redis::cmd("GET").arg(key)))
+            .await?;
+        Ok(stored.map(|stored| envelope::open(stored).payload))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        check_size(key, value)?;
+        let cmd = set_command(key, &envelope::seal(value), false, ttl);
+        // Not resent: a second landing of the same nonce after another
+        // writer's value would bring an old CAS token back to life.
+        self.query::<()>("set", Request::Cmd(&cmd)).await
+    }
+
+    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+        check_size(key, value)?;
+        let cmd = set_command(key, &envelope::seal(value), true, ttl);
+        let reply: redis::Value = self.query("add", Request::Cmd(&cmd)).await?;
+        Ok(reply != redis::Value::Nil)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.remove(key).await
+    }
+
+    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
+        let stored: Option<Bytes> = self
+            .query_resendable("gets", Request::Cmd(redis::cmd("GET").arg(key)))
+            .await?;
+        Ok(stored.map(|stored| {
+            let opened = envelope::open(stored);
+            (opened.payload, opened.token)
+        }))
+    }
+
+    async fn cas(
+        &self,
+        key: &str,
+        value: &[u8],
+        expected: Option<&CasToken>,
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        check_size(key, value)?;
+        let expected = Expected::from_token(expected);
+        let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
+        let mut script = scripts::cas().key(key);
+        script
+            .arg(expected.mode())
+            .arg(expected.bytes())
+            .arg(envelope::seal(value))
+            .arg(ttl);
+        let stored: u8 = self.query("cas", Request::Script(&script)).await?;
+        Ok(stored == 1)
+    }
+
+    async fn try_lock(
+        &self,
+        key: &str,
+        owner: &[u8],
+        lease: Duration,
+        fencing: Fencing,
+    ) -> Result<LockAttempt> {
+        match fencing {
+            Fencing::Skip => {
+                let cmd = set_command(key, owner, true, Some(lease));
+                let reply: redis::Value = self.query("try_lock", Request::Cmd(&cmd)).await?;
+                Ok(if reply == redis::Value::Nil {
+                    LockAttempt::Held { remaining: None }
+                } else {
+                    LockAttempt::Acquired { fence: None }
+                })
+            }
+            Fencing::Issue => {
+                let mut script = scripts::lock_fenced().key(key);
+                script
+                    .key(naming::fence_key(key))
+                    .arg(owner)
+                    .arg(millis(lease));
+                let (created, number): (u8, i64) =
+                    self.query("try_lock", Request::Script(&script)).await?;
+                Ok(if created == 1 {
+                    LockAttempt::Acquired {
+                        fence: Some(u64::try_from(number).unwrap_or(0)),
+                    }
+                } else {
+                    LockAttempt::Held {
+                        remaining: remaining(number),
+                    }
+                })
+            }
+        }
+    }
+
+    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
+        let mut pipeline = redis::pipe();
+        pipeline.atomic().get(key).pttl(key);
+        let (owner, pttl): (Option<Bytes>, i64) = self
+            .query_resendable("lock_record", Request::Pipeline(&pipeline))
+            .await?;
+        Ok(owner.map(|owner| LockRecord {
+            owner,
+            remaining: remaining(pttl),
+        }))
+    }
+
+    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
+        let mut script = scripts::release().key(key);
+        script.arg(owner).arg(naming::release_channel(key));
+        let removed: u8 = self.query("release", Request::Script(&script)).await?;
+        Ok(removed == 1)
+    }
+
+    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
+        let mut script = scripts::extend().key(key);
+        script.arg(owner).arg(millis(lease));
+        let extended: u8 = self
+            .query_resendable("extend", Request::Script(&script))
+            .await?;
+        Ok(extended == 1)
+    }
+
+    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        self.subscriber.watch(key, wake).await
+    }
+
+    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
+        self.fill_read(key, lease).await
+    }
+
+    async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
+        self.fill_peek(key).await.map(Some)
+    }
+
+    async fn store_filled(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
+        self.fill_store(key, lease, value, ttl).await
+    }
+
+    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
+        self.fill_release(key, lease).await
+    }
+
+    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
+        self.stale_mark(key, grace).await
+    }
+
+    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
+        // Fill leases end with a publish on the key's own channel; after a
+        // pub/sub outage, waiters wake if the lease record is gone.
+        let record = naming::fill_lease_key(key);
+        self.subscriber.watch_record(key, &record, wake).await
+    }
+}
