@@ -122,12 +122,9 @@ impl Client {
         let (Some(cas), Some(ttl)) = (cas, ttl) else {
             return Ok(());
         };
-        let secs = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX).max(1);
-        let again = Delete::new(key)
-            .invalidate()
-            .stale_for_raw(secs)
-            .compare_cas(cas);
-        self.remove(operation, again).await.map(|_| ())
+        self.remove(operation, restale(key, whole_secs(ttl), cas))
+            .await
+            .map(|_| ())
     }
 
     /// `ms`, in whatever mode `set` says.
@@ -190,6 +187,21 @@ impl Client {
             )),
         }
     }
+}
+
+/// `md <key> I T<secs> C<cas>`: marks the item stale (again) for `secs`,
+/// at least one, if it is still the one whose CAS unique is `cas`. The next
+/// reader wins its refresh token.
+pub(super) fn restale(key: &str, secs: u32, cas: u64) -> Delete {
+    Delete::new(key)
+        .invalidate()
+        .stale_for_raw(secs.max(1))
+        .compare_cas(cas)
+}
+
+/// Whole seconds of `duration`, as memcached's 32-bit fields take them.
+pub(super) fn whole_secs(duration: Duration) -> u32 {
+    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
 }
 
 /// A TTL reply (`t` flag) as a duration; `None` when the item never expires.

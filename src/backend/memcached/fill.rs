@@ -19,7 +19,7 @@ use memcache::exp::{
     Delete, Get, GetResult, GetStatus, LeaseState, Meta, MutationStatus, Set, ValueState,
 };
 
-use super::client::{remaining, unexpected};
+use super::client::{remaining, restale, unexpected, whole_secs};
 use super::{keys, ttl, MemcachedBackend};
 use crate::backend::{CasToken, FillLease, FillRead, LeaseToken};
 use crate::Result;
@@ -41,10 +41,7 @@ fn token(kind: Kind, cas: u64, grace: Option<Duration>) -> LeaseToken {
         Kind::Stale => b's',
     });
     bytes.put_u64(cas);
-    let secs = grace.map_or(0, |grace| {
-        u32::try_from(grace.as_secs()).unwrap_or(u32::MAX)
-    });
-    bytes.put_u32(secs);
+    bytes.put_u32(grace.map_or(0, whole_secs));
     LeaseToken::from_bytes(bytes.freeze())
 }
 
@@ -140,10 +137,7 @@ impl MemcachedBackend {
         let delete = match kind {
             Kind::Placeholder => Delete::new(&*wire).compare_cas(cas),
             // Re-marking the item stale hands its token to the next reader.
-            Kind::Stale => Delete::new(&*wire)
-                .invalidate()
-                .stale_for_raw(grace.max(1))
-                .compare_cas(cas),
+            Kind::Stale => restale(&wire, grace, cas),
         };
         self.bounded("release_fill", async {
             match self.client.remove("release_fill", delete).await? {
@@ -176,13 +170,8 @@ impl MemcachedBackend {
                         _ => return Ok(false),
                     }
                 }
-                let left = remaining(result.item.ttl).map_or(u32::MAX, |left| {
-                    u32::try_from(left.as_secs()).unwrap_or(u32::MAX)
-                });
-                let mark = Delete::new(&*wire)
-                    .invalidate()
-                    .stale_for_raw(grace_secs.min(left).max(1))
-                    .compare_cas(cas);
+                let left = remaining(result.item.ttl).map_or(u32::MAX, whole_secs);
+                let mark = restale(&wire, grace_secs.min(left), cas);
                 match self.client.remove("mark_stale", mark).await? {
                     MutationStatus::Applied => return Ok(true),
                     MutationStatus::NotFound => return Ok(false),

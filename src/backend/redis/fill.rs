@@ -43,38 +43,25 @@ impl RedisBackend {
         let (state, stored): (u8, Option<Bytes>) = self
             .query_resendable("read_for_fill", Request::Script(&script))
             .await?;
-        let opened = stored.map(envelope::open);
-        let stale = opened.as_ref().is_some_and(|opened| opened.stale);
-        let value = opened.map(|opened| (opened.payload, opened.token));
         let lease = match state {
             0 => FillLease::NotNeeded,
             1 => FillLease::Granted(LeaseToken::from_bytes(id)),
             _ => FillLease::Busy,
         };
-        Ok(FillRead {
-            value,
-            stale,
-            lease,
-        })
+        Ok(opened(stored, |_| lease))
     }
 
     pub(super) async fn fill_peek(&self, key: &str) -> Result<FillRead> {
         let stored: Option<Bytes> = self
             .query_resendable("peek_for_fill", Request::Cmd(redis::cmd("GET").arg(key)))
             .await?;
-        let opened = stored.map(envelope::open);
-        let stale = opened.as_ref().is_some_and(|opened| opened.stale);
-        let value = opened.map(|opened| (opened.payload, opened.token));
-        let lease = if value.is_some() && !stale {
-            FillLease::NotNeeded
-        } else {
-            FillLease::NotAsked
-        };
-        Ok(FillRead {
-            value,
-            stale,
-            lease,
-        })
+        Ok(opened(stored, |fresh| {
+            if fresh {
+                FillLease::NotNeeded
+            } else {
+                FillLease::NotAsked
+            }
+        }))
     }
 
     pub(super) async fn fill_store(
@@ -134,5 +121,19 @@ impl RedisBackend {
             .arg(naming::release_channel(key));
         let removed: u8 = self.query("delete", Request::Script(&script)).await?;
         Ok(removed == 1)
+    }
+}
+
+/// A read's stored bytes opened into a [`FillRead`]; `lease` decides the
+/// lease from whether a value not marked stale was there.
+fn opened(stored: Option<Bytes>, lease: impl FnOnce(bool) -> FillLease) -> FillRead {
+    let opened = stored.map(envelope::open);
+    let stale = opened.as_ref().is_some_and(|opened| opened.stale);
+    let value = opened.map(|opened| (opened.payload, opened.token));
+    let fresh = value.is_some() && !stale;
+    FillRead {
+        value,
+        stale,
+        lease: lease(fresh),
     }
 }
