@@ -25,8 +25,8 @@ pub(super) struct Job<'a, C> {
     /// The key with the namespace applied.
     pub(super) full_key: Cow<'a, str>,
     pub(super) fill: &'a Fill,
-    /// Past this, a caller waiting on someone else's lease fills itself.
-    pub(super) deadline: Instant,
+    /// When the call began; its patience with others' leases counts from here.
+    started: Instant,
 }
 
 /// A read, judged.
@@ -66,29 +66,35 @@ impl<'a, C: Codec> Job<'a, C> {
         fill: &'a Fill,
     ) -> Result<Self> {
         let full_key = cache.namespace().apply(key)?;
-        let patience = cache.backend().lease_life(fill.lease);
         Ok(Job {
             cache,
             codec,
             key,
             full_key,
             fill,
-            deadline: deadline(Instant::now(), patience.saturating_mul(2)),
+            started: Instant::now(),
         })
+    }
+
+    /// How long a record written with this call's lease may live.
+    fn lease_life(&self) -> Duration {
+        self.cache.backend().lease_life(self.fill.lease)
+    }
+
+    /// Past this, a caller waiting on someone else's lease fills itself:
+    /// twice the lease, as the backend keeps it.
+    fn patience_ends(&self) -> Instant {
+        deadline(self.started, self.lease_life().saturating_mul(2))
     }
 
     /// Whether this caller has waited on others as long as it will.
     pub(super) fn out_of_patience(&self) -> bool {
-        Instant::now() >= self.deadline
+        Instant::now() >= self.patience_ends()
     }
 
     /// How long one wait on someone else's lease may last.
     pub(super) fn next_wake(&self) -> Instant {
-        let lease_end = deadline(
-            Instant::now(),
-            self.cache.backend().lease_life(self.fill.lease),
-        );
-        lease_end.min(self.deadline)
+        deadline(Instant::now(), self.lease_life()).min(self.patience_ends())
     }
 
     /// Reads the key, taking the fill lease if it needs filling, and judges
