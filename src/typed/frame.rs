@@ -24,10 +24,15 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
-    /// Metadata for a value written now, fresh for `ttl`.
+    /// Metadata for a value written now, fresh for `ttl`. A TTL that
+    /// reaches past the year 584,556,019 (`u64::MAX` ms) saturates there:
+    /// fresh for as long as the frame can say, never cut short.
     pub(crate) fn fresh_for(ttl: Option<Duration>, fill_time: Duration) -> Meta {
         Meta {
-            fresh_until_ms: ttl.map(|ttl| now_unix_ms().saturating_add(ttl.as_millis() as u64)),
+            fresh_until_ms: ttl.map(|ttl| {
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                now_unix_ms().saturating_add(ms)
+            }),
             fill_time,
         }
     }
@@ -73,7 +78,9 @@ pub(crate) fn split(bytes: &[u8]) -> (Option<Meta>, &[u8]) {
 pub(crate) fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 #[cfg(test)]
@@ -95,5 +102,19 @@ mod tests {
             fill_time: Duration::ZERO,
         };
         assert_eq!(split(&start(never)).0, Some(never));
+    }
+
+    #[test]
+    fn ttls_past_the_frames_range_saturate_instead_of_wrapping() {
+        let now = now_unix_ms();
+        for ttl in [
+            Duration::from_millis(u64::MAX),
+            Duration::from_millis(u64::MAX) + Duration::from_millis(1),
+            Duration::MAX,
+        ] {
+            let meta = Meta::fresh_for(Some(ttl), Duration::ZERO);
+            assert_eq!(meta.fresh_until_ms, Some(u64::MAX), "{ttl:?}");
+            assert!(meta.fresh_for_ms(now).unwrap() > 1 << 62, "{ttl:?}");
+        }
     }
 }

@@ -448,7 +448,7 @@ pub async fn huge_fill_durations_are_a_value_or_a_clear_error(store: Store) {
                 .await
             {
                 Ok(value) => assert_eq!(value, 7),
-                // memcached cannot keep anything past 2106.
+                // memcached cannot keep anything past 2038 (its clock is 32-bit).
                 Err(err) => assert!(err.is_invalid_input(), "{fill:?}: {err}"),
             }
         }

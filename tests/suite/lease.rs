@@ -437,7 +437,7 @@ pub async fn huge_leases_are_a_lock_or_a_clear_error(store: Store) {
             assert!(err.is_locked(), "{err}");
             assert!(guard.release().await.unwrap());
         }
-        // memcached cannot keep a record past 2106.
+        // memcached cannot keep a record past 2038 (its clock is 32-bit).
         Err(err) => assert!(err.is_invalid_input(), "{err}"),
     }
     match lock.acquire().await {

@@ -41,7 +41,8 @@ const MAX_RELATIVE_SECS: u64 = 30 * 24 * 60 * 60;
 
 /// The exptime for something that must live at least `duration`. `what`
 /// names the argument (`"ttl"`, `"lease"`) in the error for a lifetime
-/// memcached cannot represent (one that ends after 2106).
+/// memcached cannot represent (one that ends after 2038-01-19, the end
+/// of its signed 32-bit clock).
 pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
     let secs = duration
         .as_secs()
@@ -52,11 +53,14 @@ pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
     } else {
         secs
     };
-    match (u32::try_from(secs), u32::try_from(ends_at)) {
+    // memcached reads exptime as a signed 32-bit number: it stores an
+    // absolute time past 2^31 - 1 (2038-01-19) and answers `HD`, but the
+    // item is already expired. Refuse that rather than lose the value.
+    match (u32::try_from(secs), i32::try_from(ends_at)) {
         (Ok(secs), Ok(_)) => Ok(Ttl::secs(secs)),
         _ => Err(Error::InvalidArgument {
             name: what,
-            reason: "memcached cannot represent an expiry after the year 2106",
+            reason: "memcached cannot represent an expiry after 2038-01-19 03:14:07 UTC",
         }),
     }
 }
@@ -124,10 +128,14 @@ mod tests {
     }
 
     #[test]
-    fn lifetimes_past_2106_are_refused() {
-        let err = exptime(Duration::from_secs(200 * 365 * 24 * 3600), "ttl").unwrap_err();
+    fn lifetimes_past_2038_are_refused() {
+        // memcached's exptime is a signed 32-bit number: it would take an
+        // absolute time past 2^31 - 1, answer HD, and hold nothing.
+        let to_2038 = u64::try_from(i32::MAX).unwrap() - unix_secs();
+        let err = exptime(Duration::from_secs(to_2038), "ttl").unwrap_err();
         assert!(err.is_invalid_input());
-        assert!(err.to_string().contains("2106"), "{err}");
+        assert!(err.to_string().contains("2038"), "{err}");
+        assert!(exptime(Duration::from_secs(to_2038 - 60), "ttl").is_ok());
         assert!(exptime(Duration::MAX, "lease").is_err());
     }
 }

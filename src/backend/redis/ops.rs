@@ -19,11 +19,14 @@ use crate::{Error, Result};
 /// early (and a sub-millisecond TTL is not 0, which Redis refuses).
 pub(super) fn millis(duration: Duration) -> u64 {
     let millis = duration.as_nanos().div_ceil(1_000_000);
-    // Redis refuses expiry times that overflow its clock; ~146 million years.
-    u64::try_from(millis)
-        .unwrap_or(u64::MAX)
-        .min(i64::MAX as u64 / 2)
+    // At most 2^53 - 1 ms (~285,000 years): scripts read these as Lua
+    // numbers, which are doubles, and a larger one would come back out as
+    // `4.6e+18`, which Redis refuses as "not an integer".
+    u64::try_from(millis).unwrap_or(u64::MAX).min(MAX_MILLIS)
 }
+
+/// The longest TTL or lease sent to Redis, in milliseconds.
+const MAX_MILLIS: u64 = (1 << 53) - 1;
 
 /// A `PTTL` reply as a remaining lease: `None` for "no expiry" (-1).
 pub(super) fn remaining(pttl: i64) -> Option<Duration> {

@@ -90,7 +90,8 @@ pub(super) async fn give_back(cache: &Cache, key: &str, lease: &LeaseToken) {
 
 /// Holding the fill lease: fill, store while the lease holds, land the
 /// stored bytes for the flight's followers. The caller gets what `f`
-/// computed whether or not it could be stored.
+/// computed whether or not it could be stored, unless the backend refused
+/// it as invalid input (a TTL it cannot represent, a value over its limit).
 pub(super) async fn fill_leased<C, T, E, F, Fut>(
     job: &Job<'_, C>,
     leader: Option<&Leader<'_>>,
@@ -138,6 +139,9 @@ where
                 "a write voided the fill lease; the fill's value is not stored"
             );
         }
+        // A TTL or value the backend can never store: say so, rather than
+        // hand the value back and refill it on every call.
+        Err(error) if error.is_invalid_input() => return Err(error.into()),
         Err(error) => {
             tracing::warn!(key = job.key, %error, "could not store the filled value");
         }
