@@ -129,7 +129,7 @@ pub enum Error {
     },
 
     /// A backend call failed: connection refused or lost, protocol error, …
-    #[error("{backend} {operation} failed: {source}")]
+    #[error("{backend} {operation} failed")]
     Backend {
         /// Which backend.
         backend: &'static str,
@@ -141,7 +141,7 @@ pub enum Error {
     },
 
     /// A stored value could not be decoded as the requested type.
-    #[error("could not decode the value at key {key:?}: {source}")]
+    #[error("could not decode the value at key {key:?}")]
     Decode {
         /// The key, as the caller named it.
         key: String,
@@ -151,7 +151,7 @@ pub enum Error {
     },
 
     /// A value could not be encoded for storage.
-    #[error("could not encode the value for key {key:?}: {source}")]
+    #[error("could not encode the value for key {key:?}")]
     Encode {
         /// The key, as the caller named it.
         key: String,
@@ -244,15 +244,72 @@ impl Error {
     /// A configuration error; a URL in it loses its password.
     pub(crate) fn invalid_config(url: impl AsRef<str>, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {
-            url: crate::url::redact(url.as_ref()),
+            url: redact(url.as_ref()),
             reason: reason.into(),
         }
+    }
+}
+
+/// `url` without its user-info (`scheme://***@host…`), for error messages.
+///
+/// The user-info is everything between `://` and the *last* `@`, whatever it
+/// contains: a password with an unencoded `/`, `?`, `#` or `@` is hidden
+/// whole, however a URL parser would split it. Anything that is not a URL
+/// is returned as it is.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_source_is_shown_once_through_source_not_in_the_message() {
+        use std::error::Error as _;
+        let errors = [
+            Error::Decode {
+                key: "k".into(),
+                source: "bad json at 1:1".into(),
+            },
+            Error::Encode {
+                key: "k".into(),
+                source: "bad json at 1:1".into(),
+            },
+            Error::backend("redis", "get", "bad json at 1:1"),
+        ];
+        for error in errors {
+            assert!(!error.to_string().contains("bad json"), "{error}");
+            let source = error.source().expect("the cause is the source");
+            assert_eq!(source.to_string(), "bad json at 1:1");
+        }
+    }
+
+    #[test]
+    fn redact_hides_the_user_info_only() {
+        assert_eq!(redact("redis://:secret@h:1/0"), "redis://***@h:1/0");
+        assert_eq!(redact("rediss://u:p@h/0?x=1"), "rediss://***@h/0?x=1");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+        assert_eq!(redact("10.0.0.1:11211"), "10.0.0.1:11211");
+    }
+
+    #[test]
+    fn redact_hides_passwords_with_any_reserved_character() {
+        for reserved in "/?#@:[]%&=+ !$'()*,;".chars() {
+            for scheme in ["redis", "rediss", "memcached"] {
+                let url = format!("{scheme}://user:s3cr{reserved}Xq9@h:1/0?timeout_ms=5");
+                let shown = redact(&url);
+                assert!(!shown.contains("s3cr") && !shown.contains("Xq9"), "{shown}");
+                assert!(shown.starts_with(&format!("{scheme}://***@h:1")), "{shown}");
+            }
+        }
+    }
 
     #[test]
     fn locked_message_names_the_remaining_lease() {
