@@ -6,12 +6,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use stampede::backend::memory::MemoryBackend;
 use stampede::backend::{Backend, CasToken, Fencing, LockAttempt, LockRecord};
 use stampede::{Cache, Error, Fill, LeaseState, OptimisticLock, RedLock, Result};
+use tokio::time::Instant;
 
 /// Which operations fail right now.
 #[derive(Default)]
@@ -100,6 +101,16 @@ impl Backend for Flaky {
     }
 }
 
+/// Waits (on the test's clock, paused or not) until `done` holds; fails
+/// after five seconds, naming `what`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "never saw: {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 fn flaky_cache() -> (Cache, Arc<Faults>) {
     let faults = Arc::new(Faults::default());
     let cache = Cache::custom(Flaky {
@@ -109,7 +120,7 @@ fn flaky_cache() -> (Cache, Arc<Faults>) {
     (cache, faults)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failing_renewals_put_the_lease_in_danger_then_lose_it() {
     let (cache, faults) = flaky_cache();
     let lease = Duration::from_millis(1_200);
@@ -141,7 +152,7 @@ async fn failing_renewals_put_the_lease_in_danger_then_lose_it() {
     guard.lost().await; // resolves at once now
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_lease_in_danger_recovers_when_renewals_succeed_again() {
     let (cache, faults) = flaky_cache();
     let lease = Duration::from_millis(1_200);
@@ -165,7 +176,7 @@ async fn a_lease_in_danger_recovers_when_renewals_succeed_again() {
     assert_eq!(guard.state(), LeaseState::Held);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failed_release_keeps_the_guard_holding_until_a_retry_succeeds() {
     let (cache, faults) = flaky_cache();
     let guard = RedLock::new(&cache, "k", Duration::from_secs(30))
@@ -186,7 +197,7 @@ async fn a_failed_release_keeps_the_guard_holding_until_a_retry_succeeds() {
     assert_eq!(cache.get("k-lock").await.unwrap(), None);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dropped_guard_whose_release_failed_is_not_left_registered() {
     let (cache, faults) = flaky_cache();
     let lease = RedLock::new(&cache, "k", Duration::from_secs(30))
@@ -196,11 +207,10 @@ async fn a_dropped_guard_whose_release_failed_is_not_left_registered() {
     faults.release.store(true, Ordering::SeqCst);
     assert!(lease.release().await.is_err());
     drop(lease); // background release fails too, and logs
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(cache.held_lock_count(), 0);
+    until("the dropped guard unregistered", || cache.held_lock_count() == 0).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_backend_outage_fails_calls_and_leaves_no_waiters_or_holders() {
     let (cache, faults) = flaky_cache();
     let holder = RedLock::new(&cache, "k", Duration::from_secs(30))
@@ -215,11 +225,7 @@ async fn a_backend_outage_fails_calls_and_leaves_no_waiters_or_holders() {
                 .await
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cache.waiting_lock_keys() == 0 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    until("the waiter waiting", || cache.waiting_lock_keys() == 1).await;
     faults.everything.store(true, Ordering::SeqCst);
     // The holder's release fails; its drop retries in the background (and fails too).
     assert!(holder.release().await.unwrap_err().is_backend());
@@ -234,7 +240,8 @@ async fn a_backend_outage_fails_calls_and_leaves_no_waiters_or_holders() {
         .unwrap_err();
     assert!(err.is_backend());
     let err = OptimisticLock::acquire(&cache, "x").await.unwrap_err();
-    assert!(err.to_string().contains("injected failure"), "{err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("injected failure"), "{err}");
     assert_eq!(cache.waiting_lock_keys(), 0);
     assert_eq!(cache.held_lock_count(), 0);
 
@@ -247,7 +254,7 @@ async fn a_backend_outage_fails_calls_and_leaves_no_waiters_or_holders() {
         .holds_lock());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_failing_try_lock_inside_lock_returns_the_error() {
     let (cache, faults) = flaky_cache();
     let _holder = RedLock::new(&cache, "k", Duration::from_millis(400))
@@ -262,7 +269,7 @@ async fn a_failing_try_lock_inside_lock_returns_the_error() {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    until("the waiter waiting", || cache.waiting_lock_keys() == 1).await;
     faults.try_lock.store(true, Ordering::SeqCst);
     // The waiter retries when the holder's lease would run out, and fails then.
     let err = tokio::time::timeout(Duration::from_secs(5), waiter)

@@ -130,6 +130,20 @@ impl Store {
 
 /// Asserts that `elapsed` lies in `[low, high]`, with a readable message.
 #[track_caller]
+/// Waits until `cache` has `count` lock keys with waiters (a signal the
+/// cache exposes), failing after five seconds.
+pub async fn until_waiting(cache: &Cache, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while cache.waiting_lock_keys() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {count} keys have waiters",
+            cache.waiting_lock_keys()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 pub fn assert_between(what: &str, elapsed: Duration, low: Duration, high: Duration) {
     assert!(
         elapsed >= low && elapsed <= high,

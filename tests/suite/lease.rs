@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use stampede::{Cache, LeaseState, RedLock};
 
-use crate::common::{assert_between, Kind, Store};
+use crate::common::{assert_between, until_waiting, Kind, Store};
 
 const LONG_LEASE: Duration = Duration::from_secs(10);
 const WAKE_BOUND: Duration = Duration::from_secs(1);
@@ -99,7 +99,7 @@ pub async fn lock_waiter_is_woken_by_release(store: Store) {
             (guard, Instant::now())
         }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_waiting(&cache, 1).await;
     assert!(
         !waiter.is_finished(),
         "lock() returned while another holds the lock"

@@ -7,25 +7,12 @@ use std::time::{Duration, Instant};
 use stampede::{Cache, OptimisticLock, RedLock};
 use tokio::sync::Barrier;
 
-use crate::common::{assert_between, Store};
+use crate::common::{assert_between, until_waiting, Store};
 
 /// Long enough that a waiter returning early can only have been woken.
 const LONG_LEASE: Duration = Duration::from_secs(10);
 /// How soon after a release a woken waiter must be back.
 const WAKE_BOUND: Duration = Duration::from_secs(1);
-
-/// Waits until `cache` has `count` lock keys with waiters.
-async fn until_waiting(cache: &Cache, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cache.waiting_lock_keys() < count {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {count} keys have waiters",
-            cache.waiting_lock_keys()
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 pub async fn first_caller_holds_and_record_is_a_uuid_at_key_lock(store: Store) {
     let cache = store.handle().await;
