@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs the Redis and
 # memcached servers the tests start (Debian/Ubuntu packages) when they are
-# missing, then runs every test with every feature.
+# missing, then runs every test with every feature, then the memory-only
+# build's tests (--no-default-features).
 #
 #   scripts/test.sh                 # everything
 #   scripts/test.sh --test behaviour redis::   # extra arguments go to cargo test
@@ -31,4 +32,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-exec cargo test --all-features "$@"
+if [ "$#" -gt 0 ]; then
+  exec cargo test --all-features "$@"
+fi
+cargo test --all-features
+# The memory-only build the README offers (`default-features = false`) must
+# build and pass on its own too.
+echo "testing the memory-only build (--no-default-features)" >&2
+exec cargo test --no-default-features

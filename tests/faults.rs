@@ -207,7 +207,10 @@ async fn a_dropped_guard_whose_release_failed_is_not_left_registered() {
     faults.release.store(true, Ordering::SeqCst);
     assert!(lease.release().await.is_err());
     drop(lease); // background release fails too, and logs
-    until("the dropped guard unregistered", || cache.held_lock_count() == 0).await;
+    until("the dropped guard unregistered", || {
+        cache.held_lock_count() == 0
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

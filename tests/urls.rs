@@ -1,5 +1,6 @@
 //! Cache URLs: a password never shows in an error, whatever characters it
 //! holds and however the URL parsers split it.
+#![cfg(any(feature = "redis", feature = "memcached"))]
 
 use std::error::Error as _;
 

@@ -128,8 +128,6 @@ impl Store {
     }
 }
 
-/// Asserts that `elapsed` lies in `[low, high]`, with a readable message.
-#[track_caller]
 /// Waits until `cache` has `count` lock keys with waiters (a signal the
 /// cache exposes), failing after five seconds.
 pub async fn until_waiting(cache: &Cache, count: usize) {
@@ -144,6 +142,8 @@ pub async fn until_waiting(cache: &Cache, count: usize) {
     }
 }
 
+/// Asserts that `elapsed` lies in `[low, high]`, with a readable message.
+#[track_caller]
 pub fn assert_between(what: &str, elapsed: Duration, low: Duration, high: Duration) {
     assert!(
         elapsed >= low && elapsed <= high,

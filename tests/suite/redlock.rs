@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stampede::{Cache, OptimisticLock, RedLock};
+use stampede::{OptimisticLock, RedLock};
 use tokio::sync::Barrier;
 
 use crate::common::{assert_between, until_waiting, Store};
