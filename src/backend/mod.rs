@@ -51,6 +51,28 @@ pub mod redis;
 /// [`try_lock`](Backend::try_lock) hold an owner token. Both live in the one
 /// key space and [`get`](Backend::get) reads either.
 ///
+/// # Cancellation
+///
+/// The layers above drop these futures freely (a caller's timeout, a
+/// `select!`, an aborted task), at any `.await`. Every implementation must
+/// make that safe:
+///
+/// - **No half-applied operation.** A dropped call either took effect as a
+///   whole or not at all; which one may be unknown to the caller.
+/// - **Nothing the caller cannot undo.** A dropped [`try_lock`](Backend::try_lock)
+///   or [`read_for_fill`](Backend::read_for_fill) may still create a record
+///   or lease once its request lands. The record holds the caller's owner
+///   token or lease id, so the owner-checked [`release`](Backend::release) /
+///   [`release_fill`](Backend::release_fill) the caller sends afterwards
+///   must remove it even if it arrives after the create (or be ordered
+///   after it); failing that, it must expire with its lease.
+/// - **No state left behind in the process**: no entry in a wake-up map,
+///   no remembered token that a later call would trust wrongly.
+///
+/// Timeouts are the backend's job: a call that cannot finish within the
+/// backend's configured timeout returns
+/// [`Error::BackendTimeout`](crate::Error::BackendTimeout) rather than hang.
+///
 /// # Example: a backend that counts calls
 ///
 /// ```

@@ -140,6 +140,10 @@ impl Cache {
     /// # Errors
     ///
     /// An empty key, or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let key = self.namespace.apply(key)?;
         self.shared.backend.get(&key).await
@@ -152,6 +156,12 @@ impl Cache {
     ///
     /// An empty key, a zero TTL, a value over the backend's size limit, or a
     /// backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once the request is sent the backend applies it whether or not the
+    /// future is still there, so a dropped write may or may not have landed;
+    /// it is never half-applied.
     pub async fn set(
         &self,
         key: &str,
@@ -170,6 +180,12 @@ impl Cache {
     /// # Errors
     ///
     /// As for [`set`](Cache::set).
+    ///
+    /// # Cancel safety
+    ///
+    /// Once the request is sent the backend applies it whether or not the
+    /// future is still there, so a dropped write may or may not have landed;
+    /// it is never half-applied.
     pub async fn add(
         &self,
         key: &str,
@@ -264,6 +280,10 @@ impl Cache {
     /// # Errors
     ///
     /// An empty key, or a backend failure.
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: dropping the future changes nothing.
     pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
         let key = self.namespace.apply(key)?;
         self.shared.backend.gets(&key).await
@@ -289,6 +309,12 @@ impl Cache {
     /// # Errors
     ///
     /// As for [`set`](Cache::set). A conflict is `Ok(false)`, not an error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once the request is sent the backend applies it whether or not the
+    /// future is still there, so a dropped write may or may not have landed;
+    /// it is never half-applied.
     pub async fn cas(
         &self,
         key: &str,

@@ -54,6 +54,11 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops whatever was being set up (for memcached,
+    /// the connections being opened); nothing is left running.
     pub async fn from_url(url: &str) -> Result<Cache> {
         let mut parsed = CacheUrl::parse(url)?;
         let namespace = parsed.take("namespace");

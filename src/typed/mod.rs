@@ -67,6 +67,10 @@ impl Cache {
     /// # Errors
     ///
     /// As for [`Typed::set_value`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Typed::set_value`].
     pub async fn set_value<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -81,6 +85,10 @@ impl Cache {
     /// # Errors
     ///
     /// As for [`Typed::get_value`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Typed::get_value`].
     pub async fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         Ok(get_framed(self, &Json, key).await?.map(|(_, value)| value))
     }
@@ -89,6 +97,10 @@ impl Cache {
     /// [`Typed::get_or_fill`].
     ///
     /// # Errors
+    ///
+    /// As for [`Typed::get_or_fill`].
+    ///
+    /// # Cancel safety
     ///
     /// As for [`Typed::get_or_fill`].
     pub async fn get_or_fill<T, E, F, Fut>(&self, key: &str, fill: Fill, f: F) -> Result<T, E>
@@ -132,6 +144,10 @@ impl Cache {
     /// # Errors
     ///
     /// As for [`Typed::update`].
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Typed::update`].
     pub async fn update<T, F>(&self, key: &str, ttl: Option<Duration>, f: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
@@ -153,6 +169,12 @@ impl<C: Codec> Typed<C> {
     ///
     /// [`Error::Encode`] if the codec cannot encode it; as for
     /// [`Cache::set`] otherwise.
+    ///
+    /// # Cancel safety
+    ///
+    /// Once the request is sent the backend applies it whether or not the
+    /// future is still there, so a dropped write may or may not have landed;
+    /// it is never half-applied.
     pub async fn set_value<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -168,6 +190,10 @@ impl<C: Codec> Typed<C> {
     ///
     /// [`Error::Decode`], naming the key, when the stored bytes are not a
     /// `T`; as for [`Cache::get`] otherwise.
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: dropping the future changes nothing.
     pub async fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         Ok(get_framed(&self.cache, &self.codec, key)
             .await?
@@ -340,6 +366,10 @@ impl<C: Codec> Typed<C> {
     /// # Errors
     ///
     /// As for [`update`](Typed::update).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`Typed::update`].
     pub async fn update_with<T, F>(
         &self,
         key: &str,
