@@ -90,6 +90,7 @@ macro_rules! all_cases {
             writes::detached_refreshes_return_at_once_on_one_handle,
             writes::detached_refreshes_return_at_once_across_handles,
             writes::a_failed_background_refresh_keeps_the_stale_value,
+            keyspace::deleting_the_record_frees_the_lock_and_wakes_waiters,
         }
     };
 }

@@ -2,6 +2,7 @@
 //! takes a [`Store`](crate::common::Store): a fresh namespace on one backend.
 
 pub mod fill;
+pub mod keyspace;
 pub mod kv;
 pub mod lease;
 pub mod optimistic;
