@@ -29,7 +29,7 @@ use super::entry::{Entry, Kind, ReclaimAtExpiry, Table};
 use super::records::Records;
 
 /// Bytes charged per entry on top of its key and value, for the entry itself.
-const ENTRY_OVERHEAD: u64 = 64;
+pub(super) const ENTRY_OVERHEAD: u64 = 64;
 
 /// Every key's entry. See the module docs.
 pub(super) struct KeySpace {

@@ -57,6 +57,7 @@
 //! processes on one Redis, each with its own in-process wake-up map, woken
 //! by the other's writes through the backend.
 
+mod config;
 mod entry;
 mod fill;
 mod keyspace;
@@ -74,6 +75,7 @@ use moka::ops::compute::Op;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+pub use self::config::{MemoryBackendBuilder, DEFAULT_MAX_CAPACITY, MIN_MAX_CAPACITY};
 use self::entry::{deadline, Entry};
 use self::keyspace::KeySpace;
 use self::watch::Watchers;
@@ -81,9 +83,6 @@ use super::{
     Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
 };
 use crate::Result;
-
-/// Default bound of the value table: 128 MiB of keys and values.
-pub const DEFAULT_MAX_CAPACITY: u64 = 128 * 1024 * 1024;
 
 /// The in-process backend. Build one with [`MemoryBackend::builder`] or take
 /// the default; most code goes through [`Cache::memory`](crate::Cache::memory).
@@ -108,46 +107,6 @@ struct Inner {
     last_version: AtomicU64,
     last_fence: AtomicU64,
     watchers: Arc<Watchers>,
-}
-
-/// Builder for [`MemoryBackend`].
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct MemoryBackendBuilder {
-    max_capacity: u64,
-}
-
-impl MemoryBackendBuilder {
-    /// Bounds the value table to about `bytes` of keys and values (each entry
-    /// is also charged a small fixed overhead). Past it, moka evicts the
-    /// entries least likely to be used again. Held lock records are never
-    /// evicted, whatever the bound.
-    ///
-    /// Default: [`DEFAULT_MAX_CAPACITY`].
-    pub fn max_capacity(mut self, bytes: u64) -> Self {
-        self.max_capacity = bytes;
-        self
-    }
-
-    /// Builds the backend.
-    pub fn build(self) -> MemoryBackend {
-        MemoryBackend {
-            inner: Arc::new(Inner {
-                keys: KeySpace::new(self.max_capacity),
-                last_version: AtomicU64::new(0),
-                last_fence: AtomicU64::new(0),
-                watchers: Arc::default(),
-            }),
-        }
-    }
-}
-
-impl Default for MemoryBackendBuilder {
-    fn default() -> Self {
-        MemoryBackendBuilder {
-            max_capacity: DEFAULT_MAX_CAPACITY,
-        }
-    }
 }
 
 impl Default for MemoryBackend {
