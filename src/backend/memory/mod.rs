@@ -36,7 +36,8 @@
 //! nothing for entries that weigh nothing, and its size eviction (moka 0.12,
 //! `admit` and `evict_lru_entries`) takes victims from the cold end of its
 //! queue whatever they weigh, so a zero-weight lock record can still be
-//! evicted. So the value table holds a copy of each lock record (reads and
+//! evicted (tried on moka 0.12.16: the first wave of inserts into a full
+//! cache evicted one). So the value table holds a copy of each lock record (reads and
 //! writes see one key space there, and a value hit stays one lookup with no
 //! lock), and the record table holds the record again, out of eviction's
 //! reach; the value table's per-key lock guards both. The `keyspace` module
