@@ -91,6 +91,11 @@ macro_rules! all_cases {
             writes::detached_refreshes_return_at_once_across_handles,
             writes::a_failed_background_refresh_keeps_the_stale_value,
             durations::every_duration_is_honoured_or_refused,
+            keyspace::add_fails_while_the_lock_record_is_held,
+            keyspace::gets_sees_the_lock_record_and_cas_replaces_it,
+            keyspace::a_foreign_value_at_the_record_blocks_the_lock,
+            keyspace::set_over_a_held_record_ends_the_lease,
+            keyspace::deleting_the_record_frees_the_lock_and_wakes_waiters,
         }
     };
 }

@@ -209,6 +209,9 @@ impl Cache {
     /// computed. (On memcached a delete that removed only a fill's lease
     /// placeholder also reports `true`.)
     ///
+    /// Deleting a lock record (`<key>-lock`) frees the lock, and wakes the
+    /// [`RedLock`](crate::RedLock) waiters on it in this process at once.
+    ///
     /// # Errors
     ///
     /// An empty key, or a backend failure.
@@ -220,6 +223,11 @@ impl Cache {
         let key = self.namespace.apply(key)?;
         let removed = self.shared.backend.delete(&key).await?;
         self.shared.flights.invalidate(&key);
+        if removed {
+            // It may have been a lock record: its waiters here go on now,
+            // as after a release, instead of sitting out the lease.
+            self.shared.wakeups.wake(&key);
+        }
         Ok(removed)
     }
 

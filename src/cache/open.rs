@@ -29,7 +29,7 @@ impl Cache {
     ///
     /// | URL | backend | parameters |
     /// |---|---|---|
-    /// | `memory://` | in-process | `max_capacity` (bytes) |
+    /// | `memory://` | in-process | `max_capacity` (bytes, at least [`MIN_MAX_CAPACITY`](crate::backend::memory::MIN_MAX_CAPACITY)) |
     /// | `redis://[user:pass@]host[:port][/db]` | Redis (feature `redis`) | `timeout_ms`, `protocol` (`resp2`/`resp3`) |
     /// | `rediss://…` | Redis over TLS (feature `redis-tls`) | as above, and `insecure=true` |
     /// | `memcached://host[:port][,host[:port]…]` | memcached (feature `memcached`) | `timeout_ms`, `poll_ms`, `max_value_size` |
@@ -63,19 +63,7 @@ impl Cache {
         let mut parsed = CacheUrl::parse(url)?;
         let namespace = parsed.take("namespace");
         let backend = match parsed.scheme.as_str() {
-            "memory" => {
-                if !parsed.rest.is_empty() {
-                    return Err(Error::invalid_config(
-                        url,
-                        "a memory:// URL takes no host or path",
-                    ));
-                }
-                let mut builder = MemoryBackend::builder();
-                if let Some(bytes) = parsed.take_u64("max_capacity")? {
-                    builder = builder.max_capacity(bytes);
-                }
-                AnyBackend::Memory(builder.build())
-            }
+            "memory" => AnyBackend::Memory(MemoryBackend::from_url(&mut parsed)?),
             #[cfg(feature = "redis")]
             "redis" | "rediss" => {
                 AnyBackend::Redis(crate::backend::redis::RedisBackend::from_url(&mut parsed)?)

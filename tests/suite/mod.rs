@@ -3,6 +3,7 @@
 
 pub mod durations;
 pub mod fill;
+pub mod keyspace;
 pub mod kv;
 pub mod lease;
 pub mod optimistic;

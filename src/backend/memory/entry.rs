@@ -1,11 +1,9 @@
-//! One stored entry, and the atomic read-modify-write every operation is
-//! built on.
+//! One stored entry: a value, a fill placeholder, or a lock record.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use moka::future::Cache as MokaCache;
-use moka::ops::compute::Op;
 use moka::Expiry;
 use tokio::time::Instant;
 
@@ -14,13 +12,15 @@ pub(super) use crate::clock::deadline;
 /// A table of entries by key.
 pub(super) type Table = MokaCache<String, Entry>;
 
-/// What a key holds: a value, a fill placeholder (no value, a lease), or a
-/// stale value being refreshed (a value, a lease). Lock records are values
-/// holding the owner token.
+/// What a key holds: a value, a fill placeholder (no value, a lease), a
+/// stale value being refreshed (a value, a lease), or a lock record (the
+/// owner token as its value, the lease as its expiry).
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
     /// `None`: a fill placeholder; the key reads as absent.
     pub(super) value: Option<Bytes>,
+    /// Whether the value is data or a lock record's owner token.
+    pub(super) kind: Kind,
     /// The CAS version; drawn from the backend's one counter.
     pub(super) version: u64,
     /// When the value expires (`None`: never).
@@ -29,6 +29,17 @@ pub(super) struct Entry {
     pub(super) stale: bool,
     /// The fill lease out on the key, if any.
     pub(super) lease: Option<Lease>,
+}
+
+/// What an entry's value is. Reads see both alike (on Redis and memcached a
+/// lock record is a key like any other); only `release` and `extend` tell
+/// them apart: they act on lock records alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Data written by `set`, `add`, `cas`, a fill or `mark_stale`.
+    Value,
+    /// A lock record written by `try_lock`.
+    LockRecord,
 }
 
 /// A fill lease: its id and when it runs out.
@@ -43,11 +54,29 @@ impl Entry {
     pub(super) fn value(value: Bytes, version: u64, ttl: Option<Duration>) -> Entry {
         Entry {
             value: Some(value),
+            kind: Kind::Value,
             version,
             expires_at: ttl.map(|ttl| deadline(Instant::now(), ttl)),
             stale: false,
             lease: None,
         }
+    }
+
+    /// A lock record held by `owner` until `lease` from `now`.
+    pub(super) fn lock_record(owner: Bytes, version: u64, lease: Duration, now: Instant) -> Entry {
+        Entry {
+            value: Some(owner),
+            kind: Kind::LockRecord,
+            version,
+            expires_at: Some(deadline(now, lease)),
+            stale: false,
+            lease: None,
+        }
+    }
+
+    /// Whether this is a lock record held by `owner`.
+    pub(super) fn is_held_by(&self, owner: &[u8]) -> bool {
+        self.kind == Kind::LockRecord && self.value.as_deref() == Some(owner)
     }
 
     /// The value, unless there is none or it has expired.
@@ -108,39 +137,4 @@ impl Expiry<String, Entry> for ReclaimAtExpiry {
     ) -> Option<Duration> {
         entry.reclaim_after(Instant::now())
     }
-}
-
-/// Runs `decide` on the live entry at `key` (`None`: absent, or nothing in
-/// it counts any more) under moka's per-key lock, applies the [`Op`] it
-/// returns and hands back its answer. Every write goes through here, so
-/// writes to one key are atomic against each other.
-pub(super) async fn compute<R>(
-    table: &Table,
-    key: &str,
-    decide: impl FnOnce(Option<&Entry>, Instant) -> (Op<Entry>, R),
-) -> R {
-    let mut answer = None;
-    table
-        .entry_by_ref(key)
-        .and_compute_with(|current| {
-            let now = Instant::now();
-            let live = current
-                .as_ref()
-                .map(|entry| entry.value())
-                .filter(|entry| entry.is_live(now));
-            let (op, decided) = decide(live, now);
-            answer = Some(decided);
-            std::future::ready(op)
-        })
-        .await;
-    // `and_compute_with` always runs the closure once.
-    answer.expect("moka runs the compute closure exactly once")
-}
-
-/// The live entry at `key`, read without a lock.
-pub(super) async fn live(table: &Table, key: &str) -> Option<Entry> {
-    table
-        .get(key)
-        .await
-        .filter(|entry| entry.is_live(Instant::now()))
 }

@@ -63,15 +63,106 @@ async fn a_full_value_table_never_evicts_lock_records() {
             .await
             .unwrap();
     }
-    backend.inner.values.run_pending_tasks().await;
-    backend.inner.locks.run_pending_tasks().await;
-    assert!(backend.inner.values.weighted_size() <= 4 * 1024);
+    let keys = &backend.inner.keys;
+    keys.values().run_pending_tasks().await;
+    keys.records().settle().await;
+    assert!(keys.values().weighted_size() <= 4 * 1024);
     let record = backend
         .lock_record("held")
         .await
         .unwrap()
         .expect("record kept");
     assert_eq!(record.owner, &b"me"[..]);
+}
+
+/// Drops `key`'s entry from the value table, as size eviction would.
+async fn evict(backend: &MemoryBackend, key: &str) {
+    let values = backend.inner.keys.values();
+    values.invalidate(key).await;
+    assert!(!values.contains_key(key));
+}
+
+#[tokio::test]
+async fn a_record_whose_copy_was_evicted_still_holds_its_key() {
+    let backend = MemoryBackend::default();
+    let lease = Duration::from_secs(60);
+    let fenced = backend
+        .try_lock("k", b"me", lease, Fencing::Issue)
+        .await
+        .unwrap();
+    assert_eq!(fenced, LockAttempt::Acquired { fence: Some(1) });
+    let (_, token) = backend.gets("k").await.unwrap().unwrap();
+    evict(&backend, "k").await;
+
+    assert_eq!(backend.get("k").await.unwrap().as_deref(), Some(&b"me"[..]));
+    let (owner, seen) = backend.gets("k").await.unwrap().expect("gets sees it");
+    assert_eq!((&owner[..], &seen), (&b"me"[..], &token));
+    assert!(!backend.add("k", b"v", None).await.unwrap());
+    assert!(!backend.cas("k", b"v", None, None).await.unwrap());
+    let held = backend.try_lock("k", b"you", lease, Fencing::Issue);
+    assert!(matches!(held.await.unwrap(), LockAttempt::Held { .. }));
+    let read = backend.read_for_fill("k", lease).await.unwrap();
+    assert_eq!(read.lease, crate::backend::FillLease::NotNeeded);
+    assert!(backend.extend("k", b"me", lease).await.unwrap());
+    assert!(!backend.release("k", b"you").await.unwrap());
+
+    // A cas with the record's token replaces it: the holder's is refused.
+    evict(&backend, "k").await;
+    assert!(backend.cas("k", b"v", Some(&token), None).await.unwrap());
+    assert!(!backend.release("k", b"me").await.unwrap());
+    assert_eq!(backend.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    evict(&backend, "k").await;
+    assert_eq!(
+        backend.get("k").await.unwrap(),
+        None,
+        "the record came back"
+    );
+}
+
+#[tokio::test]
+async fn records_leave_their_table_with_their_key() {
+    let backend = MemoryBackend::default();
+    let lease = Duration::from_secs(60);
+    let records = backend.inner.keys.records();
+    for (i, write) in ["release", "delete", "set", "mark_stale"]
+        .iter()
+        .enumerate()
+    {
+        let key = format!("k{i}");
+        backend
+            .try_lock(&key, b"me", lease, Fencing::Skip)
+            .await
+            .unwrap();
+        match *write {
+            "release" => assert!(backend.release(&key, b"me").await.unwrap()),
+            "delete" => assert!(backend.delete(&key).await.unwrap()),
+            "set" => backend.set(&key, b"v", None).await.unwrap(),
+            _ => assert!(backend.mark_stale(&key, lease).await.unwrap()),
+        }
+        records.settle().await;
+        assert_eq!(records.len(), 0, "{write} left the record behind");
+        assert!(!backend.release(&key, b"me").await.unwrap(), "{write}");
+        assert!(
+            !backend.extend(&key, b"me", lease).await.unwrap(),
+            "{write}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_expires_at_the_end_of_its_lease_even_when_evicted() {
+    let backend = MemoryBackend::default();
+    let lease = Duration::from_secs(5);
+    backend
+        .try_lock("k", b"me", lease, Fencing::Skip)
+        .await
+        .unwrap();
+    evict(&backend, "k").await;
+    tokio::time::advance(lease).await;
+    assert_eq!(backend.get("k").await.unwrap(), None);
+    assert_eq!(backend.lock_record("k").await.unwrap(), None);
+    assert!(!backend.extend("k", b"me", lease).await.unwrap());
+    assert!(backend.add("k", b"v", None).await.unwrap());
 }
 
 #[tokio::test]
@@ -192,4 +283,39 @@ async fn a_stale_value_stays_readable_for_its_grace_and_one_caller_refreshes() {
     // The grace cut the TTL from 60 s to 10 s.
     tokio::time::advance(Duration::from_secs(10)).await;
     assert_eq!(backend.get("k").await.unwrap(), None);
+}
+
+/// A rough cost check, not a benchmark: `cargo test --all-features --lib
+/// memory::tests::timing -- --ignored --nocapture` prints the time per
+/// operation of a value hit, a write to a new key, and a lock taken and
+/// released, for comparing layouts of the memory backend.
+#[tokio::test]
+#[ignore = "prints timings; run by hand"]
+async fn timing() {
+    const ROUNDS: u32 = 20_000;
+    let backend = MemoryBackend::default();
+    let lease = Duration::from_secs(60);
+    backend.set("hot", b"v", None).await.unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..ROUNDS {
+        assert!(backend.get("hot").await.unwrap().is_some());
+    }
+    let hit = started.elapsed() / ROUNDS;
+    let started = std::time::Instant::now();
+    for i in 0..ROUNDS {
+        backend.set(&format!("new-{i}"), b"v", None).await.unwrap();
+    }
+    let write = started.elapsed() / ROUNDS;
+    let started = std::time::Instant::now();
+    for i in 0..ROUNDS {
+        let key = format!("lock-{i}");
+        let attempt = backend.try_lock(&key, b"me", lease, Fencing::Issue);
+        assert!(matches!(
+            attempt.await.unwrap(),
+            LockAttempt::Acquired { .. }
+        ));
+        assert!(backend.release(&key, b"me").await.unwrap());
+    }
+    let lock = started.elapsed() / ROUNDS;
+    eprintln!("get hit {hit:?}, set of a new key {write:?}, try_lock + release {lock:?}");
 }
