@@ -15,7 +15,8 @@ use super::memory::MemoryBackend;
 use super::{
     Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
 };
-use crate::Result;
+use crate::url::CacheUrl;
+use crate::{Error, Result};
 
 /// The backend behind a [`Cache`](crate::Cache).
 pub(crate) enum AnyBackend {
@@ -39,6 +40,43 @@ macro_rules! dispatch {
             AnyBackend::Custom($b) => $call,
         }
     };
+}
+
+impl AnyBackend {
+    /// The backend a parsed cache URL names, by its scheme. Takes the
+    /// parameters that backend understands from `url`; the caller refuses
+    /// any left over.
+    pub(crate) async fn from_url(url: &mut CacheUrl<'_>) -> Result<AnyBackend> {
+        Ok(match url.scheme.as_str() {
+            "memory" => AnyBackend::Memory(MemoryBackend::from_url(url)?),
+            #[cfg(feature = "redis")]
+            "redis" | "rediss" => AnyBackend::Redis(super::redis::RedisBackend::from_url(url)?),
+            #[cfg(feature = "memcached")]
+            "memcached" => {
+                AnyBackend::Memcached(super::memcached::MemcachedBackend::from_url(url).await?)
+            }
+            #[cfg(not(feature = "redis"))]
+            "redis" | "rediss" => {
+                return Err(Error::invalid_config(
+                    url.original,
+                    "this build of stampede has no Redis support; enable its `redis` feature",
+                ))
+            }
+            #[cfg(not(feature = "memcached"))]
+            "memcached" => return Err(Error::invalid_config(
+                url.original,
+                "this build of stampede has no memcached support; enable its `memcached` feature",
+            )),
+            other => {
+                return Err(Error::invalid_config(
+                    url.original,
+                    format!(
+                        "unknown scheme `{other}`; expected memory, redis, rediss or memcached"
+                    ),
+                ))
+            }
+        })
+    }
 }
 
 impl Backend for AnyBackend {

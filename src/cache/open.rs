@@ -10,7 +10,7 @@ use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, RedisOptions, RedisSource};
 use crate::backend::Backend;
 use crate::url::CacheUrl;
-use crate::{Cache, Error, Result};
+use crate::{Cache, Result};
 
 impl Cache {
     /// An embedded in-process cache on moka with the default capacity
@@ -62,37 +62,7 @@ impl Cache {
     pub async fn from_url(url: &str) -> Result<Cache> {
         let mut parsed = CacheUrl::parse(url)?;
         let namespace = parsed.take("namespace");
-        let backend = match parsed.scheme.as_str() {
-            "memory" => AnyBackend::Memory(MemoryBackend::from_url(&mut parsed)?),
-            #[cfg(feature = "redis")]
-            "redis" | "rediss" => {
-                AnyBackend::Redis(crate::backend::redis::RedisBackend::from_url(&mut parsed)?)
-            }
-            #[cfg(feature = "memcached")]
-            "memcached" => AnyBackend::Memcached(
-                crate::backend::memcached::MemcachedBackend::from_url(&mut parsed).await?,
-            ),
-            #[cfg(not(feature = "redis"))]
-            "redis" | "rediss" => {
-                return Err(Error::invalid_config(
-                    url,
-                    "this build of stampede has no Redis support; enable its `redis` feature",
-                ))
-            }
-            #[cfg(not(feature = "memcached"))]
-            "memcached" => return Err(Error::invalid_config(
-                url,
-                "this build of stampede has no memcached support; enable its `memcached` feature",
-            )),
-            other => {
-                return Err(Error::invalid_config(
-                    url,
-                    format!(
-                        "unknown scheme `{other}`; expected memory, redis, rediss or memcached"
-                    ),
-                ))
-            }
-        };
+        let backend = AnyBackend::from_url(&mut parsed).await?;
         parsed.finish()?;
         let cache = Cache::from_backend(backend);
         Ok(match namespace {
