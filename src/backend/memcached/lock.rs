@@ -103,7 +103,7 @@ impl MemcachedBackend {
     async fn issue_fence(
         &self,
         record: &str,
-        counter: &str,
+        counter: &[u8],
         owner: &[u8],
         lease: Duration,
         started: Instant,
