@@ -6,7 +6,7 @@
 //! - `locks`: owner-checked release racing a new holder, sub-second leases,
 //!   fencing tokens.
 //! - `names`: no key a caller writes is a fencing counter or another key's
-//!   mapped form.
+//!   mapped form; fencing counters expire once idle.
 //! - `one_trip`: release and extend in one round trip with the CAS
 //!   remembered from the create; the two-trip path when nothing is
 //!   remembered; the memory of lost locks swept.

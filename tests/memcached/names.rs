@@ -1,14 +1,16 @@
 //! The names the backend sends: a key a caller writes can never be one of
 //! the backend's own (a fencing counter), nor the mapped form of another
-//! key.
+//! key; and fencing counters expire once idle.
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use stampede::backend::memcached::MAX_KEY_LEN;
+use stampede::backend::memcached::memcache::exp::{Get, Meta};
+use stampede::backend::memcached::{fence_key, MemcachedBackend, MAX_KEY_LEN};
+use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::{Cache, RedLock};
 
-use crate::{shared_url, unique};
+use crate::{backend, shared_url, unique};
 
 /// A namespace of its own, and the prefix it puts before every key.
 async fn namespaced(name: &str) -> (Cache, String) {
@@ -26,6 +28,22 @@ fn mapped_form(full_key: &str) -> String {
     let digest = Sha256::digest(full_key.as_bytes());
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     format!("{}#{hex}", &full_key[..MAX_KEY_LEN - 65])
+}
+
+fn token(attempt: LockAttempt) -> u64 {
+    match attempt {
+        LockAttempt::Acquired { fence: Some(fence) } => fence,
+        other => panic!("expected a fenced acquire, got {other:?}"),
+    }
+}
+
+/// The remaining TTL of the item named `name`, read over the raw client:
+/// `None` when it never expires.
+async fn ttl_of(b: &MemcachedBackend, name: &[u8]) -> Option<i64> {
+    let read = Get::new(name).without_value().meta(Meta::NONE.ttl());
+    let result = b.client().run(read).await.unwrap();
+    assert!(result.hit(), "{:?} is gone", String::from_utf8_lossy(name));
+    result.item.ttl.filter(|&ttl| ttl >= 0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,4 +108,48 @@ async fn a_key_crafted_as_a_long_keys_mapped_form_is_another_key() {
         "the crafted delete released the lock: {second:?}"
     );
     assert!(guard.release().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_counters_live_an_hour_past_the_lease_and_every_lock_renews_them() {
+    let b = backend(&shared_url()).await;
+    let record = unique("fence-ttl");
+    let counter = fence_key(&record).unwrap();
+    let hour = 3600;
+
+    // Created: the lease (100 s) plus an hour, plus memcached's 2 s margin.
+    token(
+        b.try_lock(&record, b"o", Duration::from_secs(100), Fencing::Issue)
+            .await
+            .unwrap(),
+    );
+    let created = ttl_of(&b, &counter).await.expect("the counter expires");
+    assert!((hour + 95..=hour + 102).contains(&created), "{created} s");
+    assert!(b.release(&record, b"o").await.unwrap());
+
+    // The next lock sets it anew from its own lease: down to 10 s + 1 h,
+    // which no amount of time passing could do to the first TTL.
+    token(
+        b.try_lock(&record, b"o", Duration::from_secs(10), Fencing::Issue)
+            .await
+            .unwrap(),
+    );
+    let renewed = ttl_of(&b, &counter).await.expect("the counter expires");
+    assert!((hour + 5..=hour + 12).contains(&renewed), "{renewed} s");
+    assert!(b.release(&record, b"o").await.unwrap());
+
+    // Past 30 days the lifetime is sent as a date, not read as one in 1970.
+    let days_40 = 40 * 24 * hour;
+    let lease = Duration::from_secs(u64::try_from(days_40).unwrap());
+    token(
+        b.try_lock(&record, b"o", lease, Fencing::Issue)
+            .await
+            .unwrap(),
+    );
+    let long = ttl_of(&b, &counter).await.expect("the counter expires");
+    assert!(
+        (days_40 + hour - 5..=days_40 + hour + 5).contains(&long),
+        "{long} s"
+    );
+    assert!(b.release(&record, b"o").await.unwrap());
 }

@@ -24,7 +24,7 @@
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
 //! | `try_lock` | `ms <k> ME T<lease> c`; held: `Held { remaining: None }` | 1 |
-//! | `try_lock`, fenced | the above, then `ma <counter> N1 J<µs> T0` | 2 |
+//! | `try_lock`, fenced | the above, then `ma <counter> N<life> J<µs> T<life>`, life = lease + 1 h | 2 |
 //! | `lock_record` | `mg <k> v t` | 1 |
 //! | `release` | `md <k> C<cas>`, the CAS remembered from our last write | 1 |
 //! | `extend` | `ms <k> C<cas> T<lease> c`, likewise; the answer's CAS is remembered | 1 |
@@ -64,11 +64,23 @@
 //! processes:
 //!
 //! - **The counter is seeded with the time.** memcached may evict the
-//!   counter like any item. It is created (`N1 J<seed> T0`) with the
+//!   counter like any item. It is created (`N<life> J<seed>`) with the
 //!   current Unix time in microseconds, so a re-created counter starts
 //!   above every token handed out before, as long as the key averaged fewer
 //!   than one acquisition per microsecond since its counter was first
 //!   created, and the machines' clocks agree to within that time.
+//! - **An idle counter expires an hour after the last lease.** Every
+//!   increment sets the counter's TTL (`N<life>` when it creates it,
+//!   `T<life>` when it exists) to the lease plus one hour (plus the clock
+//!   margin below; an absolute time past 30 days), so counters of lock
+//!   names no longer used do not pile up. That is safe because of the
+//!   seed: a counter re-created after it expired is seeded at least an hour
+//!   after the last holder's lease ended, which is above every earlier
+//!   token unless the re-creating machine's clock is more than an hour
+//!   (plus the lease) behind the clocks that seeded the earlier counter.
+//!   (memcached 1.6 can lose the `T` of an increment that lands while
+//!   another connection is reading the counter; the next lock sets it
+//!   again, and an early expiry is covered by the seed just the same.)
 //! - **A token that comes back too late is refused.** Another owner can
 //!   create the record only once ours has expired at the server, which is
 //!   never before our lease has run out, measured here from just before our

@@ -73,6 +73,24 @@ pub(super) fn lease_secs(lease: Duration) -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
+/// The raw exptime, as memcached reads it, for something that must live at
+/// least `duration`: [`exptime`]'s seconds when they are 30 days or fewer,
+/// else the Unix time they end at; for commands whose flags take no [`Ttl`]
+/// (`ma … N<secs>`). A lifetime ending after 2106 is capped there, the
+/// furthest memcached can represent.
+pub(super) fn raw_exptime(duration: Duration) -> u32 {
+    let secs = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
+        .saturating_add(CLOCK_MARGIN_SECS);
+    let raw = if secs > MAX_RELATIVE_SECS {
+        unix_secs().saturating_add(secs)
+    } else {
+        secs
+    };
+    u32::try_from(raw).unwrap_or(u32::MAX)
+}
+
 fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -121,6 +139,17 @@ mod tests {
         assert_eq!(lease_secs(Duration::from_millis(200)), 3);
         assert_eq!(lease_secs(Duration::from_secs(10)), 12);
         assert_eq!(lease_secs(Duration::MAX), 30 * 24 * 60 * 60);
+    }
+
+    #[test]
+    fn raw_exptimes_are_relative_up_to_30_days_then_absolute_then_capped() {
+        assert_eq!(raw_exptime(Duration::from_millis(200)), 3);
+        assert_eq!(raw_exptime(Duration::from_secs(3700)), 3702);
+        let month_and_a_bit = Duration::from_secs(MAX_RELATIVE_SECS + 10);
+        let at = u64::from(raw_exptime(month_and_a_bit));
+        let expected = unix_secs() + MAX_RELATIVE_SECS + 12;
+        assert!(at.abs_diff(expected) <= 2, "{at} vs {expected}");
+        assert_eq!(raw_exptime(Duration::MAX), u32::MAX);
     }
 
     #[test]
