@@ -152,6 +152,13 @@
 //! to fit memcached's default 1 MiB item limit together with the key and the
 //! item header) is [`Error::ValueTooLarge`] before anything is sent.
 //!
+//! A value the server refuses (`SERVER_ERROR object too large for cache`,
+//! when `max_value_size` is set above what its `-I` limit leaves) is
+//! [`Error::ValueTooLarge`] too, with no `limit` (the server does not say
+//! it) and the key as sent. Nothing was stored, but memcached has removed
+//! the key's old item, whatever the command (`set`, `add` or `cas`): keep
+//! `max_value_size` below the server's limit so that it never comes to that.
+//!
 //! # Waiting across processes
 //!
 //! memcached has no pub/sub. A process waiting on a lock that another
@@ -317,7 +324,7 @@ impl MemcachedBackend {
             return Err(Error::ValueTooLarge {
                 key: key.to_owned(),
                 size: value.len(),
-                limit: self.max_value_size,
+                limit: Some(self.max_value_size),
                 backend: KIND,
             });
         }
