@@ -63,15 +63,17 @@ pub enum Error {
         reason: String,
     },
 
-    /// A value over the backend's item size limit.
-    #[error("value for key {key:?} is {size} bytes, over the {backend} limit of {limit} bytes")]
+    /// A value over the backend's item size limit: refused before it was
+    /// sent, or by the server.
+    #[error("value for key {key:?} is {size} bytes, over the {}", SizeLimit(backend, *limit))]
     ValueTooLarge {
         /// The key, namespace included.
         key: String,
         /// Size of the refused value.
         size: usize,
-        /// The largest value the backend accepts.
-        limit: usize,
+        /// The largest value the backend accepts, when known: `None` when
+        /// the server refused the value without saying its limit.
+        limit: Option<usize>,
         /// Which backend refused it.
         backend: &'static str,
     },
@@ -266,6 +268,19 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The end of a [`Error::ValueTooLarge`] message: the limit, or the
+/// server's when it did not say.
+struct SizeLimit<'a>(&'a str, Option<usize>);
+
+impl std::fmt::Display for SizeLimit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            Some(limit) => write!(f, "{} limit of {limit} bytes", self.0),
+            None => write!(f, "{} server's item size limit", self.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +338,25 @@ mod tests {
             err.to_string(),
             "lock \"job\" is held by another owner; its lease runs out in 1.5s"
         );
+    }
+
+    #[test]
+    fn value_too_large_names_the_limit_when_known() {
+        let err = |limit| Error::ValueTooLarge {
+            key: "k".into(),
+            size: 2048,
+            limit,
+            backend: "memcached",
+        };
+        assert_eq!(
+            err(Some(1024)).to_string(),
+            "value for key \"k\" is 2048 bytes, over the memcached limit of 1024 bytes"
+        );
+        assert_eq!(
+            err(None).to_string(),
+            "value for key \"k\" is 2048 bytes, over the memcached server's item size limit"
+        );
+        assert!(err(None).is_invalid_input());
     }
 
     #[test]

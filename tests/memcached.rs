@@ -5,6 +5,8 @@
 //!   oversized values refused, long TTLs kept.
 //! - `locks`: owner-checked release racing a new holder, sub-second leases,
 //!   fencing tokens.
+//! - `names`: no key a caller writes is a fencing counter or another key's
+//!   mapped form; fencing counters expire once idle.
 //! - `one_trip`: release and extend in one round trip with the CAS
 //!   remembered from the create; the two-trip path when nothing is
 //!   remembered; the memory of lost locks swept.
@@ -23,6 +25,8 @@ mod fills;
 mod keys;
 #[path = "memcached/locks.rs"]
 mod locks;
+#[path = "memcached/names.rs"]
+mod names;
 #[path = "memcached/one_trip.rs"]
 mod one_trip;
 #[path = "memcached/processes.rs"]

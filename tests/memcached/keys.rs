@@ -151,7 +151,7 @@ async fn values_over_the_size_limit_are_refused_before_anything_is_sent() {
             } => {
                 assert_eq!(
                     (size, limit, backend),
-                    (over.len(), DEFAULT_MAX_VALUE_SIZE, "memcached")
+                    (over.len(), Some(DEFAULT_MAX_VALUE_SIZE), "memcached")
                 );
                 assert!(key.ends_with(":big"), "{key}");
             }
@@ -183,6 +183,55 @@ async fn values_over_the_size_limit_are_refused_before_anything_is_sent() {
         .await
         .unwrap_err()
         .is_invalid_input());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_the_server_refuses_as_too_large_is_value_too_large() {
+    // Our limit above the server's (memcached's default item limit, 1 MiB).
+    let namespace = unique("server-limit");
+    let url = format!(
+        "{}?max_value_size={}&namespace={namespace}",
+        shared_url(),
+        4 << 20
+    );
+    let cache = Cache::from_url(&url).await.unwrap();
+    let over = vec![7u8; 2 << 20];
+    cache.set("k", b"small", None).await.unwrap();
+    let (_, token) = cache.gets("k").await.unwrap().unwrap();
+
+    for error in [
+        cache.set("k", &over, None).await.unwrap_err(),
+        cache.add("new", &over, None).await.unwrap_err(),
+        cache.cas("k", &over, Some(&token), None).await.unwrap_err(),
+    ] {
+        assert!(error.is_invalid_input(), "{error}");
+        let message = error.to_string();
+        match error {
+            Error::ValueTooLarge {
+                ref key,
+                size,
+                limit,
+                backend,
+            } => {
+                assert_eq!((size, limit, backend), (over.len(), None, "memcached"));
+                assert!(key.starts_with(&namespace), "{key}");
+            }
+            other => panic!("expected ValueTooLarge, got {other:?}"),
+        }
+        assert!(
+            message.ends_with("over the memcached server's item size limit"),
+            "{message}"
+        );
+    }
+    // Nothing was stored, and memcached dropped the key's old item (as it
+    // does whenever it cannot store a new one); the connection still works.
+    assert_eq!(cache.get("k").await.unwrap(), None);
+    assert_eq!(cache.get("new").await.unwrap(), None);
+    cache.set("k", b"again", None).await.unwrap();
+    assert_eq!(
+        cache.get("k").await.unwrap().as_deref(),
+        Some(&b"again"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

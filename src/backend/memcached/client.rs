@@ -127,13 +127,29 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Turns a client error on a store into the crate's: a value the
+    /// server refused as too large is [`Error::ValueTooLarge`], with `key`
+    /// as sent (mapped if it was) and no limit (the server does not say).
+    fn store_error(&self, operation: &'static str, refused: Refused, error: ClientError) -> Error {
+        if !too_large(&error) {
+            return self.error(operation, error);
+        }
+        Error::ValueTooLarge {
+            key: String::from_utf8_lossy(&refused.key).into_owned(),
+            size: refused.size,
+            limit: None,
+            backend: KIND,
+        }
+    }
+
     /// `ms`, in whatever mode `set` says.
     pub(super) async fn store(&self, operation: &'static str, set: Set) -> Result<MutationStatus> {
+        let refused = Refused::of(&set);
         let result = self
             .meta
             .run(set)
             .await
-            .map_err(|e| self.error(operation, e))?;
+            .map_err(|e| self.store_error(operation, refused, e))?;
         Ok(result.status)
     }
 
@@ -145,11 +161,12 @@ impl Client {
         operation: &'static str,
         set: Set,
     ) -> Result<(MutationStatus, Option<u64>)> {
+        let refused = Refused::of(&set);
         let result = self
             .meta
             .run(set.return_cas())
             .await
-            .map_err(|e| self.error(operation, e))?;
+            .map_err(|e| self.store_error(operation, refused, e))?;
         Ok((result.status, result.cas))
     }
 
@@ -216,6 +233,34 @@ fn is_timeout(error: &ClientError) -> bool {
         ClientError::Timeout { .. } => true,
         ClientError::Io(io) => io.kind() == std::io::ErrorKind::TimedOut,
         ClientError::Ambiguous { source, .. } => is_timeout(source),
+        _ => false,
+    }
+}
+
+/// What a too-large error names: the key and size of a store, kept before
+/// the store is sent.
+struct Refused {
+    key: Vec<u8>,
+    size: usize,
+}
+
+impl Refused {
+    fn of(set: &Set) -> Refused {
+        Refused {
+            key: set.key.clone(),
+            size: set.value.len(),
+        }
+    }
+}
+
+/// Whether the server refused a value over its item size limit
+/// (`SERVER_ERROR object too large for cache`). The client reports that
+/// answer as an outcome it cannot know, but memcached stored nothing (and
+/// removed the key's old item, which it does whenever it cannot store one).
+fn too_large(error: &ClientError) -> bool {
+    match error {
+        ClientError::Server(message) => message.contains("too large"),
+        ClientError::Ambiguous { source, .. } => too_large(source),
         _ => false,
     }
 }

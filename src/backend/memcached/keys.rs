@@ -1,21 +1,36 @@
-//! From the crate's keys to memcached's.
+//! From the crate's keys to memcached's, and the names of the backend's own
+//! items.
 //!
 //! memcached refuses keys over [`MAX_KEY_LEN`] bytes and keys with ASCII
 //! whitespace or control characters. Neither may reach the server to fail
-//! there with an obscure protocol error:
+//! there with an obscure protocol error, and no key a caller writes may
+//! reach an item it did not name:
 //!
 //! - A key with a byte memcached refuses (`0x00`–`0x20`, `0x7f`) is an
 //!   [`Error::InvalidKey`] that names the character and its position,
 //!   before anything is sent. Non-ASCII UTF-8 is fine: memcached only
 //!   minds those bytes.
-//! - A key longer than [`MAX_KEY_LEN`] bytes is sent as
-//!   `<its first bytes>#<SHA-256 of the whole key, 64 hex digits>`, at most
-//!   250 bytes. The readable head keeps it recognisable in `stats` dumps;
-//!   the hash keeps two long keys that share their head apart. Keys of 250
-//!   bytes or fewer are sent as they are.
+//! - A key is **mapped** when it is longer than [`MAX_KEY_LEN`] bytes, or
+//!   when it *looks mapped*: it ends with `#` and 64 hex digits (either
+//!   case), however long. A mapped key is sent as
+//!   `<its first bytes>#<SHA-256 of the whole key, 64 lower-case hex>`, at
+//!   most 250 bytes. The readable head keeps it recognisable in `stats`
+//!   dumps; the hash keeps apart two keys that share their head. Every
+//!   other key is sent as it is.
 //!
-//! The mapping is per full key, so a lock record (`…-lock`) and its fencing
-//! counter (`…-lock-fence`) are each mapped on their own.
+//!   That makes the mapping injective: keys sent as they are never end like
+//!   a mapped key (those that would are mapped), and two mapped keys differ
+//!   in the hash of the whole key. A caller cannot craft a key that lands
+//!   on a long key's item, or on its lock record.
+//! - The backend's own items, **companions** of a key (today only the
+//!   fencing counter of a lock record, see [`fence_key`]), are named
+//!   `0xFF <kind> ':' <key, mapped to fit>`. The byte `0xFF` never occurs
+//!   in UTF-8, so no key (a `&str`) and no mapped key (UTF-8 as well) can
+//!   name a companion. memcached only minds whitespace and control bytes,
+//!   so the name is sent as it is, and `lru_crawler metadump` shows it as
+//!   `%FFfence:<key>`. The key part is mapped like a key, but to fit in
+//!   what the marker and the kind leave of the 250 bytes, so companion
+//!   names are injective too.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -27,35 +42,61 @@ use crate::{Error, Result};
 /// The longest key memcached accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 250;
 
-/// Appended to a lock record's key to name its fencing counter.
-pub(super) const FENCE_SUFFIX: &str = "-fence";
+/// The first byte of every companion name: a byte no UTF-8 string holds.
+const COMPANION_MARKER: u8 = 0xFF;
+
+/// The kind of a fencing counter's companion name, after the marker.
+const FENCE_KIND: &str = "fence:";
 
 /// Separates the readable head of a mapped key from its hash.
-const HASH_SEPARATOR: char = '#';
+const HASH_SEPARATOR: u8 = b'#';
 
 /// Hex digits of a SHA-256 digest.
 const HASH_HEX_LEN: usize = 64;
 
-/// The longest head a mapped key keeps.
-const MAX_HEAD_LEN: usize = MAX_KEY_LEN - 1 - HASH_HEX_LEN;
+/// What a mapped key ends with: the separator and the hash.
+const HASH_PART_LEN: usize = 1 + HASH_HEX_LEN;
 
-/// The key memcached sees for `key`: checked, and mapped when too long.
+/// The longest head a mapped key keeps.
+#[cfg(test)]
+const MAX_HEAD_LEN: usize = MAX_KEY_LEN - HASH_PART_LEN;
+
+/// The key memcached sees for `key`: checked, and mapped when too long or
+/// when it looks mapped.
 pub(super) fn wire_key(key: &str) -> Result<Cow<'_, str>> {
     check_chars(key)?;
-    if key.len() <= MAX_KEY_LEN {
-        return Ok(Cow::Borrowed(key));
-    }
-    Ok(Cow::Owned(hashed(key)))
+    Ok(fit(key, MAX_KEY_LEN))
 }
 
-/// The key of the fencing counter of the lock record `lock_key`.
-pub(super) fn fence_key(lock_key: &str) -> Result<String> {
-    check_chars(lock_key)?;
-    let full = format!("{lock_key}{FENCE_SUFFIX}");
-    Ok(match wire_key(&full)? {
-        Cow::Borrowed(_) => full,
-        Cow::Owned(mapped) => mapped,
-    })
+/// The name memcached stores the fencing counter of the lock record
+/// `lock_key` under: `0xFF`, `fence:`, then `lock_key` (mapped like a key
+/// when longer than 243 bytes or when it looks mapped). No key a caller can
+/// write has that name. For inspecting the counter through
+/// [`MemcachedBackend::client`](super::MemcachedBackend::client).
+///
+/// ```
+/// use stampede::backend::memcached::fence_key;
+///
+/// assert_eq!(fence_key("app:job-lock")?, b"\xFFfence:app:job-lock");
+/// # Ok::<(), stampede::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::InvalidKey`] when `lock_key` has a character memcached refuses.
+pub fn fence_key(lock_key: &str) -> Result<Vec<u8>> {
+    companion(FENCE_KIND, lock_key)
+}
+
+/// `0xFF <kind> <key fitted to the rest>`.
+fn companion(kind: &str, key: &str) -> Result<Vec<u8>> {
+    check_chars(key)?;
+    let fitted = fit(key, MAX_KEY_LEN - 1 - kind.len());
+    let mut name = Vec::with_capacity(1 + kind.len() + fitted.len());
+    name.push(COMPANION_MARKER);
+    name.extend_from_slice(kind.as_bytes());
+    name.extend_from_slice(fitted.as_bytes());
+    Ok(name)
 }
 
 fn check_chars(key: &str) -> Result<()> {
@@ -74,17 +115,38 @@ fn check_chars(key: &str) -> Result<()> {
     }
 }
 
-/// `<head>#<sha256 hex>`, where `head` is the longest prefix of `key` that
-/// ends on a character boundary and leaves room for the hash.
-fn hashed(key: &str) -> String {
-    let mut head_len = MAX_HEAD_LEN.min(key.len());
+/// `key` as it is when it has at most `room` bytes and does not look
+/// mapped; otherwise mapped to at most `room` bytes.
+fn fit(key: &str, room: usize) -> Cow<'_, str> {
+    if key.len() <= room && !looks_mapped(key) {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(hashed(key, room))
+    }
+}
+
+/// Whether `key` ends like a mapped key: `#` and 64 hex digits, in either
+/// case (mapped keys use lower case; upper case is mapped too, to be safe).
+fn looks_mapped(key: &str) -> bool {
+    let Some(start) = key.len().checked_sub(HASH_PART_LEN) else {
+        return false;
+    };
+    let tail = &key.as_bytes()[start..];
+    tail[0] == HASH_SEPARATOR && tail[1..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// `<head>#<sha256 hex>` in at most `room` bytes, where `head` is the
+/// longest prefix of `key` that ends on a character boundary and leaves
+/// room for the hash.
+fn hashed(key: &str, room: usize) -> String {
+    let mut head_len = room.saturating_sub(HASH_PART_LEN).min(key.len());
     while !key.is_char_boundary(head_len) {
         head_len -= 1;
     }
     let digest = Sha256::digest(key.as_bytes());
-    let mut mapped = String::with_capacity(head_len + 1 + HASH_HEX_LEN);
+    let mut mapped = String::with_capacity(head_len + HASH_PART_LEN);
     mapped.push_str(&key[..head_len]);
-    mapped.push(HASH_SEPARATOR);
+    mapped.push(char::from(HASH_SEPARATOR));
     for byte in digest {
         // Writing to a String cannot fail.
         let _ = write!(mapped, "{byte:02x}");
@@ -93,76 +155,4 @@ fn hashed(key: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn short_keys_pass_unchanged_and_borrowed() {
-        let key = "app:user:42-lock";
-        assert!(matches!(wire_key(key).unwrap(), Cow::Borrowed(k) if k == key));
-        let exactly = "k".repeat(MAX_KEY_LEN);
-        assert_eq!(wire_key(&exactly).unwrap(), exactly);
-        assert_eq!(wire_key("café:ünïcode").unwrap(), "café:ünïcode");
-    }
-
-    #[test]
-    fn long_keys_map_to_head_and_hash_within_the_limit() {
-        let key = format!("ns:{}", "x".repeat(400));
-        let mapped = wire_key(&key).unwrap();
-        assert_eq!(mapped.len(), MAX_KEY_LEN);
-        assert!(mapped.starts_with("ns:xxx"));
-        let (head, hash) = mapped.rsplit_once(HASH_SEPARATOR).unwrap();
-        assert_eq!(head.len(), MAX_HEAD_LEN);
-        assert_eq!(hash.len(), HASH_HEX_LEN);
-        assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
-        // Stable: the same key always maps to the same wire key.
-        assert_eq!(wire_key(&key).unwrap(), mapped);
-    }
-
-    #[test]
-    fn long_keys_with_a_common_head_do_not_collide() {
-        let head = "h".repeat(300);
-        let a = wire_key(&format!("{head}a")).unwrap().into_owned();
-        let b = wire_key(&format!("{head}b")).unwrap().into_owned();
-        assert_ne!(a, b);
-        assert_eq!(a[..MAX_HEAD_LEN], b[..MAX_HEAD_LEN]);
-    }
-
-    #[test]
-    fn multibyte_characters_are_not_split() {
-        // 'é' is two bytes: a head cut at an odd offset would split one.
-        let key = format!("k{}", "é".repeat(200));
-        let mapped = wire_key(&key).unwrap();
-        assert!(mapped.len() <= MAX_KEY_LEN);
-        assert!(mapped.starts_with("kéé"));
-    }
-
-    #[test]
-    fn whitespace_and_control_characters_are_refused_by_name() {
-        for (key, shown) in [
-            ("a b", "' '"),
-            ("tab\there", "'\\t'"),
-            ("nl\n", "'\\n'"),
-            ("nul\0", "'\\0'"),
-            ("del\u{7f}", "'\\u{7f}'"),
-        ] {
-            let err = wire_key(key).unwrap_err();
-            assert!(err.is_invalid_input());
-            let message = err.to_string();
-            assert!(message.contains("whitespace or control"), "{message}");
-            assert!(message.contains(shown), "{message} should name {shown}");
-        }
-        // Checked before mapping: a long key is refused too.
-        assert!(wire_key(&format!("{} x", "k".repeat(300))).is_err());
-    }
-
-    #[test]
-    fn fence_keys_are_the_lock_key_plus_a_suffix_and_mapped_when_long() {
-        assert_eq!(fence_key("job-lock").unwrap(), "job-lock-fence");
-        let long = format!("{}-lock", "j".repeat(246));
-        let fence = fence_key(&long).unwrap();
-        assert!(fence.len() <= MAX_KEY_LEN);
-        assert_ne!(fence, wire_key(&long).unwrap());
-        assert!(fence_key("a b-lock").is_err());
-    }
-}
+mod tests;

@@ -80,8 +80,9 @@ impl MemcachedBackend {
     }
 
     /// Increments the fencing counter of a record we just created, with
-    /// `ma <counter> N1 J<seed> T0`: created on first use with the current
-    /// Unix time in microseconds as its value, and kept with no expiry.
+    /// `ma <counter> N<life> J<seed> T<life>`: created on first use with the
+    /// current Unix time in microseconds as its value, and on every use set
+    /// to expire [`FENCE_OUTLIVES_LEASE`] after the lease ends.
     ///
     /// **Why the seed.** memcached may evict the counter (it is an item like
     /// any other). Seeded with the time, a re-created counter starts above
@@ -100,17 +101,26 @@ impl MemcachedBackend {
     /// holder took the lock and a lower token: our token would then be
     /// above theirs and let a stale holder win. We give the record back and
     /// report the lock as held instead.
+    ///
+    /// **Why the counter may expire.** The seed is what keeps tokens rising
+    /// across a re-created counter, whether memcached evicted it or it
+    /// expired; the counter's lifetime only widens the margin for clocks
+    /// that disagree (see [`FENCE_OUTLIVES_LEASE`]). So idle counters go,
+    /// rather than leaving one item per lock name forever.
     async fn issue_fence(
         &self,
         record: &str,
-        counter: &str,
+        counter: &[u8],
         owner: &[u8],
         lease: Duration,
         started: Instant,
     ) -> Result<LockAttempt> {
+        // `N` gives a counter this creates its lifetime, `T` resets that of
+        // one that exists; the same value, so their order does not matter.
+        let life = ttl::raw_exptime(lease.saturating_add(FENCE_OUTLIVES_LEASE));
         let increment = Arithmetic::new(counter)
-            .initial(unix_micros(), 1)
-            .ttl(Ttl::NEVER);
+            .initial(unix_micros(), life)
+            .ttl_raw(life);
         match self.client.count("try_lock", increment).await {
             Ok(fence) if started.elapsed() < lease => {
                 Ok(LockAttempt::Acquired { fence: Some(fence) })
@@ -246,6 +256,14 @@ impl MemcachedBackend {
             .ok_or_else(|| Error::backend(KIND, operation, "memcached sent no CAS unique"))
     }
 }
+
+/// How long a fencing counter outlives the lease of the last lock that
+/// used it. A counter re-created after it expired is seeded with the
+/// re-creating machine's clock, at least this long after the last token
+/// could still be presented (its holder's lease ended), so the new tokens
+/// are above the old ones as long as the machines' clocks agree to within
+/// an hour (plus the lease). See the [backend's docs](super#fencing-tokens).
+const FENCE_OUTLIVES_LEASE: Duration = Duration::from_secs(60 * 60);
 
 /// The seed of a new fencing counter.
 fn unix_micros() -> u64 {

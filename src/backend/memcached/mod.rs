@@ -24,7 +24,7 @@
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
 //! | `try_lock` | `ms <k> ME T<lease> c`; held: `Held { remaining: None }` | 1 |
-//! | `try_lock`, fenced | the above, then `ma <k>-fence N1 J<µs> T0` | 2 |
+//! | `try_lock`, fenced | the above, then `ma <counter> N<life> J<µs> T<life>`, life = lease + 1 h | 2 |
 //! | `lock_record` | `mg <k> v t` | 1 |
 //! | `release` | `md <k> C<cas>`, the CAS remembered from our last write | 1 |
 //! | `extend` | `ms <k> C<cas> T<lease> c`, likewise; the answer's CAS is remembered | 1 |
@@ -57,16 +57,30 @@
 //! # Fencing tokens
 //!
 //! With [`Fencing::Issue`](crate::backend::Fencing::Issue), a successful create is followed by an
-//! increment of the counter at `<record key>-fence`, which has no expiry.
+//! increment of the record's fencing counter, named `0xFF` `fence:`
+//! `<record key>` ([`fence_key`]; see [Keys](#keys)), which no key a caller
+//! writes can reach.
 //! Two rules keep the tokens strictly increasing across holders and
 //! processes:
 //!
 //! - **The counter is seeded with the time.** memcached may evict the
-//!   counter like any item. It is created (`N1 J<seed> T0`) with the
+//!   counter like any item. It is created (`N<life> J<seed>`) with the
 //!   current Unix time in microseconds, so a re-created counter starts
 //!   above every token handed out before, as long as the key averaged fewer
 //!   than one acquisition per microsecond since its counter was first
 //!   created, and the machines' clocks agree to within that time.
+//! - **An idle counter expires an hour after the last lease.** Every
+//!   increment sets the counter's TTL (`N<life>` when it creates it,
+//!   `T<life>` when it exists) to the lease plus one hour (plus the clock
+//!   margin below; an absolute time past 30 days), so counters of lock
+//!   names no longer used do not pile up. That is safe because of the
+//!   seed: a counter re-created after it expired is seeded at least an hour
+//!   after the last holder's lease ended, which is above every earlier
+//!   token unless the re-creating machine's clock is more than an hour
+//!   (plus the lease) behind the clocks that seeded the earlier counter.
+//!   (memcached 1.6 can lose the `T` of an increment that lands while
+//!   another connection is reading the counter; the next lock sets it
+//!   again, and an early expiry is covered by the seed just the same.)
 //! - **A token that comes back too late is refused.** Another owner can
 //!   create the record only once ours has expired at the server, which is
 //!   never before our lease has run out, measured here from just before our
@@ -115,20 +129,35 @@
 //! - a key with a space, a control character (`0x00`–`0x1f`) or DEL is
 //!   [`Error::InvalidKey`], naming the character and its byte position,
 //!   before anything is sent (non-ASCII UTF-8 is fine);
-//! - a key over 250 bytes is sent as its longest prefix of at most 185
-//!   bytes that ends on a character boundary, then `#`, then the SHA-256 of
-//!   the whole key in 64 hex digits: at most 250 bytes, still recognisable,
-//!   and two long keys that share their first 185 bytes stay apart. Keys of
-//!   250 bytes or fewer are sent unchanged;
+//! - a key over 250 bytes, or one that ends like a mapped key (`#` and 64
+//!   hex digits, either case, at any length), is *mapped*: sent as its
+//!   longest prefix of at most 185 bytes that ends on a character boundary,
+//!   then `#`, then the SHA-256 of the whole key in 64 lower-case hex
+//!   digits. That is at most 250 bytes, still recognisable, and two keys
+//!   that share their first 185 bytes stay apart. Every other key is sent
+//!   unchanged, so no key can be crafted to land on a mapped key's item;
 //! - each full key is mapped on its own: the namespace, the key and the
-//!   `-lock` suffix of a lock record, or the `-fence` suffix of its fencing
-//!   counter (`<record key>-fence`, a name to keep clear of).
+//!   `-lock` suffix of a lock record;
+//! - the backend's own items are named with a byte no key contains: a
+//!   lock record's fencing counter is `0xFF` `fence:` `<record key>`
+//!   ([`fence_key`]; the record key is mapped as above when it is over 243
+//!   bytes or looks mapped). `0xFF` never occurs in UTF-8, so no key, mapped
+//!   or not, names a counter; `lru_crawler metadump` lists them as
+//!   `%FFfence:…`. Every name starting with `0xFF` is reserved for the
+//!   backend.
 //!
 //! # Values
 //!
 //! A value over [`MemcachedConfig::max_value_size`] (default 1 MiB − 1 KiB,
 //! to fit memcached's default 1 MiB item limit together with the key and the
 //! item header) is [`Error::ValueTooLarge`] before anything is sent.
+//!
+//! A value the server refuses (`SERVER_ERROR object too large for cache`,
+//! when `max_value_size` is set above what its `-I` limit leaves) is
+//! [`Error::ValueTooLarge`] too, with no `limit` (the server does not say
+//! it) and the key as sent. Nothing was stored, but memcached has removed
+//! the key's old item, whatever the command (`set`, `add` or `cas`): keep
+//! `max_value_size` below the server's limit so that it never comes to that.
 //!
 //! # Waiting across processes
 //!
@@ -176,7 +205,7 @@ pub use self::config::{
     MemcachedConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT, DEFAULT_TIMEOUT,
 };
-pub use self::keys::MAX_KEY_LEN;
+pub use self::keys::{fence_key, MAX_KEY_LEN};
 pub use self::ttl::CLOCK_MARGIN_SECS;
 use crate::url::CacheUrl;
 use crate::{Error, Result};
@@ -295,7 +324,7 @@ impl MemcachedBackend {
             return Err(Error::ValueTooLarge {
                 key: key.to_owned(),
                 size: value.len(),
-                limit: self.max_value_size,
+                limit: Some(self.max_value_size),
                 backend: KIND,
             });
         }

@@ -56,8 +56,8 @@ pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
     // memcached reads exptime as a signed 32-bit number: it stores an
     // absolute time past 2^31 - 1 (2038-01-19) and answers `HD`, but the
     // item is already expired. Refuse that rather than lose the value.
-    match (u32::try_from(secs), i32::try_from(ends_at)) {
-        (Ok(secs), Ok(_)) => Ok(Ttl::secs(secs)),
+    match u32::try_from(secs) {
+        Ok(secs) if ends_at <= LAST_EXPTIME => Ok(Ttl::secs(secs)),
         _ => Err(Error::InvalidArgument {
             name: what,
             reason: "memcached cannot represent an expiry after 2038-01-19 03:14:07 UTC",
@@ -76,6 +76,28 @@ pub(super) fn lease_secs(lease: Duration) -> u32 {
         .min(MAX_RELATIVE_SECS);
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
+
+/// The raw exptime, as memcached reads it, for something that must live at
+/// least `duration`: [`exptime`]'s seconds when they are 30 days or fewer,
+/// else the Unix time they end at; for commands whose flags take no [`Ttl`]
+/// (`ma … N<secs>`). A lifetime ending after 2038-01-19 is capped there:
+/// memcached reads exptime as a signed 32-bit number, and a later absolute
+/// time would make the item expire at once.
+pub(super) fn raw_exptime(duration: Duration) -> u32 {
+    let secs = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0))
+        .saturating_add(CLOCK_MARGIN_SECS);
+    let raw = if secs > MAX_RELATIVE_SECS {
+        unix_secs().saturating_add(secs)
+    } else {
+        secs
+    };
+    u32::try_from(raw.min(LAST_EXPTIME)).unwrap_or(u32::MAX)
+}
+
+/// The latest absolute exptime memcached keeps an item until: 2^31 - 1.
+const LAST_EXPTIME: u64 = i32::MAX as u64;
 
 fn unix_secs() -> u64 {
     SystemTime::now()
@@ -125,6 +147,17 @@ mod tests {
         assert_eq!(lease_secs(Duration::from_millis(200)), 3);
         assert_eq!(lease_secs(Duration::from_secs(10)), 12);
         assert_eq!(lease_secs(Duration::MAX), 30 * 24 * 60 * 60);
+    }
+
+    #[test]
+    fn raw_exptimes_are_relative_up_to_30_days_then_absolute_then_capped() {
+        assert_eq!(raw_exptime(Duration::from_millis(200)), 3);
+        assert_eq!(raw_exptime(Duration::from_secs(3700)), 3702);
+        let month_and_a_bit = Duration::from_secs(MAX_RELATIVE_SECS + 10);
+        let at = u64::from(raw_exptime(month_and_a_bit));
+        let expected = unix_secs() + MAX_RELATIVE_SECS + 12;
+        assert!(at.abs_diff(expected) <= 2, "{at} vs {expected}");
+        assert_eq!(u64::from(raw_exptime(Duration::MAX)), LAST_EXPTIME);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub(super) fn check_size(key: &str, value: &[u8]) -> Result<()> {
         return Err(Error::ValueTooLarge {
             key: key.to_owned(),
             size: value.len(),
-            limit: MAX_VALUE_SIZE,
+            limit: Some(MAX_VALUE_SIZE),
             backend: KIND,
         });
     }
