@@ -3,14 +3,15 @@
 //!
 //! - `keys`: long keys are mapped, bad keys refused before anything is sent,
 //!   oversized values refused, long TTLs kept.
-//! - `locks`: owner-checked release racing a new holder, sub-second leases,
-//!   fencing tokens.
+//! - `locks`: owner-checked release racing a new holder, sub-second and
+//!   tiny leases, fencing tokens.
 //! - `one_trip`: release and extend in one round trip with the CAS
 //!   remembered from the create; the two-trip path when nothing is
 //!   remembered; the memory of lost locks swept.
 //! - `fills`: round trips of a fill on native leases, a foreign lease that
 //!   never runs out, stale refresh tokens won by plain reads.
-//! - `failures`: a killed, restarted or hung server.
+//! - `failures`: a killed, restarted or hung server, and a fencing token
+//!   that comes back after the lease.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
 #![cfg(feature = "memcached")]
 

@@ -70,8 +70,12 @@ impl MemcachedBackend {
             }
             match counter {
                 None => Ok(LockAttempt::Acquired { fence: None }),
+                // The record outlives the lease rounded up to whole seconds
+                // (the `ttl` module): that is the window in which a token
+                // is still safe, and the smallest lease it offers.
                 Some(counter) => {
-                    self.issue_fence(&record, &counter, owner, lease, started)
+                    let window = ttl::honoured(lease);
+                    self.issue_fence(&record, &counter, owner, window, started)
                         .await
                 }
             }

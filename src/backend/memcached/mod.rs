@@ -69,12 +69,13 @@
 //!   created, and the machines' clocks agree to within that time.
 //! - **A token that comes back too late is refused.** Another owner can
 //!   create the record only once ours has expired at the server, which is
-//!   never before our lease has run out, measured here from just before our
-//!   create was sent. If the increment's answer is back before then, our
-//!   increment reached the server before any later holder's. If it comes
-//!   back after, we may have stalled past our lease while a newer holder
-//!   took the lock and a lower token, and ours would let a stale holder win:
-//!   we release our record and report the lock as
+//!   never before our lease, rounded up to whole seconds (see below), has
+//!   run out, measured here from just before our create was sent. If the
+//!   increment's answer is back before then, our increment reached the
+//!   server before any later holder's. If it comes back after, we may have
+//!   stalled past our lease while a newer holder took the lock and a lower
+//!   token, and ours would let a stale holder win: we release our record
+//!   and report the lock as
 //!   [`Held`](crate::backend::LockAttempt::Held) instead.
 //!
 //! # Time: whole seconds, rounded up, plus two
@@ -100,6 +101,22 @@
 //! absolute Unix timestamps computed from this machine's clock (the server
 //! would read a larger relative value as a date in 1970), so for those the
 //! clocks must agree.
+//!
+//! **A lease below a second** (1 ns, 1 µs, 200 ms) is therefore a 3-second
+//! record that nobody else can take for at least a whole second: a lease
+//! is honoured rounded up to whole seconds, never refused for being short.
+//! A fencing token back within that second is kept, so `lock` and
+//! `try_lock` on a free key return at once with a token, however short the
+//! lease. What the caller was given is still its own exact lease:
+//! [`LeaseGuard::lost`](crate::LeaseGuard::lost) resolves when it runs out
+//! (at once for a lease shorter than a round trip, which makes
+//! [`synchronized`](crate::Cache::synchronized) stop its work with
+//! [`Error::LockLost`] unless the work finished first), and waiters in
+//! [`acquire`](crate::RedLock::acquire) give up after it. A
+//! [`lock`](crate::RedLock::lock) waiting on a record that gives no
+//! remaining lease retries when the record is sure to be gone, after
+//! `ceil(lease) + 2` s, unless the poller wakes it first: short leases are
+//! not hammered with attempts.
 //!
 //! [`lock_record`](crate::backend::Backend::lock_record) reports the
 //! server's remaining whole seconds, margin included: an upper bound on the
