@@ -48,6 +48,7 @@ macro_rules! all_cases {
             redlock::wake_map_is_empty_after_many_keys,
             redlock::bad_lock_input_is_a_clear_error,
             bounds::tiny_leases_lock_at_once_and_leave_the_key_free,
+            bounds::cancelled_lock_attempts_never_leave_a_record,
             optimistic::cas_succeeds_when_nothing_changed,
             optimistic::concurrent_set_makes_cas_conflict,
             optimistic::same_bytes_written_again_still_conflict,

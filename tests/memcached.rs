@@ -10,8 +10,8 @@
 //!   remembered; the memory of lost locks swept.
 //! - `fills`: round trips of a fill on native leases, a foreign lease that
 //!   never runs out, stale refresh tokens won by plain reads.
-//! - `failures`: a killed, restarted or hung server, and a fencing token
-//!   that comes back after the lease.
+//! - `failures`: a killed, restarted, hung or frozen (`SIGSTOP`) server,
+//!   and a fencing token that comes back after the lease.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
 #![cfg(feature = "memcached")]
 

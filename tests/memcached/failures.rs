@@ -105,6 +105,60 @@ async fn a_server_that_never_answers_times_out_within_the_bound() {
     assert!(started.elapsed() <= timeout + Duration::from_millis(700));
 }
 
+/// Waits until `cache` can take the lock at `key`, for at most `within`;
+/// returns whether it could.
+async fn lock_freed(cache: &Cache, key: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let lock = RedLock::new(cache, key, Duration::from_secs(10));
+    loop {
+        match lock.try_lock().await {
+            Ok(guard) => {
+                assert!(guard.release().await.unwrap());
+                return true;
+            }
+            Err(error) if error.is_locked() || error.is_timeout() => {}
+            Err(error) => panic!("{error}"),
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_attempts_that_timed_out_on_a_frozen_server_leave_no_record_after_it_thaws() {
+    let server = Server::start(MEMCACHED);
+    let url = format!("{}?timeout_ms=300", server.url());
+    let cache = Cache::from_url(&url).await.unwrap();
+    let other = Cache::from_url(&url).await.unwrap();
+    // Warm connections, so the requests below are written before the freeze
+    // is noticed.
+    for key in ["a", "b", "c"] {
+        assert!(lock_freed(&cache, key, Duration::from_secs(1)).await);
+    }
+
+    server.pause();
+    let lease = Duration::from_secs(10);
+    let try_lock = RedLock::new(&cache, "a", lease).try_lock().await;
+    assert!(try_lock.unwrap_err().is_timeout());
+    let lock = RedLock::new(&cache, "b", lease).lock().await;
+    assert!(lock.unwrap_err().is_timeout());
+    let acquire = RedLock::new(&cache, "c", lease).try_acquire().await;
+    assert!(acquire.unwrap_err().is_timeout());
+    server.resume();
+
+    // The creates run now, after their callers gave up; the records they
+    // make are given back at once, not held by nobody for the lease.
+    for key in ["a", "b", "c"] {
+        assert!(
+            lock_freed(&other, key, Duration::from_secs(2)).await,
+            "the lock at {key} stayed held after the server thawed"
+        );
+    }
+    assert_eq!(cache.held_lock_count(), 0);
+}
+
 fn fence(attempt: LockAttempt) -> u64 {
     match attempt {
         LockAttempt::Acquired { fence: Some(fence) } => fence,

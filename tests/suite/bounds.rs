@@ -1,6 +1,9 @@
-//! Every call returns within a bound, whatever the lease, on every backend.
+//! Every call returns within a bound, whatever the lease, and a cancelled
+//! lock attempt leaves no record behind, on every backend.
 
 use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use stampede::{Cache, RedLock};
@@ -13,7 +16,7 @@ const CALL_BOUND: Duration = Duration::from_secs(6);
 /// Long enough that a record still there after [`FREED_BOUND`] can only be
 /// one that nobody released.
 const LONG_LEASE: Duration = Duration::from_secs(10);
-/// How soon a released record must be gone.
+/// How soon a cancelled attempt's record must be gone.
 const FREED_BOUND: Duration = Duration::from_secs(2);
 
 /// `call`'s output, or a failure naming `what` if it takes over [`CALL_BOUND`].
@@ -52,6 +55,19 @@ pub async fn tiny_leases_lock_at_once_and_leave_the_key_free(store: Store) {
     }
 }
 
+/// Polls a lock attempt `polls` times, letting the runtime run in between,
+/// then drops it (unless it finished first, when its guard is dropped).
+async fn poll_then_drop<T>(attempt: impl Future<Output = T>, polls: usize) {
+    let mut attempt = pin!(attempt);
+    for _ in 0..polls {
+        if let Poll::Ready(done) = futures::poll!(attempt.as_mut()) {
+            drop(done);
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Waits until another handle can take the lock at `key`, for at most
 /// [`FREED_BOUND`]; returns whether it could.
 async fn freed(other: &Cache, key: &str) -> bool {
@@ -67,4 +83,38 @@ async fn freed(other: &Cache, key: &str) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+pub async fn cancelled_lock_attempts_never_leave_a_record(store: Store) {
+    let cache = store.handle().await;
+    let other = store.independent_handle().await;
+    // Thousands of attempts, each dropped after a random number of polls:
+    // before, while and after its create is in flight. Capped in time for
+    // a loaded machine.
+    let started = Instant::now();
+    let mut rounds = 0;
+    while rounds < 3_000 && started.elapsed() < Duration::from_secs(8) {
+        let key = format!("cancelled-{rounds}");
+        let lock = RedLock::new(&cache, &key, LONG_LEASE);
+        let polls = fastrand::usize(0..6);
+        let how = fastrand::u8(0..3);
+        match how {
+            0 => poll_then_drop(lock.try_acquire(), polls).await,
+            1 => poll_then_drop(lock.try_lock(), polls).await,
+            _ => poll_then_drop(lock.lock(), polls).await,
+        }
+        assert!(
+            freed(&other, &key).await,
+            "round {rounds}: an attempt (kind {how}) dropped after {polls} polls left its record held by nobody"
+        );
+        rounds += 1;
+    }
+    println!("{rounds} cancelled attempts in {:?}", started.elapsed());
+    assert!(
+        rounds >= 300,
+        "only {rounds} rounds in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(cache.waiting_lock_keys(), 0);
+    assert_eq!(cache.held_lock_count(), 0);
 }

@@ -23,7 +23,7 @@
 //! | `delete` | `md <k>` | 1 |
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
-//! | `try_lock` | `ms <k> ME T<lease> c`; held: `Held { remaining: None }` | 1 |
+//! | `try_lock` | `ms <k> ME T<lease> c`, on a task of its own (see [Failures](#failures)); held: `Held { remaining: None }` | 1 |
 //! | `try_lock`, fenced | the above, then `ma <k>-fence N1 J<µs> T0` | 2 |
 //! | `lock_record` | `mg <k> v t` | 1 |
 //! | `release` | `md <k> C<cas>`, the CAS remembered from our last write | 1 |
@@ -166,23 +166,62 @@
 //! [`Error::Backend`]. Connections are pooled and redialled, so after a
 //! server restart the same [`Cache`](crate::Cache) works again. The client sends one
 //! request at a time per connection; at most
-//! [`MemcachedConfig::max_connections`] (64) are open to each server and all
-//! of them are kept while idle, so a burst of calls queues on warm
-//! connections instead of dialling one socket per call. memcached may evict any
+//! [`MemcachedConfig::max_connections`] (64) are open to each server (and
+//! as many again for lock creates, below) and all of them are kept while
+//! idle, so a burst of calls queues on warm connections instead of dialling
+//! one socket per call.
+//!
+//! **How long each call can take**, with `T` the timeout:
+//!
+//! | call | at most |
+//! |---|---|
+//! | every [`Backend`](crate::backend::Backend) primitive, `try_lock` with its fencing token included | `T` |
+//! | [`RedLock::try_lock`](crate::RedLock::try_lock), [`try_acquire`](crate::RedLock::try_acquire) | `2T` (the attempt, then `lock_record` when held) |
+//! | [`RedLock::acquire`](crate::RedLock::acquire) | the lease + `2T` |
+//! | [`RedLock::lock`](crate::RedLock::lock) | its `wait_timeout` + `T`; without one, until the lock is ours (`T` on a free key, whatever the lease) |
+//! | [`Cache::synchronized`](crate::Cache::synchronized) | `lock` without a wait timeout, the work, then `T` to release |
+//! | [`Cache::get_or_fill`](crate::Cache::get_or_fill) | twice `ceil(lease) + 2` s waiting on another caller's fill lease, the fill, and a few calls of `T` |
+//!
+//! **A call that timed out may still run.** The `memcache` client discards
+//! a connection whose exchange timed out or whose future was dropped
+//! mid-way (it never reuses one with an answer pending), but a request the
+//! server has already received still runs: a frozen server (`SIGSTOP`, a
+//! stalled VM) runs its queued requests when it wakes, after the callers
+//! got [`Error::BackendTimeout`]. For a value written with `set`, `add`,
+//! `cas` or `delete` that is the usual doubt about a write that timed out.
+//! A lock create, though, would leave a record held by nobody for its whole
+//! lease. So creates run on a task of their own, on a pool of their own
+//! whose io timeout is [`CREATE_PATIENCE`] (5 minutes) instead of `T`: the
+//! task reads the answer whenever it comes, and gives the record back
+//! (`md <k> C<cas>`, sent after the create's own answer, so it can never
+//! overtake it) when its caller has gone, timed out or failed before it was
+//! done with the record. The same covers a `try_lock` future dropped while
+//! its create was out. A create with no answer within `CREATE_PATIENCE` is
+//! given up on with a warning; if it lands after that, its record stays
+//! until its lease runs out. A release with a remembered CAS is one `md`:
+//! sent before a freeze, it runs when the server wakes. A fill read
+//! (`mg <k> N<lease>`) that timed out can still vivify a placeholder: its
+//! fill lease is held by nobody, readers see the key as being filled, and
+//! it ends with the placeholder, `ceil(lease) + 2` s after the server woke
+//! (pollers then wake the waiters; a `get_or_fill` caller never waits more
+//! than twice that before it fills without storing). memcached may evict any
 //! item when it runs out of memory, lock records and fencing counters
 //! included: size the cache so that it does not.
 
 mod client;
 mod config;
+mod create;
 mod fill;
 mod keys;
 mod lock;
+mod open;
 mod ops;
 mod remembered;
 mod ttl;
 mod watch;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use memcache;
@@ -193,6 +232,7 @@ pub use self::config::{
     MemcachedConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT, DEFAULT_TIMEOUT,
 };
+pub use self::create::CREATE_PATIENCE;
 pub use self::keys::MAX_KEY_LEN;
 pub use self::ttl::CLOCK_MARGIN_SECS;
 use crate::url::CacheUrl;
@@ -221,44 +261,14 @@ pub struct MemcachedBackend {
     servers: Vec<String>,
     poll_interval: Duration,
     max_value_size: usize,
+    /// Lock creates, on a pool of their own (see the `create` module).
+    creates: create::Creates,
     /// The CAS uniques of the lock records we wrote, for one-trip release
-    /// and extend.
-    remembered: remembered::Remembered,
+    /// and extend; shared with `creates`.
+    remembered: Arc<remembered::Remembered>,
 }
 
 impl MemcachedBackend {
-    async fn connect(config: MemcachedConfig) -> Result<MemcachedBackend> {
-        let servers = config.checked_servers()?;
-        let connecting = AsyncMetaClient::builder()
-            .max_connections(Some(config.max_connections))
-            .max_idle(config.max_connections)
-            .io_timeout(Some(config.timeout))
-            .connect_timeout(Some(config.timeout))
-            .connect_multiple_async(servers.clone());
-        let meta = match tokio::time::timeout(config.timeout, connecting).await {
-            Ok(Ok(meta)) => meta,
-            Ok(Err(error)) => return Err(Error::backend(KIND, "connect", error)),
-            Err(_) => {
-                return Err(Error::BackendTimeout {
-                    backend: KIND,
-                    operation: "connect",
-                    after: config.timeout,
-                })
-            }
-        };
-        tracing::debug!(?servers, "memcached backend ready");
-        Ok(MemcachedBackend {
-            client: Client {
-                meta,
-                timeout: config.timeout,
-            },
-            servers,
-            poll_interval: config.poll_interval,
-            max_value_size: config.max_value_size,
-            remembered: remembered::Remembered::default(),
-        })
-    }
-
     pub(crate) async fn from_url(url: &mut CacheUrl<'_>) -> Result<MemcachedBackend> {
         MemcachedBackend::connect(MemcachedConfig::from_url(url)?).await
     }
