@@ -3,9 +3,11 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use stampede::typed::Fill;
 use stampede::{Cache, RedLock};
 
 use crate::common::Store;
@@ -117,4 +119,39 @@ pub async fn cancelled_lock_attempts_never_leave_a_record(store: Store) {
     );
     assert_eq!(cache.waiting_lock_keys(), 0);
     assert_eq!(cache.held_lock_count(), 0);
+}
+
+/// `get_or_fill` of `key` whose fill counts itself in `fills` and returns
+/// `value`, bounded by [`CALL_BOUND`].
+async fn counted_fill(cache: &Cache, fill: Fill, fills: &AtomicUsize, value: &str) -> String {
+    let call = cache.get_or_fill("k", fill, || async {
+        fills.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, stampede::Error>(value.to_owned())
+    });
+    bounded("get_or_fill", call).await.unwrap()
+}
+
+pub async fn a_foreign_lock_record_never_blocks_a_fill_nor_a_refresh(store: Store) {
+    let cache = store.handle().await;
+    // Something that is not ours sits at the RedLock record, forever.
+    cache.set("k-lock", b"junk", None).await.unwrap();
+    let lease = store.kind.short_lease();
+    let fill = Fill::ttl(Duration::from_secs(60)).lease(lease);
+    let fills = AtomicUsize::new(0);
+    let started = Instant::now();
+    assert_eq!(counted_fill(&cache, fill.clone(), &fills, "v").await, "v");
+    assert!(started.elapsed() < lease, "waited {:?}", started.elapsed());
+    assert_eq!(fills.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cache.get_value::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+
+    // A refresh runs under that RedLock. Where the record blocks it (not in
+    // memory, whose lock records live apart from values) the reader keeps
+    // the value it has, at once.
+    let started = Instant::now();
+    let value = counted_fill(&cache, fill.early_refresh(1e9), &fills, "new").await;
+    assert!(value == "v" || value == "new", "{value}");
+    assert!(started.elapsed() < lease, "waited {:?}", started.elapsed());
 }
