@@ -102,6 +102,7 @@ impl Creates {
         })
     }
 
+    /// The create itself, on whatever task calls it.
     async fn run(
         &self,
         key: String,
@@ -133,8 +134,8 @@ impl Creates {
     }
 }
 
-/// A lock record we created: given back when dropped unless
-/// [`keep`](Landed::keep)s it.
+/// A lock record we created: given back when dropped, unless the caller
+/// [keeps](Landed::keep) it.
 pub(super) struct Landed {
     creates: Creates,
     key: String,

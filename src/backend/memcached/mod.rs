@@ -176,9 +176,10 @@
 //! | call | at most |
 //! |---|---|
 //! | every [`Backend`](crate::backend::Backend) primitive, `try_lock` with its fencing token included | `T` |
-//! | [`RedLock::try_lock`](crate::RedLock::try_lock), [`try_acquire`](crate::RedLock::try_acquire) | `2T` (the attempt, then `lock_record` when held) |
+//! | [`RedLock::try_acquire`](crate::RedLock::try_acquire) | `T` |
+//! | [`RedLock::try_lock`](crate::RedLock::try_lock) | `2T` (the attempt, then `lock_record` when held) |
 //! | [`RedLock::acquire`](crate::RedLock::acquire) | the lease + `2T` |
-//! | [`RedLock::lock`](crate::RedLock::lock) | its `wait_timeout` + `T`; without one, until the lock is ours (`T` on a free key, whatever the lease) |
+//! | [`RedLock::lock`](crate::RedLock::lock) | its `wait_timeout` + `2T`; without one, until the lock is ours (`T` on a free key, whatever the lease) |
 //! | [`Cache::synchronized`](crate::Cache::synchronized) | `lock` without a wait timeout, the work, then `T` to release |
 //! | [`Cache::get_or_fill`](crate::Cache::get_or_fill) | twice `ceil(lease) + 2` s waiting on another caller's fill lease, the fill, and a few calls of `T` |
 //!
