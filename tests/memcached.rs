@@ -3,8 +3,8 @@
 //!
 //! - `keys`: long keys are mapped, bad keys refused before anything is sent,
 //!   oversized values refused, long TTLs kept.
-//! - `locks`: owner-checked release racing a new holder, sub-second leases,
-//!   fencing tokens.
+//! - `locks`: owner-checked release racing a new holder, sub-second and
+//!   tiny leases, fencing tokens.
 //! - `names`: no key a caller writes is a fencing counter or another key's
 //!   mapped form; fencing counters expire once idle.
 //! - `one_trip`: release and extend in one round trip with the CAS
@@ -12,7 +12,8 @@
 //!   remembered; the memory of lost locks swept.
 //! - `fills`: round trips of a fill on native leases, a foreign lease that
 //!   never runs out, stale refresh tokens won by plain reads.
-//! - `failures`: a killed, restarted or hung server.
+//! - `failures`: a killed, restarted, hung or frozen (`SIGSTOP`) server,
+//!   and a fencing token that comes back after the lease.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
 #![cfg(feature = "memcached")]
 

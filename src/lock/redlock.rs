@@ -192,11 +192,14 @@ impl RedLock {
                     waited: now - started,
                 });
             }
-            // Try again when the holder's lease runs out, if nobody wakes us.
+            // Try again when the holder's record is sure to be gone, if
+            // nobody wakes us first: not sooner, so a short lease that the
+            // backend keeps longer (memcached: whole seconds) is not
+            // hammered with attempts.
             let retry_at = clock::deadline(
                 now,
                 remaining
-                    .unwrap_or(self.lease)
+                    .unwrap_or_else(|| backend.lease_life(self.lease))
                     .max(Duration::from_millis(1)),
             );
             let wake_at = deadline.map_or(retry_at, |deadline| deadline.min(retry_at));

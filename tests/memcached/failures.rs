@@ -1,12 +1,16 @@
-//! A server that dies, comes back, or stops answering.
+//! A server that dies, comes back, stops answering or answers late.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use stampede::backend::memcached::MemcachedConfig;
+use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::{Cache, Error, RedLock};
 
 use crate::common::assert_between;
 use crate::common::servers::{Server, MEMCACHED};
+use crate::proxy::HoldRequests;
+use crate::{backend, servers_of, shared_url, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_fast_and_the_same_cache_works_after_a_restart() {
@@ -99,4 +103,112 @@ async fn a_server_that_never_answers_times_out_within_the_bound() {
         .unwrap_err();
     assert!(error.is_timeout(), "{error}");
     assert!(started.elapsed() <= timeout + Duration::from_millis(700));
+}
+
+/// Waits until `cache` can take the lock at `key`, for at most `within`;
+/// returns whether it could.
+async fn lock_freed(cache: &Cache, key: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let lock = RedLock::new(cache, key, Duration::from_secs(10));
+    loop {
+        match lock.try_lock().await {
+            Ok(guard) => {
+                assert!(guard.release().await.unwrap());
+                return true;
+            }
+            Err(error) if error.is_locked() || error.is_timeout() => {}
+            Err(error) => panic!("{error}"),
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_attempts_that_timed_out_on_a_frozen_server_leave_no_record_after_it_thaws() {
+    let server = Server::start(MEMCACHED);
+    let url = format!("{}?timeout_ms=300", server.url());
+    let cache = Cache::from_url(&url).await.unwrap();
+    let other = Cache::from_url(&url).await.unwrap();
+    // Warm connections, so the requests below are written before the freeze
+    // is noticed.
+    for key in ["a", "b", "c"] {
+        assert!(lock_freed(&cache, key, Duration::from_secs(1)).await);
+    }
+
+    server.pause();
+    let lease = Duration::from_secs(10);
+    let try_lock = RedLock::new(&cache, "a", lease).try_lock().await;
+    assert!(try_lock.unwrap_err().is_timeout());
+    let lock = RedLock::new(&cache, "b", lease).lock().await;
+    assert!(lock.unwrap_err().is_timeout());
+    let acquire = RedLock::new(&cache, "c", lease).try_acquire().await;
+    assert!(acquire.unwrap_err().is_timeout());
+    server.resume();
+
+    // The creates run now, after their callers gave up; the records they
+    // make are given back at once, not held by nobody for the lease.
+    for key in ["a", "b", "c"] {
+        assert!(
+            lock_freed(&other, key, Duration::from_secs(2)).await,
+            "the lock at {key} stayed held after the server thawed"
+        );
+    }
+    assert_eq!(cache.held_lock_count(), 0);
+}
+
+fn fence(attempt: LockAttempt) -> u64 {
+    match attempt {
+        LockAttempt::Acquired { fence: Some(fence) } => fence,
+        other => panic!("expected a fenced acquire, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_comes_back_after_the_lease_is_refused_and_the_record_given_back() {
+    let upstream = servers_of(&shared_url()).remove(0);
+    let mut proxy = HoldRequests::start(upstream, "ma").await;
+    let stalled = MemcachedConfig::new([proxy.addr.to_string()])
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap();
+    let b = backend(&shared_url()).await;
+    let key = unique("stalled");
+    let before = fence(
+        b.try_lock(&key, b"o", Duration::from_secs(30), Fencing::Issue)
+            .await
+            .unwrap(),
+    );
+    assert!(b.release(&key, b"o").await.unwrap());
+
+    // The increment is held past the lease as memcached honours it (a
+    // 200 ms lease is held for a whole second): the token comes back late.
+    let lease = Duration::from_millis(200);
+    let late = tokio::spawn({
+        let key = key.clone();
+        async move { stalled.try_lock(&key, b"late", lease, Fencing::Issue).await }
+    });
+    proxy.request_held().await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    proxy.let_one_through();
+    assert_eq!(
+        late.await.unwrap().unwrap(),
+        LockAttempt::Held { remaining: None }
+    );
+    assert_eq!(
+        b.lock_record(&key).await.unwrap(),
+        None,
+        "the late holder gave its record back"
+    );
+
+    // The next holder is unaffected and still gets a higher token.
+    let next = fence(
+        b.try_lock(&key, b"next", Duration::from_secs(30), Fencing::Issue)
+            .await
+            .unwrap(),
+    );
+    assert!(next > before);
 }

@@ -11,7 +11,7 @@ use stampede::{Cache, RedLock};
 use tokio::sync::Mutex;
 
 use crate::common::assert_between;
-use crate::proxy::HoldDeletes;
+use crate::proxy::HoldRequests;
 use crate::{backend, servers_of, shared_url, unique};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -24,7 +24,7 @@ const ACQUIRED: LockAttempt = LockAttempt::Acquired { fence: None };
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_paused_between_read_and_delete_never_removes_the_new_holder() {
     let upstream = servers_of(&shared_url()).remove(0);
-    let mut proxy = HoldDeletes::start(upstream).await;
+    let mut proxy = HoldRequests::start(upstream, "md").await;
     let a = backend(&format!("memcached://{}", proxy.addr)).await;
     let b = backend(&shared_url()).await;
     let key = unique("paused-release");
@@ -41,7 +41,7 @@ async fn release_paused_between_read_and_delete_never_removes_the_new_holder() {
         let key = key.clone();
         async move { a.release(&key, b"owner-a").await }
     });
-    proxy.delete_held().await;
+    proxy.request_held().await;
     proxy.let_one_through();
     assert!(
         release.await.unwrap().unwrap(),
@@ -61,7 +61,7 @@ async fn release_paused_between_read_and_delete_never_removes_the_new_holder() {
             async move { a.release(&key, b"owner-a").await }
         });
         // A has read its record and compared the owner; its delete waits.
-        proxy.delete_held().await;
+        proxy.request_held().await;
         // A's lease runs out (the record vanishes as an expiry would make
         // it) and B takes the lock, in this round even with the same owner
         // bytes, as a buggy owner scheme might produce.
@@ -352,29 +352,27 @@ async fn an_evicted_counter_restarts_above_every_token_it_issued() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_that_comes_back_after_the_lease_is_refused_and_the_record_given_back() {
+async fn a_lease_shorter_than_a_round_trip_still_gets_its_token() {
     let b = backend(&shared_url()).await;
-    let key = unique("stalled");
-    let before = fence(b.try_lock(&key, b"o", LONG, Fencing::Issue).await.unwrap());
-    assert!(b.release(&key, b"o").await.unwrap());
-
-    // A lease shorter than any round trip: the token always comes back late.
-    let attempt = b
-        .try_lock(&key, b"late", Duration::from_micros(1), Fencing::Issue)
-        .await
-        .unwrap();
-    assert_eq!(attempt, HELD);
-    assert_eq!(
-        b.lock_record(&key).await.unwrap(),
-        None,
-        "the late holder gave its record back"
-    );
-
-    // The next holder is unaffected and still gets a higher token.
-    let next = fence(
-        b.try_lock(&key, b"next", LONG, Fencing::Issue)
-            .await
-            .unwrap(),
-    );
-    assert!(next > before);
+    let cache = Cache::from_url(&shared_url()).await.unwrap();
+    for lease in [Duration::from_nanos(1), Duration::from_micros(1)] {
+        let key = unique("tiny");
+        // The record outlives a whole second, so a token back within it is
+        // safe: the lease counts as one second.
+        fence(b.try_lock(&key, b"o", lease, Fencing::Issue).await.unwrap());
+        assert!(b.release(&key, b"o").await.unwrap());
+        // One attempt per lock: no token burnt on attempts given back.
+        let lock = RedLock::new(&cache, format!("{key}-tiny"), lease);
+        for _ in 0..3 {
+            let guard = tokio::time::timeout(Duration::from_secs(5), lock.lock())
+                .await
+                .expect("lock() with a tiny lease hung")
+                .unwrap();
+            let token = guard.fencing_token();
+            assert!(guard.release().await.unwrap());
+            let next = lock.try_lock().await.unwrap();
+            assert_eq!(next.fencing_token(), token + 1, "{lease:?}");
+            assert!(next.release().await.unwrap());
+        }
+    }
 }

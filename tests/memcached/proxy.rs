@@ -1,9 +1,10 @@
 //! TCP proxies in front of memcached that see every request the client
 //! sends:
 //!
-//! - [`HoldDeletes`] holds back every `md` (delete) until the test lets it
-//!   through, so a release can be paused between its read (`mg`) and its
-//!   compare-and-delete (`md C<cas>`);
+//! - [`HoldRequests`] holds back every request of one kind (`md`, `ma`, …)
+//!   until the test lets it through, so a release can be paused between its
+//!   read (`mg`) and its compare-and-delete (`md C<cas>`), or a fencing
+//!   token's increment (`ma`) delayed;
 //! - [`CountRequests`] logs the command word of every request, so a test can
 //!   count the round trips an operation took.
 
@@ -14,36 +15,39 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
-/// Holds every `md` until [`let_one_through`](Self::let_one_through).
-pub struct HoldDeletes {
+/// Holds every request of one kind until
+/// [`let_one_through`](Self::let_one_through).
+pub struct HoldRequests {
     pub addr: SocketAddr,
     arrived: mpsc::UnboundedReceiver<()>,
     gate: Arc<Semaphore>,
 }
 
-impl HoldDeletes {
-    /// Starts a proxy to the memcached server at `upstream`.
-    pub async fn start(upstream: String) -> HoldDeletes {
+impl HoldRequests {
+    /// Starts a proxy to the memcached server at `upstream` that holds
+    /// every request whose command word is `word` (`"md"`, `"ma"`, …).
+    pub async fn start(upstream: String, word: &'static str) -> HoldRequests {
         let (arrived_tx, arrived) = mpsc::unbounded_channel();
         let gate = Arc::new(Semaphore::new(0));
         let hold = Hold {
+            word,
             arrived: arrived_tx,
             gate: Arc::clone(&gate),
         };
         let addr = start(upstream, Arc::default(), Some(hold)).await;
-        HoldDeletes {
+        HoldRequests {
             addr,
             arrived,
             gate,
         }
     }
 
-    /// Waits until a delete has reached the proxy and is being held.
-    pub async fn delete_held(&mut self) {
+    /// Waits until a request has reached the proxy and is being held.
+    pub async fn request_held(&mut self) {
         self.arrived.recv().await.expect("proxy running");
     }
 
-    /// Lets one held delete through.
+    /// Lets one held request through.
     pub fn let_one_through(&self) {
         self.gate.add_permits(1);
     }
@@ -71,9 +75,10 @@ impl CountRequests {
     }
 }
 
-/// How [`HoldDeletes`] holds an `md`.
+/// How [`HoldRequests`] holds a request.
 #[derive(Clone)]
 struct Hold {
+    word: &'static str,
     arrived: mpsc::UnboundedSender<()>,
     gate: Arc<Semaphore>,
 }
@@ -97,7 +102,7 @@ async fn start(upstream: String, log: Arc<Mutex<Vec<String>>>, hold: Option<Hold
 }
 
 /// Copies answers back as they come, and requests forward one command at a
-/// time, logging each and holding each `md` when `hold` says so.
+/// time, logging each and holding the ones `hold` names.
 async fn relay(
     client: TcpStream,
     server: TcpStream,
@@ -120,7 +125,10 @@ async fn relay(
         log.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(String::from_utf8_lossy(words[0]).into_owned());
-        if let (Some(hold), b"md") = (&hold, words[0]) {
+        if let Some(hold) = hold
+            .as_ref()
+            .filter(|hold| hold.word.as_bytes() == words[0])
+        {
             let _ = hold.arrived.send(());
             hold.gate.acquire().await.unwrap().forget();
         }

@@ -1,6 +1,7 @@
 //! The cases of the shared behaviour suite, one module per area. Each case
 //! takes a [`Store`](crate::common::Store): a fresh namespace on one backend.
 
+pub mod bounds;
 pub mod durations;
 pub mod fill;
 pub mod keyspace;

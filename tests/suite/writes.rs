@@ -250,24 +250,6 @@ pub async fn filler_past_its_lease_does_not_store_across_handles(store: Store) {
     filler_past_its_lease_does_not_store(store, true).await;
 }
 
-pub async fn a_foreign_lock_record_never_blocks_a_fill(store: Store) {
-    let cache = store.handle().await;
-    // Something that is not ours sits at the RedLock record, forever.
-    cache.set("k-lock", b"not ours", None).await.unwrap();
-    let lease = store.kind.short_lease();
-    let fill = Fill::ttl(Duration::from_secs(60)).lease(lease);
-    let started = Instant::now();
-    let fills = Arc::new(AtomicUsize::new(0));
-    let value = counted_fill(&cache, "k", fill.clone(), &fills, "v");
-    let value = tokio::time::timeout(Duration::from_secs(10), value)
-        .await
-        .expect("get_or_fill hung on a record that never expires")
-        .unwrap();
-    assert_eq!(value, "v");
-    assert!(started.elapsed() < lease, "waited {:?}", started.elapsed());
-    assert_eq!(read(&cache, "k").await.as_deref(), Some("v"));
-}
-
 /// A `get_or_fill` (or its detached form) with a fill that counts itself,
 /// says when it started, and waits for `go` before returning `value`.
 struct Refresh {

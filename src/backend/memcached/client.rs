@@ -184,6 +184,53 @@ impl Client {
         Ok(result.status)
     }
 
+    /// The CAS unique of the record at `key`, when it holds `owner`
+    /// (`mg <key> v c`).
+    pub(super) async fn owned_cas(
+        &self,
+        operation: &'static str,
+        key: &str,
+        owner: &[u8],
+    ) -> Result<Option<u64>> {
+        let Some(item) = self.read(operation, key, Meta::NONE.cas()).await? else {
+            return Ok(None);
+        };
+        if item.value != owner {
+            return Ok(None);
+        }
+        item.cas
+            .map(Some)
+            .ok_or_else(|| Error::backend(KIND, operation, "memcached sent no CAS unique"))
+    }
+
+    /// Deletes the record at `key` if it is `owner`'s: `md <key> C<cas>`
+    /// with `cas` when it is known to be the record's, otherwise first
+    /// `mg <key> v c` and a comparison of the owner. `Ok(false)` when the
+    /// record is gone or someone else's.
+    pub(super) async fn delete_owned(
+        &self,
+        operation: &'static str,
+        key: &str,
+        owner: &[u8],
+        cas: Option<u64>,
+    ) -> Result<bool> {
+        let cas = match cas {
+            Some(cas) => cas,
+            None => match self.owned_cas(operation, key, owner).await? {
+                Some(cas) => cas,
+                None => return Ok(false),
+            },
+        };
+        match self
+            .remove(operation, Delete::new(key).compare_cas(cas))
+            .await?
+        {
+            MutationStatus::Applied => Ok(true),
+            MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
+            other => Err(unexpected(operation, other)),
+        }
+    }
+
     /// `ma`: the counter's value after the operation.
     pub(super) async fn count(
         &self,

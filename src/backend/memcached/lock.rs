@@ -20,18 +20,24 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use memcache::exp::{Arithmetic, Delete, Meta, MutationStatus, Set, Ttl};
+use memcache::exp::{Arithmetic, MutationStatus, Set, Ttl};
 use tokio::time::Instant;
 
 use super::client::unexpected;
-use super::{keys, ttl, MemcachedBackend, KIND};
+use super::create::Created;
+use super::{keys, ttl, MemcachedBackend};
 use crate::backend::{Fencing, LockAttempt};
-use crate::{Error, Result};
+use crate::Result;
 
 impl MemcachedBackend {
     /// `ms <key> ME T<lease> c`, remembering the new record's CAS, then for
     /// [`Fencing::Issue`] the fencing counter. See
     /// [`issue_fence`](Self::issue_fence).
+    ///
+    /// The create runs on a task of its own that always sees its answer
+    /// (the `create` module): a record created for a caller that is gone
+    /// (dropped, timed out) or that failed before it was done with it is
+    /// given back, never left held by nobody.
     pub(super) async fn lock(
         &self,
         key: &str,
@@ -49,32 +55,31 @@ impl MemcachedBackend {
         self.bounded("try_lock", async {
             let started = Instant::now();
             let create = Set::new(&*record, owner).add().ttl(exptime);
-            match self.client.store_returning_cas("try_lock", create).await? {
-                (MutationStatus::Applied, Some(cas)) => {
-                    self.remembered.remember(
-                        &record,
-                        owner,
-                        cas,
-                        crate::clock::deadline(started, lease),
-                    );
-                }
-                // A server that ignored the `c` flag: release and extend
-                // take the two-trip path.
-                (MutationStatus::Applied, None) => {}
-                // The failed add does not say how long the holder has left;
-                // callers that want it ask `lock_record`.
-                (MutationStatus::AlreadyExists, _) => {
-                    return Ok(LockAttempt::Held { remaining: None })
-                }
-                (other, _) => return Err(unexpected("try_lock", other)),
-            }
-            match counter {
+            let lease_end = crate::clock::deadline(started, lease);
+            let landed = match self
+                .creates
+                .create(&record, owner, create, lease_end)
+                .await?
+            {
+                Created::Landed(landed) => landed,
+                Created::Held => return Ok(LockAttempt::Held { remaining: None }),
+            };
+            let attempt = match counter {
                 None => Ok(LockAttempt::Acquired { fence: None }),
+                // The record outlives the lease rounded up to whole seconds
+                // (the `ttl` module): that is the window in which a token
+                // is still safe, and the smallest lease it offers.
                 Some(counter) => {
-                    self.issue_fence(&record, &counter, owner, lease, started)
+                    let window = ttl::honoured(lease);
+                    self.issue_fence(&record, &counter, owner, window, started)
                         .await
                 }
+            };
+            // On an error the record may still be ours: `landed` gives it back.
+            if attempt.is_ok() {
+                landed.keep();
             }
+            attempt
         })
         .await
     }
@@ -157,22 +162,8 @@ impl MemcachedBackend {
         key: &str,
         owner: &[u8],
     ) -> Result<bool> {
-        let cas = match self.remembered.forget(key, owner) {
-            Some(cas) => cas,
-            None => match self.owned_cas(operation, key, owner).await? {
-                Some(cas) => cas,
-                None => return Ok(false),
-            },
-        };
-        match self
-            .client
-            .remove(operation, Delete::new(key).compare_cas(cas))
-            .await?
-        {
-            MutationStatus::Applied => Ok(true),
-            MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
-            other => Err(unexpected(operation, other)),
-        }
+        let cas = self.remembered.forget(key, owner);
+        self.client.delete_owned(operation, key, owner, cas).await
     }
 
     /// Rewrites the record with its TTL reset to `lease` if it is ours:
@@ -225,7 +216,7 @@ impl MemcachedBackend {
     /// the same key and owner remembered one in between).
     async fn extend_unremembered(&self, record: &str, owner: &[u8], exptime: Ttl) -> Result<bool> {
         self.remembered.forget(record, owner);
-        let Some(cas) = self.owned_cas("extend", record, owner).await? else {
+        let Some(cas) = self.client.owned_cas("extend", record, owner).await? else {
             return Ok(false);
         };
         let rewrite = Set::new(record, owner).compare_cas(cas).ttl(exptime);
@@ -236,24 +227,6 @@ impl MemcachedBackend {
             MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
             other => Err(unexpected("extend", other)),
         }
-    }
-
-    /// The record's CAS unique, when it holds `owner`.
-    async fn owned_cas(
-        &self,
-        operation: &'static str,
-        key: &str,
-        owner: &[u8],
-    ) -> Result<Option<u64>> {
-        let Some(item) = self.client.read(operation, key, Meta::NONE.cas()).await? else {
-            return Ok(None);
-        };
-        if item.value != owner {
-            return Ok(None);
-        }
-        item.cas
-            .map(Some)
-            .ok_or_else(|| Error::backend(KIND, operation, "memcached sent no CAS unique"))
     }
 }
 

@@ -23,7 +23,7 @@
 //! | `delete` | `md <k>` | 1 |
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
-//! | `try_lock` | `ms <k> ME T<lease> c`; held: `Held { remaining: None }` | 1 |
+//! | `try_lock` | `ms <k> ME T<lease> c`, on a task of its own (see [Failures](#failures)); held: `Held { remaining: None }` | 1 |
 //! | `try_lock`, fenced | the above, then `ma <counter> N<life> J<µs> T<life>`, life = lease + 1 h | 2 |
 //! | `lock_record` | `mg <k> v t` | 1 |
 //! | `release` | `md <k> C<cas>`, the CAS remembered from our last write | 1 |
@@ -83,12 +83,13 @@
 //!   again, and an early expiry is covered by the seed just the same.)
 //! - **A token that comes back too late is refused.** Another owner can
 //!   create the record only once ours has expired at the server, which is
-//!   never before our lease has run out, measured here from just before our
-//!   create was sent. If the increment's answer is back before then, our
-//!   increment reached the server before any later holder's. If it comes
-//!   back after, we may have stalled past our lease while a newer holder
-//!   took the lock and a lower token, and ours would let a stale holder win:
-//!   we release our record and report the lock as
+//!   never before our lease, rounded up to whole seconds (see below), has
+//!   run out, measured here from just before our create was sent. If the
+//!   increment's answer is back before then, our increment reached the
+//!   server before any later holder's. If it comes back after, we may have
+//!   stalled past our lease while a newer holder took the lock and a lower
+//!   token, and ours would let a stale holder win: we release our record
+//!   and report the lock as
 //!   [`Held`](crate::backend::LockAttempt::Held) instead.
 //!
 //! # Time: whole seconds, rounded up, plus two
@@ -114,6 +115,22 @@
 //! absolute Unix timestamps computed from this machine's clock (the server
 //! would read a larger relative value as a date in 1970), so for those the
 //! clocks must agree.
+//!
+//! **A lease below a second** (1 ns, 1 µs, 200 ms) is therefore a 3-second
+//! record that nobody else can take for at least a whole second: a lease
+//! is honoured rounded up to whole seconds, never refused for being short.
+//! A fencing token back within that second is kept, so `lock` and
+//! `try_lock` on a free key return at once with a token, however short the
+//! lease. What the caller was given is still its own exact lease:
+//! [`LeaseGuard::lost`](crate::LeaseGuard::lost) resolves when it runs out
+//! (at once for a lease shorter than a round trip, which makes
+//! [`synchronized`](crate::Cache::synchronized) stop its work with
+//! [`Error::LockLost`] unless the work finished first), and waiters in
+//! [`acquire`](crate::RedLock::acquire) give up after it. A
+//! [`lock`](crate::RedLock::lock) waiting on a record that gives no
+//! remaining lease retries when the record is sure to be gone, after
+//! `ceil(lease) + 2` s, unless the poller wakes it first: short leases are
+//! not hammered with attempts.
 //!
 //! [`lock_record`](crate::backend::Backend::lock_record) reports the
 //! server's remaining whole seconds, margin included: an upper bound on the
@@ -178,23 +195,63 @@
 //! [`Error::Backend`]. Connections are pooled and redialled, so after a
 //! server restart the same [`Cache`](crate::Cache) works again. The client sends one
 //! request at a time per connection; at most
-//! [`MemcachedConfig::max_connections`] (64) are open to each server and all
-//! of them are kept while idle, so a burst of calls queues on warm
-//! connections instead of dialling one socket per call. memcached may evict any
+//! [`MemcachedConfig::max_connections`] (64) are open to each server (and
+//! as many again for lock creates, below) and all of them are kept while
+//! idle, so a burst of calls queues on warm connections instead of dialling
+//! one socket per call.
+//!
+//! **How long each call can take**, with `T` the timeout:
+//!
+//! | call | at most |
+//! |---|---|
+//! | every [`Backend`](crate::backend::Backend) primitive, `try_lock` with its fencing token included | `T` |
+//! | [`RedLock::try_acquire`](crate::RedLock::try_acquire) | `T` |
+//! | [`RedLock::try_lock`](crate::RedLock::try_lock) | `2T` (the attempt, then `lock_record` when held) |
+//! | [`RedLock::acquire`](crate::RedLock::acquire) | the lease + `2T` |
+//! | [`RedLock::lock`](crate::RedLock::lock) | its `wait_timeout` + `2T`; without one, until the lock is ours (`T` on a free key, whatever the lease) |
+//! | [`Cache::synchronized`](crate::Cache::synchronized) | `lock` without a wait timeout, the work, then `T` to release |
+//! | [`Cache::get_or_fill`](crate::Cache::get_or_fill) | twice `ceil(lease) + 2` s waiting on another caller's fill lease, the fill, and a few calls of `T` |
+//!
+//! **A call that timed out may still run.** The `memcache` client discards
+//! a connection whose exchange timed out or whose future was dropped
+//! mid-way (it never reuses one with an answer pending), but a request the
+//! server has already received still runs: a frozen server (`SIGSTOP`, a
+//! stalled VM) runs its queued requests when it wakes, after the callers
+//! got [`Error::BackendTimeout`]. For a value written with `set`, `add`,
+//! `cas` or `delete` that is the usual doubt about a write that timed out.
+//! A lock create, though, would leave a record held by nobody for its whole
+//! lease. So creates run on a task of their own, on a pool of their own
+//! whose io timeout is [`CREATE_PATIENCE`] (5 minutes) instead of `T`: the
+//! task reads the answer whenever it comes, and gives the record back
+//! (`md <k> C<cas>`, sent after the create's own answer, so it can never
+//! overtake it) when its caller has gone, timed out or failed before it was
+//! done with the record. The same covers a `try_lock` future dropped while
+//! its create was out. A create with no answer within `CREATE_PATIENCE` is
+//! given up on with a warning; if it lands after that, its record stays
+//! until its lease runs out. A release with a remembered CAS is one `md`:
+//! sent before a freeze, it runs when the server wakes. A fill read
+//! (`mg <k> N<lease>`) that timed out can still vivify a placeholder: its
+//! fill lease is held by nobody, readers see the key as being filled, and
+//! it ends with the placeholder, `ceil(lease) + 2` s after the server woke
+//! (pollers then wake the waiters; a `get_or_fill` caller never waits more
+//! than twice that before it fills without storing). memcached may evict any
 //! item when it runs out of memory, lock records and fencing counters
 //! included: size the cache so that it does not.
 
 mod client;
 mod config;
+mod create;
 mod fill;
 mod keys;
 mod lock;
+mod open;
 mod ops;
 mod remembered;
 mod ttl;
 mod watch;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use memcache;
@@ -205,6 +262,7 @@ pub use self::config::{
     MemcachedConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT, DEFAULT_TIMEOUT,
 };
+pub use self::create::CREATE_PATIENCE;
 pub use self::keys::{fence_key, MAX_KEY_LEN};
 pub use self::ttl::CLOCK_MARGIN_SECS;
 use crate::url::CacheUrl;
@@ -233,44 +291,14 @@ pub struct MemcachedBackend {
     servers: Vec<String>,
     poll_interval: Duration,
     max_value_size: usize,
+    /// Lock creates, on a pool of their own (see the `create` module).
+    creates: create::Creates,
     /// The CAS uniques of the lock records we wrote, for one-trip release
-    /// and extend.
-    remembered: remembered::Remembered,
+    /// and extend; shared with `creates`.
+    remembered: Arc<remembered::Remembered>,
 }
 
 impl MemcachedBackend {
-    async fn connect(config: MemcachedConfig) -> Result<MemcachedBackend> {
-        let servers = config.checked_servers()?;
-        let connecting = AsyncMetaClient::builder()
-            .max_connections(Some(config.max_connections))
-            .max_idle(config.max_connections)
-            .io_timeout(Some(config.timeout))
-            .connect_timeout(Some(config.timeout))
-            .connect_multiple_async(servers.clone());
-        let meta = match tokio::time::timeout(config.timeout, connecting).await {
-            Ok(Ok(meta)) => meta,
-            Ok(Err(error)) => return Err(Error::backend(KIND, "connect", error)),
-            Err(_) => {
-                return Err(Error::BackendTimeout {
-                    backend: KIND,
-                    operation: "connect",
-                    after: config.timeout,
-                })
-            }
-        };
-        tracing::debug!(?servers, "memcached backend ready");
-        Ok(MemcachedBackend {
-            client: Client {
-                meta,
-                timeout: config.timeout,
-            },
-            servers,
-            poll_interval: config.poll_interval,
-            max_value_size: config.max_value_size,
-            remembered: remembered::Remembered::default(),
-        })
-    }
-
     pub(crate) async fn from_url(url: &mut CacheUrl<'_>) -> Result<MemcachedBackend> {
         MemcachedBackend::connect(MemcachedConfig::from_url(url)?).await
     }

@@ -65,6 +65,17 @@ pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
     }
 }
 
+/// How long a record sent with [`exptime`]`(lease)` is sure to last at the
+/// server, from before it was sent: `lease` rounded up to whole seconds
+/// (the margin on top is what the server's clock may take away). So a
+/// lease below a second is held for a whole second, at least.
+pub(super) fn honoured(lease: Duration) -> Duration {
+    let secs = lease
+        .as_secs()
+        .saturating_add(u64::from(lease.subsec_nanos() > 0));
+    Duration::from_secs(secs)
+}
+
 /// A lease as the whole seconds memcached's vivify flag (`N<secs>`) takes:
 /// rounded up plus the margin, and capped at 30 days (a longer number would
 /// be read as a date).
@@ -131,6 +142,18 @@ mod tests {
             exptime(Duration::from_secs(60), "ttl").unwrap(),
             Ttl::secs(62)
         );
+    }
+
+    #[test]
+    fn honoured_leases_are_whole_seconds_rounded_up() {
+        assert_eq!(honoured(Duration::from_nanos(1)), Duration::from_secs(1));
+        assert_eq!(honoured(Duration::from_millis(200)), Duration::from_secs(1));
+        assert_eq!(honoured(Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(
+            honoured(Duration::from_millis(1500)),
+            Duration::from_secs(2)
+        );
+        assert!(honoured(Duration::MAX) >= Duration::from_secs(u64::MAX));
     }
 
     #[test]
