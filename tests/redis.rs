@@ -7,6 +7,7 @@
 //! - `scripts`: a flushed script cache, fenced locks and `extend`.
 //! - `pubsub`: a dropped pub/sub link.
 //! - `config`: the application's own pool, URL parameters, TLS.
+//! - `fencing`: fence counters seeded from the clock, expiring, out of reach.
 //! - `fills`: fill leases.
 //!
 //! Tests that break their server (kill, pause, restart, killing pub/sub
@@ -17,6 +18,8 @@
 mod common;
 #[path = "redis/config.rs"]
 mod config;
+#[path = "redis/fencing.rs"]
+mod fencing;
 #[path = "redis/fills.rs"]
 mod fills;
 #[path = "redis/outages.rs"]
@@ -107,10 +110,10 @@ fn lock_key(store: &Store, key: &str) -> String {
 }
 
 /// Waits until `count` clients are subscribed to `channel`.
-async fn until_subscribed(conn: &mut MultiplexedConnection, channel: &str, count: i64) {
+async fn until_subscribed(conn: &mut MultiplexedConnection, channel: &[u8], count: i64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+        let (_, subscribers): (Vec<u8>, i64) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(channel)
             .query_async(conn)
@@ -121,7 +124,8 @@ async fn until_subscribed(conn: &mut MultiplexedConnection, channel: &str, count
         }
         assert!(
             Instant::now() < deadline,
-            "{channel} has {subscribers} subscribers, expected {count}"
+            "{} has {subscribers} subscribers, expected {count}",
+            String::from_utf8_lossy(channel)
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

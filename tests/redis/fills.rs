@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use stampede::backend::redis::redis;
+use stampede::backend::redis::{fill_lease_key, redis};
 use stampede::{Cache, Fill};
 
 use crate::common::servers::{self, Server};
@@ -16,7 +16,7 @@ async fn a_foreign_fill_lease_that_never_expires_does_not_hang_a_fill() {
     let cache = store.handle().await;
     // Something that is not ours holds the key's fill lease record, forever.
     let mut admin = raw(&servers::shared_url(servers::REDIS)).await;
-    let lease_record = format!("{{{}:k}}:fill", store.namespace);
+    let lease_record = fill_lease_key(&format!("{}:k", store.namespace));
     let () = redis::cmd("SET")
         .arg(&lease_record)
         .arg("not-ours")

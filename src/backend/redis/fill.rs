@@ -1,7 +1,7 @@
 //! Fill leases on Redis.
 //!
 //! The lease on a value key lives in a record beside it,
-//! `fill_lease_key(key)` (`{<key>}:fill`, in the key's cluster slot), with a
+//! `fill_lease_key(key)` (`\xFFw:{<key>}:fill`, in the key's cluster slot), with a
 //! TTL of the lease. The record holds the lease id and what the key held
 //! when the lease was granted: absent, or the 14-byte envelope header of the
 //! stale value. The write-back script stores only if the record still holds

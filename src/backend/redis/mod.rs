@@ -59,7 +59,26 @@
 //! | `mark_stale` | `mark_stale.lua`: stale marker by `SETRANGE`, TTL cut to the grace |
 //!
 //! The fill leases are described in the `fill` module: the record
-//! `{<key>}:fill` beside the value, voided by every write.
+//! [`fill_lease_key`] beside the value, voided by every write.
+//!
+//! # Reserved names
+//!
+//! Beside a key the backend keeps companions, each named after the key:
+//!
+//! | name | what | for |
+//! |---|---|---|
+//! | [`fence_key`]`(<lock key>)` | the fencing counter (an integer) | fenced locks |
+//! | [`fill_lease_key`]`(<key>)` | the fill lease record | `get_or_fill` |
+//! | [`release_channel`]`(<key>)` | a pub/sub channel | lock releases, ends of fill leases |
+//!
+//! Every companion name starts with the byte `0xFF`, then a letter (`t`,
+//! `w` or `n`: how it keeps the key's cluster hash tag) and `:`; say
+//! `\xFFw:{app:report-lock}:fence`. No UTF-8 text contains the byte `0xFF`,
+//! and keys are `&str`, so no key a caller writes, in any namespace, can
+//! read, overwrite or delete a companion: namespace `{B` with key
+//! `x-lock}:fence` is just a key of its own. And no two keys share one. The
+//! whole space of keys starting with `0xFF` is the backend's; other
+//! programs should not write there.
 //!
 //! # The value envelope: CAS tokens without a second key
 //!
@@ -102,12 +121,10 @@
 //!
 //! Today this backend talks to **one standalone Redis server** (or anything
 //! that speaks its protocol as one, such as a proxy). Redis Cluster and
-//! Sentinel are not supported yet. The key names are ready for Cluster: a
-//! lock key's fence counter and its release channel hash to the lock key's
-//! slot ([`fence_key`], [`release_channel`]), so the fenced-lock script
-//! touches one slot only and a future sharded `SPUBLISH` reaches the right
-//! node. Fence counters are never deleted: one small key per lock key that
-//! ever issued a fence.
+//! Sentinel are not supported yet. The key names are ready for Cluster:
+//! every companion hashes to its key's slot (the reserved prefix comes
+//! before the `{`, where it does not count), so every script touches one
+//! slot only and a future sharded `SPUBLISH` reaches the right node.
 //!
 //! # Connections and timeouts
 //!
@@ -162,31 +179,46 @@ use subscriber::Subscriber;
 /// ```
 pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024 - envelope::HEADER_LEN;
 
-/// The key that holds `lock_key`'s fencing counter: in the same Redis
-/// Cluster slot as `lock_key`. The counter is never deleted, so fences keep
-/// growing across holders.
+/// The key that holds `lock_key`'s fencing counter, in the same Redis
+/// Cluster slot as `lock_key`. Like every name the backend keeps beside a
+/// key, it starts with the byte `0xFF`, which no key a caller can write (a
+/// `&str`) contains; see [Reserved names](self#reserved-names).
 ///
 /// ```
 /// use stampede::backend::redis::fence_key;
 ///
-/// assert_eq!(fence_key("app:report-lock"), "{app:report-lock}:fence");
-/// assert_eq!(fence_key("app:{user1}-lock"), "app:{user1}-lock:fence");
+/// assert_eq!(fence_key("app:report-lock"), b"\xFFw:{app:report-lock}:fence");
+/// assert_eq!(fence_key("app:{user1}-lock"), b"\xFFt:app:{user1}-lock:fence");
 /// ```
-pub fn fence_key(lock_key: &str) -> String {
+pub fn fence_key(lock_key: &str) -> Vec<u8> {
     naming::fence_key(lock_key)
 }
 
 /// The channel on which a release of `lock_key` is published (the message
-/// is the lock key): in the same Redis Cluster slot as `lock_key`. Other
-/// programs may subscribe to it too.
+/// is the lock key), in the same Redis Cluster slot as `lock_key`. Other
+/// programs may subscribe to it too. The same channel of a value key
+/// announces the end of its fill leases.
 ///
 /// ```
 /// use stampede::backend::redis::release_channel;
 ///
-/// assert_eq!(release_channel("app:report-lock"), "{app:report-lock}:released");
+/// assert_eq!(release_channel("app:report-lock"), b"\xFFw:{app:report-lock}:released");
 /// ```
-pub fn release_channel(lock_key: &str) -> String {
+pub fn release_channel(lock_key: &str) -> Vec<u8> {
     naming::release_channel(lock_key)
+}
+
+/// The record holding `value_key`'s fill lease while a
+/// [`get_or_fill`](crate::Cache::get_or_fill) fills it, in the same Redis
+/// Cluster slot as `value_key`.
+///
+/// ```
+/// use stampede::backend::redis::fill_lease_key;
+///
+/// assert_eq!(fill_lease_key("app:report"), b"\xFFw:{app:report}:fill");
+/// ```
+pub fn fill_lease_key(value_key: &str) -> Vec<u8> {
+    naming::fill_lease_key(value_key)
 }
 
 /// The Redis backend. Most code builds it through

@@ -216,6 +216,6 @@ impl Backend for RedisBackend {
         // Fill leases end with a publish on the key's own channel; after a
         // pub/sub outage, waiters wake if the lease record is gone.
         let record = naming::fill_lease_key(key);
-        self.subscriber.watch_record(key, &record, wake).await
+        self.subscriber.watch_record(key, record, wake).await
     }
 }

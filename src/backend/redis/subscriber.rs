@@ -53,14 +53,14 @@ pub(super) struct Subscriber {
 
 enum Command {
     Watch {
-        channel: String,
-        lock_key: String,
+        channel: Vec<u8>,
+        record: Vec<u8>,
         id: u64,
         wake: Arc<Notify>,
         done: oneshot::Sender<Result<()>>,
     },
     Unwatch {
-        channel: String,
+        channel: Vec<u8>,
         id: u64,
     },
 }
@@ -68,7 +68,7 @@ enum Command {
 /// Unsubscribes its watch when dropped.
 struct WatchGuard {
     commands: UnboundedSender<Command>,
-    channel: String,
+    channel: Vec<u8>,
     id: u64,
 }
 
@@ -95,7 +95,8 @@ impl Subscriber {
     /// Subscribes to `lock_key`'s release channel; `wake` is notified on
     /// each release until the returned watch is dropped.
     pub(super) async fn watch(&self, lock_key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        self.watch_record(lock_key, lock_key, wake).await
+        self.watch_record(lock_key, lock_key.as_bytes().to_vec(), wake)
+            .await
     }
 
     /// Subscribes to `key`'s channel, as [`watch`](Self::watch); after the
@@ -104,7 +105,7 @@ impl Subscriber {
     pub(super) async fn watch_record(
         &self,
         key: &str,
-        record: &str,
+        record: Vec<u8>,
         wake: Arc<Notify>,
     ) -> Result<ReleaseWatch> {
         let channel = naming::release_channel(key);
@@ -112,7 +113,7 @@ impl Subscriber {
         let (done, confirmed) = oneshot::channel();
         let commands = self.send(Command::Watch {
             channel: channel.clone(),
-            lock_key: record.to_owned(),
+            record,
             id,
             wake,
             done,
@@ -174,8 +175,8 @@ impl std::fmt::Debug for Subscriber {
 struct Task {
     client: redis::Client,
     conns: Arc<Connections>,
-    /// Release channel → the lock key and its watches.
-    channels: HashMap<String, Watched>,
+    /// Release channel → the record it is about and its watches.
+    channels: HashMap<Vec<u8>, Watched>,
     link: Option<Link>,
     backoff: Duration,
     /// When the link may next be dialled after a failure.
@@ -183,7 +184,8 @@ struct Task {
 }
 
 struct Watched {
-    lock_key: String,
+    /// The lock record, or a value's fill lease record.
+    record: Vec<u8>,
     watchers: Vec<(u64, Arc<Notify>)>,
 }
 
@@ -249,20 +251,23 @@ impl Task {
                 }
                 Event::Command(Some(Command::Watch {
                     channel,
-                    lock_key,
+                    record,
                     id,
                     wake,
                     done,
                 })) => {
-                    let result = self.watch(channel, lock_key, id, wake).await;
+                    let result = self.watch(channel, record, id, wake).await;
                     let _ = done.send(result);
                 }
                 Event::Command(Some(Command::Unwatch { channel, id })) => {
                     self.unwatch(&channel, id).await;
                 }
                 Event::Message(Some(message)) => {
-                    if let Some(watched) = self.channels.get(message.get_channel_name()) {
-                        tracing::debug!(lock = %watched.lock_key, "release published");
+                    // Channel names are bytes (they start with 0xFF), never
+                    // `get_channel_name()`, which turns them into "?".
+                    let channel = message.get_channel::<Vec<u8>>().unwrap_or_default();
+                    if let Some(watched) = self.channels.get(&channel) {
+                        tracing::debug!(record = %lossy(&watched.record), "release published");
                         watched.wake();
                     }
                 }
@@ -285,8 +290,8 @@ impl Task {
 
     async fn watch(
         &mut self,
-        channel: String,
-        lock_key: String,
+        channel: Vec<u8>,
+        record: Vec<u8>,
         id: u64,
         wake: Arc<Notify>,
     ) -> Result<()> {
@@ -315,10 +320,9 @@ impl Task {
         };
         match tokio::time::timeout(timeout, link.sink.subscribe(&channel)).await {
             Ok(Ok(())) => {
-                tracing::debug!(lock = %lock_key, "watching for releases");
+                tracing::debug!(record = %lossy(&record), "watching for releases");
                 let watchers = vec![(id, wake)];
-                self.channels
-                    .insert(channel, Watched { lock_key, watchers });
+                self.channels.insert(channel, Watched { record, watchers });
                 Ok(())
             }
             Ok(Err(error)) => {
@@ -332,7 +336,7 @@ impl Task {
         }
     }
 
-    async fn unwatch(&mut self, channel: &str, id: u64) {
+    async fn unwatch(&mut self, channel: &[u8], id: u64) {
         let Some(watched) = self.channels.get_mut(channel) else {
             return; // a watch that failed, or was never confirmed
         };
@@ -374,7 +378,7 @@ impl Task {
     /// Dials, subscribes every live channel, then wakes the waiters of
     /// records released while the link was down.
     async fn connect(&mut self) -> Result<()> {
-        let channels: Vec<&String> = self.channels.keys().collect();
+        let channels: Vec<&Vec<u8>> = self.channels.keys().collect();
         let dial = async {
             let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
             if !channels.is_empty() {
@@ -408,7 +412,7 @@ impl Task {
         let watched: Vec<&Watched> = self.channels.values().collect();
         let mut pipeline = redis::pipe();
         for entry in &watched {
-            pipeline.exists(&entry.lock_key);
+            pipeline.exists(&entry.record);
         }
         let exists: Vec<bool> = match self
             .conns
@@ -430,10 +434,15 @@ impl Task {
             }
         };
         for (entry, _) in watched.iter().zip(exists).filter(|(_, exists)| !exists) {
-            tracing::debug!(lock = %entry.lock_key, "released while the pub/sub link was down");
+            tracing::debug!(record = %lossy(&entry.record), "released while the pub/sub link was down");
             entry.wake();
         }
     }
+}
+
+/// A record name for the logs: companion names start with the byte 0xFF.
+fn lossy(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(name)
 }
 
 async fn sleep_until(at: Option<Instant>) {
