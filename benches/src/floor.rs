@@ -98,7 +98,7 @@ impl RedisFloor {
         assert_eq!(removed, 1);
     }
 
-    /// The fenced lock script (`SET NX PX` and `INCR` of `fence_key`), then
+    /// The fenced lock script (`SET NX PX`, `INCR` and `PEXPIRE` of `fence_key`), then
     /// the release script. Panics unless both succeed.
     pub async fn lock_release(&self, key: &str, fence_key: &[u8], channel: &[u8], lease: Duration) {
         let mut conn = self.conn.clone();
@@ -108,6 +108,7 @@ impl RedisFloor {
             .key(fence_key)
             .arg(&owner[..])
             .arg(lease.as_millis() as u64)
+            .arg(lease.as_millis() as u64 + 3_600_000)
             .invoke_async(&mut conn)
             .await
             .expect("lock script");

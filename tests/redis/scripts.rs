@@ -58,7 +58,11 @@ async fn fenced_try_lock_and_extend_run_on_the_server() {
         .try_lock(&key, b"a", lease, Fencing::Issue)
         .await
         .unwrap();
-    assert_eq!(first, LockAttempt::Acquired { fence: Some(1) });
+    // A new counter is seeded from the server clock (µs since the epoch).
+    let LockAttempt::Acquired { fence: Some(fence) } = first else {
+        panic!("expected Acquired with a fence, got {first:?}");
+    };
+    assert!(fence > 1_600_000_000_000_000, "fence {fence}");
     let held = backend
         .try_lock(&key, b"b", lease, Fencing::Issue)
         .await
@@ -84,7 +88,7 @@ async fn fenced_try_lock_and_extend_run_on_the_server() {
         .query_async(&mut admin)
         .await
         .unwrap();
-    assert_eq!(counter, 1);
+    assert_eq!(counter, fence);
 
     flush_scripts(&mut admin).await;
     assert!(!backend.extend(&key, b"b", lease * 4).await.unwrap());
@@ -103,7 +107,9 @@ async fn fenced_try_lock_and_extend_run_on_the_server() {
             .try_lock(&key, b"c", lease, Fencing::Issue)
             .await
             .unwrap(),
-        LockAttempt::Acquired { fence: Some(2) }
+        LockAttempt::Acquired {
+            fence: Some(fence + 1)
+        }
     );
     assert!(backend.release(&key, b"c").await.unwrap());
     let () = redis::cmd("DEL")

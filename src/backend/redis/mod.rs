@@ -49,7 +49,7 @@
 //! | `delete` | `delete.lua`: `DEL` the key and its fill lease |
 //! | `cas` | `cas.lua`: compare, then `SET [PX]` |
 //! | `try_lock`, no fence | `SET key owner NX PX lease` |
-//! | `try_lock`, fenced | `lock_fenced.lua`: `SET NX PX`, then `INCR` the fence counter |
+//! | `try_lock`, fenced | `lock_fenced.lua`: `SET PX` if absent, `INCR` and `PEXPIRE` the fence counter |
 //! | `lock_record` | `MULTI GET PTTL EXEC` |
 //! | `release` | `release.lua`: owner check, `DEL`, `PUBLISH` |
 //! | `extend` | `extend.lua`: owner check, `PEXPIRE` |
@@ -79,6 +79,32 @@
 //! `x-lock}:fence` is just a key of its own. And no two keys share one. The
 //! whole space of keys starting with `0xFF` is the backend's; other
 //! programs should not write there.
+//!
+//! # Fencing tokens
+//!
+//! A fenced lock's token is its key's counter ([`fence_key`]) after an
+//! `INCR`, in the same script as the create. Two rules keep tokens rising
+//! for good, not just while the counter lives:
+//!
+//! - **Seeded from the clock.** A counter that does not exist (never used,
+//!   expired, lost to `FLUSHALL` or to a restart without persistence) is
+//!   first set to the server's clock (`TIME`) in microseconds since the
+//!   epoch. So a new counter starts above every token any earlier counter
+//!   gave out, as long as that one gave out fewer than one token per
+//!   microsecond of its life on average. A counter from an older version
+//!   (small, with no expiry) keeps counting up from where it is.
+//! - **It expires an hour after the last lease.** Every fenced lock sets
+//!   the counter's TTL to its lease plus one hour, so counters of locks no
+//!   longer used go away instead of piling up (one key per lock name
+//!   ever fenced). The hour is the margin for the server clock: when a
+//!   counter is seeded again, the clock has moved on by at least the last
+//!   lease plus an hour, so tokens still rise even if it stepped back by up
+//!   to an hour meanwhile (an NTP correction, a failover to a replica whose
+//!   clock lags). It costs one small key per lock for an hour after use.
+//!
+//! Tokens are therefore large (about 1.8 × 10¹⁵ in 2026) and not
+//! consecutive across counters; they fit in an `i64` until the year
+//! 294,000 and Lua counts them exactly until 2255.
 //!
 //! # The value envelope: CAS tokens without a second key
 //!

@@ -15,6 +15,13 @@ use crate::backend::{
 };
 use crate::{Error, Result};
 
+/// How long a fence counter outlives the lease of the last lock that used
+/// it. A counter that expires is seeded again from the server clock, which
+/// by then has moved on by at least this much past the last token's
+/// lease; so tokens keep rising even if the clock stepped back by up to an
+/// hour meanwhile (an NTP step, a failover to a replica whose clock lags).
+pub(super) const FENCE_COUNTER_GRACE: Duration = Duration::from_secs(3600);
+
 /// A TTL or lease in whole milliseconds, rounded up so that nothing expires
 /// early (and a sub-millisecond TTL is not 0, which Redis refuses).
 pub(super) fn millis(duration: Duration) -> u64 {
@@ -138,7 +145,8 @@ impl Backend for RedisBackend {
                 script
                     .key(naming::fence_key(key))
                     .arg(owner)
-                    .arg(millis(lease));
+                    .arg(millis(lease))
+                    .arg(millis(lease).saturating_add(millis(FENCE_COUNTER_GRACE)));
                 let (created, number): (u8, i64) =
                     self.query("try_lock", Request::Script(&script)).await?;
                 Ok(if created == 1 {
