@@ -163,3 +163,28 @@ async fn another_namespace_cannot_reach_a_fence_counter() {
         "no lock record left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_that_is_not_a_number_fails_the_lock_and_leaves_no_record() {
+    let store = Store::new(Kind::Redis, "junk-counter");
+    let cache = store.handle().await;
+    let mut admin = raw(&crate::shared_url()).await;
+    // Only another program can write there now.
+    let () = redis::cmd("SET")
+        .arg(fence_key(&lock_key(&store, "job")))
+        .arg("junk")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let error = RedLock::new(&cache, "job", LONG_LEASE)
+        .try_lock()
+        .await
+        .unwrap_err();
+    assert!(error.is_backend(), "{error:?}");
+    let record: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(lock_key(&store, "job"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(record, None, "a record nobody holds");
+}
