@@ -1,6 +1,7 @@
 //! Redis-only behaviour, against real `redis-server` processes: what the
 //! shared suite (`tests/behaviour.rs`) cannot say about every backend.
 //!
+//! - `abandoned`: creates given up on (timeout, cancellation) are taken back.
 //! - `processes`: a waiter in another OS process wakes on release.
 //! - `outages`: a dead or hung server fails fast; the same handle recovers.
 //! - `wire`: values written by other clients, TTLs, one command per operation.
@@ -15,6 +16,8 @@
 //! never disturbed.
 #![cfg(feature = "redis")]
 
+#[path = "redis/abandoned.rs"]
+mod abandoned;
 mod common;
 #[path = "redis/config.rs"]
 mod config;

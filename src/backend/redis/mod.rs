@@ -172,6 +172,31 @@
 //! `?timeout_ms=` in URLs), connecting included: past it the call fails with
 //! [`Error::BackendTimeout`](crate::Error::BackendTimeout); a refused or lost connection is
 //! [`Error::Backend`](crate::Error::Backend). Nothing waits forever on a dead or hung server.
+//!
+//! # A request that times out
+//!
+//! A timed-out call stops waiting, but its request may already be on the
+//! wire, and a frozen server runs it when it resumes; the connection is
+//! dropped, and the next call takes a fresh one. What happens to the
+//! request then:
+//!
+//! - **Creates are taken back.** A lock create (`try_lock`, `lock`,
+//!   `acquire`) or a fill lease read that timed out, or whose future was
+//!   dropped, after it was sent is followed on the same connection by its
+//!   owner-checked release. Redis runs one connection's commands in order,
+//!   so whenever the create runs, the release runs right after it: no
+//!   record is left held by nobody, and the next caller gets the lock at
+//!   once instead of after the lease. (A fenced create still uses up a
+//!   token.) If the connection *broke* instead (reset, I/O error), the
+//!   create either ran before the break or never will: a lock's record is
+//!   then released by its guard's background release, a fill lease runs
+//!   out with its lease.
+//! - **Other writes may land late.** A `set`, `add`, `cas`, `delete`,
+//!   `mark_stale`, fill store, `extend` or release that timed out may still
+//!   be applied when the server resumes; the caller was told it failed
+//!   ([`is_timeout`](crate::Error::is_timeout)) and cannot know. Releases
+//!   and extends are owner-checked, and fill stores lease-checked, so a
+//!   late one never touches someone else's record or value.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,13 +212,16 @@ mod naming;
 mod ops;
 mod scripts;
 mod subscriber;
+mod undo;
 
 pub use config::{RedisOptions, RedisSource, DEFAULT_TIMEOUT};
 pub use deadpool_redis;
+pub use naming::{fence_key, fill_lease_key, release_channel};
 pub use redis;
 
 use conn::{Connections, Request, Resend};
 use subscriber::Subscriber;
+use undo::Undo;
 
 /// The largest value this backend stores: Redis's 512 MiB limit, less the
 /// 14-byte envelope. Larger values fail with
@@ -204,48 +232,6 @@ use subscriber::Subscriber;
 /// assert_eq!(stampede::backend::redis::MAX_VALUE_SIZE, 512 * 1024 * 1024 - 14);
 /// ```
 pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024 - envelope::HEADER_LEN;
-
-/// The key that holds `lock_key`'s fencing counter, in the same Redis
-/// Cluster slot as `lock_key`. Like every name the backend keeps beside a
-/// key, it starts with the byte `0xFF`, which no key a caller can write (a
-/// `&str`) contains; see [Reserved names](self#reserved-names).
-///
-/// ```
-/// use stampede::backend::redis::fence_key;
-///
-/// assert_eq!(fence_key("app:report-lock"), b"\xFFw:{app:report-lock}:fence");
-/// assert_eq!(fence_key("app:{user1}-lock"), b"\xFFt:app:{user1}-lock:fence");
-/// ```
-pub fn fence_key(lock_key: &str) -> Vec<u8> {
-    naming::fence_key(lock_key)
-}
-
-/// The channel on which a release of `lock_key` is published (the message
-/// is the lock key), in the same Redis Cluster slot as `lock_key`. Other
-/// programs may subscribe to it too. The same channel of a value key
-/// announces the end of its fill leases.
-///
-/// ```
-/// use stampede::backend::redis::release_channel;
-///
-/// assert_eq!(release_channel("app:report-lock"), b"\xFFw:{app:report-lock}:released");
-/// ```
-pub fn release_channel(lock_key: &str) -> Vec<u8> {
-    naming::release_channel(lock_key)
-}
-
-/// The record holding `value_key`'s fill lease while a
-/// [`get_or_fill`](crate::Cache::get_or_fill) fills it, in the same Redis
-/// Cluster slot as `value_key`.
-///
-/// ```
-/// use stampede::backend::redis::fill_lease_key;
-///
-/// assert_eq!(fill_lease_key("app:report"), b"\xFFw:{app:report}:fill");
-/// ```
-pub fn fill_lease_key(value_key: &str) -> Vec<u8> {
-    naming::fill_lease_key(value_key)
-}
 
 /// The Redis backend. Most code builds it through
 /// [`Cache::from_url`](crate::Cache::from_url) or
@@ -258,8 +244,10 @@ pub fn fill_lease_key(value_key: &str) -> Vec<u8> {
 ///
 /// Every operation may be dropped at any point without harm to the backend:
 /// a dropped read gives up its answer, a dropped write may or may not have
-/// been applied, and a dropped
-/// [`watch_releases`](crate::backend::Backend::watch_releases) leaves no subscription behind.
+/// been applied, a dropped lock create or fill lease read is taken back
+/// (see [A request that times out](self#a-request-that-times-out)), and a
+/// dropped [`watch_releases`](crate::backend::Backend::watch_releases)
+/// leaves no subscription behind.
 ///
 /// ```
 /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
@@ -340,6 +328,22 @@ impl RedisBackend {
         // depth in plain `#[tokio::main]` programs. One allocation per call,
         // next to a network round trip.
         Box::pin(self.conns.query(operation, request, Resend::Never)).await
+    }
+
+    /// Sends a create: if its reply is given up on (timeout, cancellation)
+    /// after it was sent, `undo` takes back whatever it made.
+    async fn query_create<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+        resend: Resend,
+        undo: Undo,
+    ) -> Result<T> {
+        Box::pin(
+            self.conns
+                .query_or_undo(operation, request, resend, Some(undo)),
+        )
+        .await
     }
 
     /// Sends a request that may run twice: resent once if its connection

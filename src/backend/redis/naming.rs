@@ -51,18 +51,45 @@ pub(super) const FILL_SUFFIX: &str = ":fill";
 /// Number of slots in a Redis Cluster.
 const SLOTS: u16 = 16_384;
 
-/// The key holding `lock_key`'s fencing counter.
-pub(super) fn fence_key(lock_key: &str) -> Vec<u8> {
+/// The key that holds `lock_key`'s fencing counter, in the same Redis
+/// Cluster slot as `lock_key`. Like every name the backend keeps beside a
+/// key, it starts with the byte `0xFF`, which no key a caller can write (a
+/// `&str`) contains; see [Reserved names](super#reserved-names).
+///
+/// ```
+/// use stampede::backend::redis::fence_key;
+///
+/// assert_eq!(fence_key("app:report-lock"), b"\xFFw:{app:report-lock}:fence");
+/// assert_eq!(fence_key("app:{user1}-lock"), b"\xFFt:app:{user1}-lock:fence");
+/// ```
+pub fn fence_key(lock_key: &str) -> Vec<u8> {
     companion(lock_key, FENCE_SUFFIX)
 }
 
-/// The channel on which releases of `lock_key` are published.
-pub(super) fn release_channel(lock_key: &str) -> Vec<u8> {
+/// The channel on which a release of `lock_key` is published (the message
+/// is the lock key), in the same Redis Cluster slot as `lock_key`. Other
+/// programs may subscribe to it too. The same channel of a value key
+/// announces the end of its fill leases.
+///
+/// ```
+/// use stampede::backend::redis::release_channel;
+///
+/// assert_eq!(release_channel("app:report-lock"), b"\xFFw:{app:report-lock}:released");
+/// ```
+pub fn release_channel(lock_key: &str) -> Vec<u8> {
     companion(lock_key, RELEASED_SUFFIX)
 }
 
-/// The record holding `value_key`'s fill lease, in its slot.
-pub(super) fn fill_lease_key(value_key: &str) -> Vec<u8> {
+/// The record holding `value_key`'s fill lease while a
+/// [`get_or_fill`](crate::Cache::get_or_fill) fills it, in the same Redis
+/// Cluster slot as `value_key`.
+///
+/// ```
+/// use stampede::backend::redis::fill_lease_key;
+///
+/// assert_eq!(fill_lease_key("app:report"), b"\xFFw:{app:report}:fill");
+/// ```
+pub fn fill_lease_key(value_key: &str) -> Vec<u8> {
     companion(value_key, FILL_SUFFIX)
 }
 

@@ -7,8 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::conn::{Request, KIND};
+use super::conn::{Request, Resend, KIND};
 use super::envelope::{self, Expected};
+use super::undo::Undo;
 use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
 use crate::backend::{
     Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
@@ -47,6 +48,14 @@ pub(super) fn check_size(key: &str, value: &[u8]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `release.lua` for `key` and `owner`: the release, and the undo of a
+/// lock create given up on.
+fn release_script(key: &str, owner: &[u8]) -> redis::ScriptInvocation<'static> {
+    let mut script = scripts::release().key(key);
+    script.arg(owner).arg(naming::release_channel(key));
+    script
 }
 
 /// `SET key stored [NX] [PX ttl]`.
@@ -133,7 +142,10 @@ impl Backend for RedisBackend {
         match fencing {
             Fencing::Skip => {
                 let cmd = set_command(key, owner, true, Some(lease));
-                let reply: redis::Value = self.query("try_lock", Request::Cmd(&cmd)).await?;
+                let undo = Undo::new("try_lock", release_script(key, owner));
+                let reply: redis::Value = self
+                    .query_create("try_lock", Request::Cmd(&cmd), Resend::Never, undo)
+                    .await?;
                 Ok(if reply == redis::Value::Nil {
                     LockAttempt::Held { remaining: None }
                 } else {
@@ -147,8 +159,10 @@ impl Backend for RedisBackend {
                     .arg(owner)
                     .arg(millis(lease))
                     .arg(millis(lease).saturating_add(millis(FENCE_COUNTER_GRACE)));
-                let (created, number): (u8, i64) =
-                    self.query("try_lock", Request::Script(&script)).await?;
+                let undo = Undo::new("try_lock", release_script(key, owner));
+                let (created, number): (u8, i64) = self
+                    .query_create("try_lock", Request::Script(&script), Resend::Never, undo)
+                    .await?;
                 Ok(if created == 1 {
                     LockAttempt::Acquired {
                         fence: Some(u64::try_from(number).unwrap_or(0)),
@@ -175,8 +189,7 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        let mut script = scripts::release().key(key);
-        script.arg(owner).arg(naming::release_channel(key));
+        let script = release_script(key, owner);
         let removed: u8 = self.query("release", Request::Script(&script)).await?;
         Ok(removed == 1)
     }
