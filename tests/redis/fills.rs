@@ -94,3 +94,91 @@ async fn a_stampede_asks_for_the_fill_lease_once_per_process() {
         "{commands:?}"
     );
 }
+
+/// `get_or_fill` of `key` that must return within `bound`, with `made` if it
+/// fills.
+async fn fill_within(
+    cache: &Cache,
+    key: &str,
+    fill: Fill,
+    made: &'static str,
+    bound: Duration,
+) -> String {
+    let started = Instant::now();
+    let call = cache.get_or_fill(key, fill, move || async move {
+        Ok::<_, stampede::Error>(made.to_owned())
+    });
+    let value: String = tokio::time::timeout(bound * 4, call)
+        .await
+        .unwrap_or_else(|_| panic!("{key}: still running after {:?}", bound * 4))
+        .unwrap();
+    assert!(
+        started.elapsed() < bound,
+        "{key}: took {:?}",
+        started.elapsed()
+    );
+    value
+}
+
+/// A record at `<key>-lock` that is not ours and never expires (written
+/// with a plain `set`): `get_or_fill` must neither loop nor wait forever on
+/// it, whether the key is missing, marked stale, or past its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_lock_record_that_never_expires_does_not_hang_a_fill() {
+    let store = Store::new(Kind::Redis, "foreign-lock-record");
+    let cache = store.handle().await;
+    for key in ["cold", "stale", "past", "early"] {
+        cache
+            .set(&format!("{key}-lock"), b"junk", None)
+            .await
+            .unwrap();
+    }
+    let lease = Duration::from_millis(300);
+    // Twice the lease is the documented patience; the rest is slack.
+    let bound = lease * 2 + Duration::from_secs(1);
+    let ttl = Duration::from_millis(300);
+    let fill = Fill::ttl(ttl).lease(lease);
+    let window = fill.clone().stale_while_revalidate(Duration::from_secs(60));
+
+    // A miss: the fill lease is a record of its own, not `cold-lock`.
+    assert_eq!(
+        fill_within(&cache, "cold", fill.clone(), "filled", bound).await,
+        "filled"
+    );
+
+    // Marked stale: the refresh takes the fill lease too.
+    let old = Fill::ttl(Duration::from_secs(60)).lease(lease);
+    assert_eq!(fill_within(&cache, "stale", old, "old", bound).await, "old");
+    assert!(cache
+        .mark_stale("stale", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(
+        fill_within(&cache, "stale", fill.clone(), "filled", bound).await,
+        "filled"
+    );
+
+    // Past its time but still stored (written with a stale window, read
+    // without one): replaced under the key's RedLock, which `past-lock` holds.
+    for key in ["past", "early"] {
+        assert_eq!(
+            fill_within(&cache, key, window.clone(), "first", bound).await,
+            "first"
+        );
+    }
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    assert_eq!(
+        fill_within(&cache, "past", fill, "replaced", bound).await,
+        "replaced"
+    );
+    // Within the window: served at once, refreshed only if the RedLock is free.
+    assert_eq!(
+        fill_within(&cache, "early", window, "refreshed", bound).await,
+        "first"
+    );
+
+    for key in ["cold", "stale", "past", "early"] {
+        let record = cache.get(&format!("{key}-lock")).await.unwrap();
+        assert_eq!(record.as_deref(), Some(&b"junk"[..]), "{key}-lock");
+    }
+}
