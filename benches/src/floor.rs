@@ -75,7 +75,7 @@ impl RedisFloor {
 
     /// `SET key owner NX PX lease`, then the owner-checked release script
     /// (which also publishes on `channel`). Panics unless both succeed.
-    pub async fn acquire_release(&self, key: &str, channel: &str, lease: Duration) {
+    pub async fn acquire_release(&self, key: &str, channel: &[u8], lease: Duration) {
         let mut conn = self.conn.clone();
         let owner = owner_token();
         let set: redis::Value = redis::cmd("SET")
@@ -98,9 +98,9 @@ impl RedisFloor {
         assert_eq!(removed, 1);
     }
 
-    /// The fenced lock script (`SET NX PX` and `INCR` of `fence_key`), then
+    /// The fenced lock script (`SET NX PX`, `INCR` and `PEXPIRE` of `fence_key`), then
     /// the release script. Panics unless both succeed.
-    pub async fn lock_release(&self, key: &str, fence_key: &str, channel: &str, lease: Duration) {
+    pub async fn lock_release(&self, key: &str, fence_key: &[u8], channel: &[u8], lease: Duration) {
         let mut conn = self.conn.clone();
         let owner = owner_token();
         let (acquired, _fence): (u8, i64) = LOCK_FENCED
@@ -108,6 +108,7 @@ impl RedisFloor {
             .key(fence_key)
             .arg(&owner[..])
             .arg(lease.as_millis() as u64)
+            .arg(lease.as_millis() as u64 + 3_600_000)
             .invoke_async(&mut conn)
             .await
             .expect("lock script");

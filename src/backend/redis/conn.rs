@@ -12,6 +12,8 @@
 //! create timeout. So a restarted server is picked up without rebuilding the
 //! cache. Requests that may run twice are resent at once on the fresh
 //! connection ([`Resend`]); the others fail, and the next call reconnects.
+//! A create given up on after it was sent is followed on its connection by
+//! its undo ([`query_or_undo`](Connections::query_or_undo)).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,6 +23,7 @@ use deadpool_redis::{Pool, PoolError};
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
 
+use super::undo::{InFlight, Undo};
 use crate::{Error, Result};
 
 /// The backend's name in errors.
@@ -97,8 +100,22 @@ impl Connections {
         request: Request<'_>,
         resend: Resend,
     ) -> Result<T> {
+        self.query_or_undo(operation, request, resend, None).await
+    }
+
+    /// As [`query`](Self::query), for a create: if the reply is given up
+    /// on (timeout, cancellation) after the request was sent, `undo` is
+    /// sent after it on the same connection (see [`undo`](super::undo)).
+    pub(super) async fn query_or_undo<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+        resend: Resend,
+        undo: Option<Undo>,
+    ) -> Result<T> {
         let mut used = None;
         let attempt = async {
+            let mut in_flight = InFlight::new(undo);
             let mut resends_left = usize::from(resend == Resend::IfConnectionLost);
             loop {
                 let mut current = self
@@ -106,6 +123,7 @@ impl Connections {
                     .await
                     .map_err(|e| self.pool_error(operation, e))?;
                 used = Some(current.id);
+                in_flight.sending(&current.conn);
                 let conn = &mut current.conn;
                 let reply = match &request {
                     Request::Cmd(cmd) => cmd.query_async(conn).await,
@@ -113,9 +131,19 @@ impl Connections {
                     Request::Script(script) => script.invoke_async(conn).await,
                 };
                 let error = match reply {
-                    Ok(reply) => return Ok(reply),
+                    Ok(reply) => {
+                        in_flight.answered();
+                        return Ok(reply);
+                    }
                     Err(error) => error,
                 };
+                // Still armed only for a reply that did not come in time:
+                // the connection may yet deliver the request to a server
+                // that is just slow or frozen. A server's error reply, or a
+                // connection that broke, leaves nothing to send the undo on.
+                if !error.is_timeout() {
+                    in_flight.answered();
+                }
                 if may_break_connection(&error) {
                     self.discard(current.id);
                     if resends_left > 0 && !error.is_timeout() {

@@ -1,7 +1,7 @@
 //! Fill leases on Redis.
 //!
 //! The lease on a value key lives in a record beside it,
-//! `fill_lease_key(key)` (`{<key>}:fill`, in the key's cluster slot), with a
+//! `fill_lease_key(key)` (`\xFFw:{<key>}:fill`, in the key's cluster slot), with a
 //! TTL of the lease. The record holds the lease id and what the key held
 //! when the lease was granted: absent, or the 14-byte envelope header of the
 //! stale value. The write-back script stores only if the record still holds
@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::conn::Request;
+use super::conn::{Request, Resend};
 use super::ops::{check_size, millis};
+use super::undo::Undo;
 use super::{envelope, naming, redis, scripts, RedisBackend};
 use crate::backend::{random_lease_id, FillLease, FillRead, LeaseToken};
 use crate::Result;
@@ -40,8 +41,14 @@ impl RedisBackend {
             .arg(millis(lease))
             .arg(&envelope::STALE_MAGIC[..]);
         // Resending is safe: a lease we already hold is reported as ours.
+        let undo = Undo::new("read_for_fill", release_script(key, &id));
         let (state, stored): (u8, Option<Bytes>) = self
-            .query_resendable("read_for_fill", Request::Script(&script))
+            .query_create(
+                "read_for_fill",
+                Request::Script(&script),
+                Resend::IfConnectionLost,
+                undo,
+            )
             .await?;
         let lease = match state {
             0 => FillLease::NotNeeded,
@@ -91,11 +98,7 @@ impl RedisBackend {
         let Some(id) = lease.bytes() else {
             return Ok(false);
         };
-        let mut script = scripts::fill_release().key(key);
-        script
-            .key(naming::fill_lease_key(key))
-            .arg(&id[..])
-            .arg(naming::release_channel(key));
+        let script = release_script(key, id);
         let released: u8 = self
             .query_resendable("release_fill", Request::Script(&script))
             .await?;
@@ -122,6 +125,17 @@ impl RedisBackend {
         let removed: u8 = self.query("delete", Request::Script(&script)).await?;
         Ok(removed == 1)
     }
+}
+
+/// `fill_release.lua` for `key`'s lease `id`: the release, and the undo of
+/// a lease read given up on.
+fn release_script(key: &str, id: &[u8]) -> redis::ScriptInvocation<'static> {
+    let mut script = scripts::fill_release().key(key);
+    script
+        .key(naming::fill_lease_key(key))
+        .arg(id)
+        .arg(naming::release_channel(key));
+    script
 }
 
 /// A read's stored bytes opened into a [`FillRead`]; `lease` decides the

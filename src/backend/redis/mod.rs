@@ -49,7 +49,7 @@
 //! | `delete` | `delete.lua`: `DEL` the key and its fill lease |
 //! | `cas` | `cas.lua`: compare, then `SET [PX]` |
 //! | `try_lock`, no fence | `SET key owner NX PX lease` |
-//! | `try_lock`, fenced | `lock_fenced.lua`: `SET NX PX`, then `INCR` the fence counter |
+//! | `try_lock`, fenced | `lock_fenced.lua`: `SET PX` if absent, `INCR` and `PEXPIRE` the fence counter |
 //! | `lock_record` | `MULTI GET PTTL EXEC` |
 //! | `release` | `release.lua`: owner check, `DEL`, `PUBLISH` |
 //! | `extend` | `extend.lua`: owner check, `PEXPIRE` |
@@ -59,7 +59,52 @@
 //! | `mark_stale` | `mark_stale.lua`: stale marker by `SETRANGE`, TTL cut to the grace |
 //!
 //! The fill leases are described in the `fill` module: the record
-//! `{<key>}:fill` beside the value, voided by every write.
+//! [`fill_lease_key`] beside the value, voided by every write.
+//!
+//! # Reserved names
+//!
+//! Beside a key the backend keeps companions, each named after the key:
+//!
+//! | name | what | for |
+//! |---|---|---|
+//! | [`fence_key`]`(<lock key>)` | the fencing counter (an integer) | fenced locks |
+//! | [`fill_lease_key`]`(<key>)` | the fill lease record | `get_or_fill` |
+//! | [`release_channel`]`(<key>)` | a pub/sub channel | lock releases, ends of fill leases |
+//!
+//! Every companion name starts with the byte `0xFF`, then a letter (`t`,
+//! `w` or `n`: how it keeps the key's cluster hash tag) and `:`; say
+//! `\xFFw:{app:report-lock}:fence`. No UTF-8 text contains the byte `0xFF`,
+//! and keys are `&str`, so no key a caller writes, in any namespace, can
+//! read, overwrite or delete a companion: namespace `{B` with key
+//! `x-lock}:fence` is just a key of its own. And no two keys share one. The
+//! whole space of keys starting with `0xFF` is the backend's; other
+//! programs should not write there.
+//!
+//! # Fencing tokens
+//!
+//! A fenced lock's token is its key's counter ([`fence_key`]) after an
+//! `INCR`, in the same script as the create. Two rules keep tokens rising
+//! for good, not just while the counter lives:
+//!
+//! - **Seeded from the clock.** A counter that does not exist (never used,
+//!   expired, lost to `FLUSHALL` or to a restart without persistence) is
+//!   first set to the server's clock (`TIME`) in microseconds since the
+//!   epoch. So a new counter starts above every token any earlier counter
+//!   gave out, as long as that one gave out fewer than one token per
+//!   microsecond of its life on average. A counter from an older version
+//!   (small, with no expiry) keeps counting up from where it is.
+//! - **It expires an hour after the last lease.** Every fenced lock sets
+//!   the counter's TTL to its lease plus one hour, so counters of locks no
+//!   longer used go away instead of piling up (one key per lock name
+//!   ever fenced). The hour is the margin for the server clock: when a
+//!   counter is seeded again, the clock has moved on by at least the last
+//!   lease plus an hour, so tokens still rise even if it stepped back by up
+//!   to an hour meanwhile (an NTP correction, a failover to a replica whose
+//!   clock lags). It costs one small key per lock for an hour after use.
+//!
+//! Tokens are therefore large (about 1.8 × 10¹⁵ in 2026) and not
+//! consecutive across counters; they fit in an `i64` until the year
+//! 294,000 and Lua counts them exactly until 2255.
 //!
 //! # The value envelope: CAS tokens without a second key
 //!
@@ -102,12 +147,10 @@
 //!
 //! Today this backend talks to **one standalone Redis server** (or anything
 //! that speaks its protocol as one, such as a proxy). Redis Cluster and
-//! Sentinel are not supported yet. The key names are ready for Cluster: a
-//! lock key's fence counter and its release channel hash to the lock key's
-//! slot ([`fence_key`], [`release_channel`]), so the fenced-lock script
-//! touches one slot only and a future sharded `SPUBLISH` reaches the right
-//! node. Fence counters are never deleted: one small key per lock key that
-//! ever issued a fence.
+//! Sentinel are not supported yet. The key names are ready for Cluster:
+//! every companion hashes to its key's slot (the reserved prefix comes
+//! before the `{`, where it does not count), so every script touches one
+//! slot only and a future sharded `SPUBLISH` reaches the right node.
 //!
 //! # Connections and timeouts
 //!
@@ -129,6 +172,31 @@
 //! `?timeout_ms=` in URLs), connecting included: past it the call fails with
 //! [`Error::BackendTimeout`](crate::Error::BackendTimeout); a refused or lost connection is
 //! [`Error::Backend`](crate::Error::Backend). Nothing waits forever on a dead or hung server.
+//!
+//! # A request that times out
+//!
+//! A timed-out call stops waiting, but its request may already be on the
+//! wire, and a frozen server runs it when it resumes; the connection is
+//! dropped, and the next call takes a fresh one. What happens to the
+//! request then:
+//!
+//! - **Creates are taken back.** A lock create (`try_lock`, `lock`,
+//!   `acquire`) or a fill lease read that timed out, or whose future was
+//!   dropped, after it was sent is followed on the same connection by its
+//!   owner-checked release. Redis runs one connection's commands in order,
+//!   so whenever the create runs, the release runs right after it: no
+//!   record is left held by nobody, and the next caller gets the lock at
+//!   once instead of after the lease. (A fenced create still uses up a
+//!   token.) If the connection *broke* instead (reset, I/O error), the
+//!   create either ran before the break or never will: a lock's record is
+//!   then released by its guard's background release, a fill lease runs
+//!   out with its lease.
+//! - **Other writes may land late.** A `set`, `add`, `cas`, `delete`,
+//!   `mark_stale`, fill store, `extend` or release that timed out may still
+//!   be applied when the server resumes; the caller was told it failed
+//!   ([`is_timeout`](crate::Error::is_timeout)) and cannot know. Releases
+//!   and extends are owner-checked, and fill stores lease-checked, so a
+//!   late one never touches someone else's record or value.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,13 +212,16 @@ mod naming;
 mod ops;
 mod scripts;
 mod subscriber;
+mod undo;
 
 pub use config::{RedisOptions, RedisSource, DEFAULT_TIMEOUT};
 pub use deadpool_redis;
+pub use naming::{fence_key, fill_lease_key, release_channel};
 pub use redis;
 
 use conn::{Connections, Request, Resend};
 use subscriber::Subscriber;
+use undo::Undo;
 
 /// The largest value this backend stores: Redis's 512 MiB limit, less the
 /// 14-byte envelope. Larger values fail with
@@ -161,33 +232,6 @@ use subscriber::Subscriber;
 /// assert_eq!(stampede::backend::redis::MAX_VALUE_SIZE, 512 * 1024 * 1024 - 14);
 /// ```
 pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024 - envelope::HEADER_LEN;
-
-/// The key that holds `lock_key`'s fencing counter: in the same Redis
-/// Cluster slot as `lock_key`. The counter is never deleted, so fences keep
-/// growing across holders.
-///
-/// ```
-/// use stampede::backend::redis::fence_key;
-///
-/// assert_eq!(fence_key("app:report-lock"), "{app:report-lock}:fence");
-/// assert_eq!(fence_key("app:{user1}-lock"), "app:{user1}-lock:fence");
-/// ```
-pub fn fence_key(lock_key: &str) -> String {
-    naming::fence_key(lock_key)
-}
-
-/// The channel on which a release of `lock_key` is published (the message
-/// is the lock key): in the same Redis Cluster slot as `lock_key`. Other
-/// programs may subscribe to it too.
-///
-/// ```
-/// use stampede::backend::redis::release_channel;
-///
-/// assert_eq!(release_channel("app:report-lock"), "{app:report-lock}:released");
-/// ```
-pub fn release_channel(lock_key: &str) -> String {
-    naming::release_channel(lock_key)
-}
 
 /// The Redis backend. Most code builds it through
 /// [`Cache::from_url`](crate::Cache::from_url) or
@@ -200,8 +244,10 @@ pub fn release_channel(lock_key: &str) -> String {
 ///
 /// Every operation may be dropped at any point without harm to the backend:
 /// a dropped read gives up its answer, a dropped write may or may not have
-/// been applied, and a dropped
-/// [`watch_releases`](crate::backend::Backend::watch_releases) leaves no subscription behind.
+/// been applied, a dropped lock create or fill lease read is taken back
+/// (see [A request that times out](self#a-request-that-times-out)), and a
+/// dropped [`watch_releases`](crate::backend::Backend::watch_releases)
+/// leaves no subscription behind.
 ///
 /// ```
 /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
@@ -282,6 +328,22 @@ impl RedisBackend {
         // depth in plain `#[tokio::main]` programs. One allocation per call,
         // next to a network round trip.
         Box::pin(self.conns.query(operation, request, Resend::Never)).await
+    }
+
+    /// Sends a create: if its reply is given up on (timeout, cancellation)
+    /// after it was sent, `undo` takes back whatever it made.
+    async fn query_create<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+        resend: Resend,
+        undo: Undo,
+    ) -> Result<T> {
+        Box::pin(
+            self.conns
+                .query_or_undo(operation, request, resend, Some(undo)),
+        )
+        .await
     }
 
     /// Sends a request that may run twice: resent once if its connection

@@ -7,13 +7,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::conn::{Request, KIND};
+use super::conn::{Request, Resend, KIND};
 use super::envelope::{self, Expected};
+use super::undo::Undo;
 use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
 use crate::backend::{
     Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
 };
 use crate::{Error, Result};
+
+/// How long a fence counter outlives the lease of the last lock that used
+/// it. A counter that expires is seeded again from the server clock, which
+/// by then has moved on by at least this much past the last token's
+/// lease; so tokens keep rising even if the clock stepped back by up to an
+/// hour meanwhile (an NTP step, a failover to a replica whose clock lags).
+pub(super) const FENCE_COUNTER_GRACE: Duration = Duration::from_secs(3600);
 
 /// A TTL or lease in whole milliseconds, rounded up so that nothing expires
 /// early (and a sub-millisecond TTL is not 0, which Redis refuses).
@@ -43,6 +51,14 @@ pub(super) fn check_size(key: &str, value: &[u8]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `release.lua` for `key` and `owner`: the release, and the undo of a
+/// lock create given up on.
+fn release_script(key: &str, owner: &[u8]) -> redis::ScriptInvocation<'static> {
+    let mut script = scripts::release().key(key);
+    script.arg(owner).arg(naming::release_channel(key));
+    script
 }
 
 /// `SET key stored [NX] [PX ttl]`.
@@ -129,7 +145,10 @@ impl Backend for RedisBackend {
         match fencing {
             Fencing::Skip => {
                 let cmd = set_command(key, owner, true, Some(lease));
-                let reply: redis::Value = self.query("try_lock", Request::Cmd(&cmd)).await?;
+                let undo = Undo::new("try_lock", release_script(key, owner));
+                let reply: redis::Value = self
+                    .query_create("try_lock", Request::Cmd(&cmd), Resend::Never, undo)
+                    .await?;
                 Ok(if reply == redis::Value::Nil {
                     LockAttempt::Held { remaining: None }
                 } else {
@@ -141,9 +160,12 @@ impl Backend for RedisBackend {
                 script
                     .key(naming::fence_key(key))
                     .arg(owner)
-                    .arg(millis(lease));
-                let (created, number): (u8, i64) =
-                    self.query("try_lock", Request::Script(&script)).await?;
+                    .arg(millis(lease))
+                    .arg(millis(lease).saturating_add(millis(FENCE_COUNTER_GRACE)));
+                let undo = Undo::new("try_lock", release_script(key, owner));
+                let (created, number): (u8, i64) = self
+                    .query_create("try_lock", Request::Script(&script), Resend::Never, undo)
+                    .await?;
                 Ok(if created == 1 {
                     LockAttempt::Acquired {
                         fence: Some(u64::try_from(number).unwrap_or(0)),
@@ -170,8 +192,7 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        let mut script = scripts::release().key(key);
-        script.arg(owner).arg(naming::release_channel(key));
+        let script = release_script(key, owner);
         let removed: u8 = self.query("release", Request::Script(&script)).await?;
         Ok(removed == 1)
     }
@@ -219,6 +240,6 @@ impl Backend for RedisBackend {
         // Fill leases end with a publish on the key's own channel; after a
         // pub/sub outage, waiters wake if the lease record is gone.
         let record = naming::fill_lease_key(key);
-        self.subscriber.watch_record(key, &record, wake).await
+        self.subscriber.watch_record(key, record, wake).await
     }
 }

@@ -1,181 +1,27 @@
-//! Cross-process wake-ups: one pub/sub connection per backend, owned by a
-//! task, on which each watched lock key's release channel is subscribed.
-//!
-//! [`Subscriber::watch`] asks the task to subscribe and resolves once the
-//! server confirmed it. The [`ReleaseWatch`] it returns sends an unsubscribe
-//! when dropped. Watches carry ids, and a channel is unsubscribed only when
-//! its last watch goes, so an old watch's late unsubscribe never cancels a
-//! newer watch of the same key; the task handles requests in order, so the
-//! server sees them in order too.
-//!
-//! The task starts on the first watch and stops when the backend and every
-//! watch are gone. If the link drops, it reconnects with a jittered backoff,
-//! subscribes every live channel again, and then asks (one `EXISTS`
-//! pipeline) which watched records are gone: their releases may have been
-//! published while nobody listened, so their waiters are woken. Until then
-//! waiters fall back to their lease bound, and new watches fail at once.
+//! The pub/sub task: owns the link, subscribes and unsubscribes in the
+//! order watches come and go, wakes watchers on each message, and
+//! reconnects with backoff when the link drops.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::conn::{Connections, Request, Resend, KIND};
-use super::naming;
-use crate::backend::ReleaseWatch;
+use super::{Command, BACKOFF_MAX, BACKOFF_MIN, KEEPALIVE, OPERATION};
+use crate::backend::redis::conn::{Connections, Request, Resend, KIND};
 use crate::{Error, Result};
 
-/// First wait before reconnecting a dropped link.
-const BACKOFF_MIN: Duration = Duration::from_millis(50);
-/// Longest wait between reconnection attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// How often an idle link with subscriptions is checked with a `PING`, so a
-/// half-open connection is noticed.
-const KEEPALIVE: Duration = Duration::from_secs(15);
-
-const OPERATION: &str = "watch_releases";
-
-/// The backend's handle on its pub/sub task.
-pub(super) struct Subscriber {
-    client: redis::Client,
-    conns: Arc<Connections>,
-    /// `None` until the first watch; replaced if the task has stopped (its
-    /// runtime shut down).
-    commands: Mutex<Option<UnboundedSender<Command>>>,
-    next_id: AtomicU64,
-}
-
-enum Command {
-    Watch {
-        channel: String,
-        lock_key: String,
-        id: u64,
-        wake: Arc<Notify>,
-        done: oneshot::Sender<Result<()>>,
-    },
-    Unwatch {
-        channel: String,
-        id: u64,
-    },
-}
-
-/// Unsubscribes its watch when dropped.
-struct WatchGuard {
-    commands: UnboundedSender<Command>,
-    channel: String,
-    id: u64,
-}
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        // If the task is gone, so is the subscription.
-        let _ = self.commands.send(Command::Unwatch {
-            channel: std::mem::take(&mut self.channel),
-            id: self.id,
-        });
-    }
-}
-
-impl Subscriber {
-    pub(super) fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
-        Subscriber {
-            client,
-            conns,
-            commands: Mutex::new(None),
-            next_id: AtomicU64::new(0),
-        }
-    }
-
-    /// Subscribes to `lock_key`'s release channel; `wake` is notified on
-    /// each release until the returned watch is dropped.
-    pub(super) async fn watch(&self, lock_key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        self.watch_record(lock_key, lock_key, wake).await
-    }
-
-    /// Subscribes to `key`'s channel, as [`watch`](Self::watch); after the
-    /// link was down, the watch is woken if `record` (the lock record, or a
-    /// value's fill lease record) is gone by then.
-    pub(super) async fn watch_record(
-        &self,
-        key: &str,
-        record: &str,
-        wake: Arc<Notify>,
-    ) -> Result<ReleaseWatch> {
-        let channel = naming::release_channel(key);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (done, confirmed) = oneshot::channel();
-        let commands = self.send(Command::Watch {
-            channel: channel.clone(),
-            lock_key: record.to_owned(),
-            id,
-            wake,
-            done,
-        });
-        // Made before waiting, so a watch given up on (timeout, cancelled
-        // future) is unsubscribed once the task gets to it.
-        let guard = WatchGuard {
-            commands,
-            channel,
-            id,
-        };
-        match tokio::time::timeout(self.conns.timeout(), confirmed).await {
-            Ok(Ok(Ok(()))) => Ok(ReleaseWatch::new(guard)),
-            Ok(Ok(Err(error))) => Err(error),
-            Ok(Err(_)) => Err(Error::backend(
-                KIND,
-                OPERATION,
-                "the pub/sub task stopped before confirming the subscription",
-            )),
-            Err(_) => Err(self.conns.timed_out(OPERATION)),
-        }
-    }
-
-    /// Hands `command` to the task, starting one if there is none running.
-    fn send(&self, command: Command) -> UnboundedSender<Command> {
-        let mut slot = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
-        let command = match slot.as_ref() {
-            Some(commands) => match commands.send(command) {
-                Ok(()) => return commands.clone(),
-                Err(returned) => returned.0,
-            },
-            None => command,
-        };
-        let (commands, receiver) = unbounded_channel();
-        let task = Task::new(self.client.clone(), Arc::clone(&self.conns));
-        tokio::spawn(task.run(receiver));
-        // The receiver is alive in the task we just spawned.
-        let _ = commands.send(command);
-        *slot = Some(commands.clone());
-        commands
-    }
-}
-
-impl std::fmt::Debug for Subscriber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let running = self
-            .commands
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|commands| !commands.is_closed());
-        f.debug_struct("Subscriber")
-            .field("running", &running)
-            .finish()
-    }
-}
-
 /// The task's state: the link and what is subscribed on it.
-struct Task {
+pub(super) struct Task {
     client: redis::Client,
     conns: Arc<Connections>,
-    /// Release channel → the lock key and its watches.
-    channels: HashMap<String, Watched>,
+    /// Release channel → the record it is about and its watches.
+    channels: HashMap<Vec<u8>, Watched>,
     link: Option<Link>,
     backoff: Duration,
     /// When the link may next be dialled after a failure.
@@ -183,7 +29,8 @@ struct Task {
 }
 
 struct Watched {
-    lock_key: String,
+    /// The lock record, or a value's fill lease record.
+    record: Vec<u8>,
     watchers: Vec<(u64, Arc<Notify>)>,
 }
 
@@ -208,7 +55,7 @@ enum Event {
 }
 
 impl Task {
-    fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
+    pub(super) fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
         Task {
             client,
             conns,
@@ -223,7 +70,7 @@ impl Task {
         self.conns.timeout()
     }
 
-    async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
+    pub(super) async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
         let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -249,20 +96,23 @@ impl Task {
                 }
                 Event::Command(Some(Command::Watch {
                     channel,
-                    lock_key,
+                    record,
                     id,
                     wake,
                     done,
                 })) => {
-                    let result = self.watch(channel, lock_key, id, wake).await;
+                    let result = self.watch(channel, record, id, wake).await;
                     let _ = done.send(result);
                 }
                 Event::Command(Some(Command::Unwatch { channel, id })) => {
                     self.unwatch(&channel, id).await;
                 }
                 Event::Message(Some(message)) => {
-                    if let Some(watched) = self.channels.get(message.get_channel_name()) {
-                        tracing::debug!(lock = %watched.lock_key, "release published");
+                    // Channel names are bytes (they start with 0xFF), never
+                    // `get_channel_name()`, which turns them into "?".
+                    let channel = message.get_channel::<Vec<u8>>().unwrap_or_default();
+                    if let Some(watched) = self.channels.get(&channel) {
+                        tracing::debug!(record = %lossy(&watched.record), "release published");
                         watched.wake();
                     }
                 }
@@ -285,8 +135,8 @@ impl Task {
 
     async fn watch(
         &mut self,
-        channel: String,
-        lock_key: String,
+        channel: Vec<u8>,
+        record: Vec<u8>,
         id: u64,
         wake: Arc<Notify>,
     ) -> Result<()> {
@@ -315,10 +165,9 @@ impl Task {
         };
         match tokio::time::timeout(timeout, link.sink.subscribe(&channel)).await {
             Ok(Ok(())) => {
-                tracing::debug!(lock = %lock_key, "watching for releases");
+                tracing::debug!(record = %lossy(&record), "watching for releases");
                 let watchers = vec![(id, wake)];
-                self.channels
-                    .insert(channel, Watched { lock_key, watchers });
+                self.channels.insert(channel, Watched { record, watchers });
                 Ok(())
             }
             Ok(Err(error)) => {
@@ -332,7 +181,7 @@ impl Task {
         }
     }
 
-    async fn unwatch(&mut self, channel: &str, id: u64) {
+    async fn unwatch(&mut self, channel: &[u8], id: u64) {
         let Some(watched) = self.channels.get_mut(channel) else {
             return; // a watch that failed, or was never confirmed
         };
@@ -374,7 +223,7 @@ impl Task {
     /// Dials, subscribes every live channel, then wakes the waiters of
     /// records released while the link was down.
     async fn connect(&mut self) -> Result<()> {
-        let channels: Vec<&String> = self.channels.keys().collect();
+        let channels: Vec<&Vec<u8>> = self.channels.keys().collect();
         let dial = async {
             let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
             if !channels.is_empty() {
@@ -408,7 +257,7 @@ impl Task {
         let watched: Vec<&Watched> = self.channels.values().collect();
         let mut pipeline = redis::pipe();
         for entry in &watched {
-            pipeline.exists(&entry.lock_key);
+            pipeline.exists(&entry.record);
         }
         let exists: Vec<bool> = match self
             .conns
@@ -430,10 +279,15 @@ impl Task {
             }
         };
         for (entry, _) in watched.iter().zip(exists).filter(|(_, exists)| !exists) {
-            tracing::debug!(lock = %entry.lock_key, "released while the pub/sub link was down");
+            tracing::debug!(record = %lossy(&entry.record), "released while the pub/sub link was down");
             entry.wake();
         }
     }
+}
+
+/// A record name for the logs: companion names start with the byte 0xFF.
+fn lossy(name: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(name)
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -1,0 +1,110 @@
+//! Taking back a create whose caller gave up on it.
+//!
+//! A call that times out, or whose future is dropped, stops waiting for
+//! its reply, but the request may already be on the wire: a frozen server
+//! runs it when it resumes. For a create (a lock record, a fill lease) that
+//! leaves a record held by nobody, blocking everyone for a whole lease.
+//!
+//! So a create carries its [`Undo`]: an owner-checked release. While the
+//! create is in flight on a connection, an [`InFlight`] guard is armed;
+//! when the caller gets the reply it is disarmed. Dropped armed (timeout,
+//! cancellation, or the connection's own response timeout), it sends the
+//! undo on **the same connection**, from a spawned task. Redis runs one
+//! connection's commands in the order they were sent, so the undo runs
+//! right after the create, whenever the server gets to it: it removes the
+//! record if the create made one, and does nothing otherwise (someone
+//! else's record, or a create that was never sent). The task keeps the
+//! connection open until the undo is answered, for at most
+//! [`UNDO_PATIENCE`]; Redis runs what it has read even from a client that
+//! hung up since.
+//!
+//! A create whose connection broke (I/O error, reset) is not undone here:
+//! nothing more can be sent on that connection, and the server either ran
+//! the create before the break or never will. Lock records are then
+//! released by their claim's own drop, on a fresh connection; a fill lease
+//! runs out with its (short) lease.
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::ScriptInvocation;
+
+/// How long the task sending an undo waits for its reply (and keeps the
+/// connection open): past the longest freeze or failover worth waiting for.
+pub(super) const UNDO_PATIENCE: Duration = Duration::from_secs(60);
+
+/// What takes back a create: an owner-checked release script, replying 1
+/// when it removed something.
+pub(super) struct Undo {
+    /// The create's operation, for the logs.
+    operation: &'static str,
+    script: ScriptInvocation<'static>,
+}
+
+impl Undo {
+    pub(super) fn new(operation: &'static str, script: ScriptInvocation<'static>) -> Self {
+        Undo { operation, script }
+    }
+}
+
+/// Armed while a create with an undo is in flight on a connection.
+pub(super) struct InFlight {
+    undo: Option<Undo>,
+    on: Option<MultiplexedConnection>,
+}
+
+impl InFlight {
+    pub(super) fn new(undo: Option<Undo>) -> Self {
+        InFlight { undo, on: None }
+    }
+
+    /// The request is about to be sent on `conn`.
+    pub(super) fn sending(&mut self, conn: &MultiplexedConnection) {
+        if self.undo.is_some() {
+            self.on = Some(conn.clone());
+        }
+    }
+
+    /// The caller has the answer (or the connection is gone): nothing to
+    /// take back.
+    pub(super) fn answered(&mut self) {
+        self.on = None;
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let (Some(undo), Some(conn)) = (self.undo.take(), self.on.take()) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                operation = undo.operation,
+                "a create was given up on outside a tokio runtime; what it made stays until its lease runs out"
+            );
+            return;
+        };
+        runtime.spawn(send(undo, conn));
+    }
+}
+
+/// Sends `undo` on `conn` and logs the outcome.
+async fn send(undo: Undo, mut conn: MultiplexedConnection) {
+    conn.set_response_timeout(UNDO_PATIENCE);
+    let operation = undo.operation;
+    match undo.script.invoke_async::<i64>(&mut conn).await {
+        Ok(1) => tracing::debug!(
+            operation,
+            "took back what a create whose caller gave up on it had made"
+        ),
+        Ok(_) => tracing::debug!(
+            operation,
+            "a create given up on had made nothing to take back"
+        ),
+        Err(error) => tracing::warn!(
+            operation,
+            %error,
+            "could not take back a create given up on; what it made stays until its lease runs out"
+        ),
+    }
+}
