@@ -106,7 +106,7 @@ impl Drop for Claim {
                 tracing::warn!(
                     lock = &*key,
                     %error,
-                    "background release of a dropped lock failed; the record stays until its lease runs out"
+                    "background release of a dropped lock failed; unless the backend took back its create, the record stays until its lease runs out"
                 );
             }
         });

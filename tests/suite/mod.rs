@@ -9,4 +9,5 @@ pub mod kv;
 pub mod lease;
 pub mod optimistic;
 pub mod redlock;
+pub mod stale;
 pub mod writes;
