@@ -44,15 +44,8 @@ const MAX_RELATIVE_SECS: u64 = 30 * 24 * 60 * 60;
 /// memcached cannot represent (one that ends after 2038-01-19, the end
 /// of its signed 32-bit clock).
 pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
-    let secs = duration
-        .as_secs()
-        .saturating_add(u64::from(duration.subsec_nanos() > 0))
-        .saturating_add(CLOCK_MARGIN_SECS);
-    let ends_at = if secs > MAX_RELATIVE_SECS {
-        unix_secs().saturating_add(secs)
-    } else {
-        secs
-    };
+    let secs = margined_secs(duration);
+    let ends_at = as_sent(secs);
     // memcached reads exptime as a signed 32-bit number: it stores an
     // absolute time past 2^31 - 1 (2038-01-19) and answers `HD`, but the
     // item is already expired. Refuse that rather than lose the value.
@@ -70,21 +63,14 @@ pub(super) fn exptime(duration: Duration, what: &'static str) -> Result<Ttl> {
 /// (the margin on top is what the server's clock may take away). So a
 /// lease below a second is held for a whole second, at least.
 pub(super) fn honoured(lease: Duration) -> Duration {
-    let secs = lease
-        .as_secs()
-        .saturating_add(u64::from(lease.subsec_nanos() > 0));
-    Duration::from_secs(secs)
+    Duration::from_secs(whole_secs_up(lease))
 }
 
 /// A lease as the whole seconds memcached's vivify flag (`N<secs>`) takes:
 /// rounded up plus the margin, and capped at 30 days (a longer number would
 /// be read as a date).
 pub(super) fn lease_secs(lease: Duration) -> u32 {
-    let secs = lease
-        .as_secs()
-        .saturating_add(u64::from(lease.subsec_nanos() > 0))
-        .saturating_add(CLOCK_MARGIN_SECS)
-        .min(MAX_RELATIVE_SECS);
+    let secs = margined_secs(lease).min(MAX_RELATIVE_SECS);
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
@@ -95,16 +81,30 @@ pub(super) fn lease_secs(lease: Duration) -> u32 {
 /// memcached reads exptime as a signed 32-bit number, and a later absolute
 /// time would make the item expire at once.
 pub(super) fn raw_exptime(duration: Duration) -> u32 {
-    let secs = duration
+    let raw = as_sent(margined_secs(duration));
+    u32::try_from(raw.min(LAST_EXPTIME)).unwrap_or(u32::MAX)
+}
+
+/// `duration` in whole seconds, rounded up.
+fn whole_secs_up(duration: Duration) -> u64 {
+    duration
         .as_secs()
         .saturating_add(u64::from(duration.subsec_nanos() > 0))
-        .saturating_add(CLOCK_MARGIN_SECS);
-    let raw = if secs > MAX_RELATIVE_SECS {
+}
+
+/// `duration` rounded up to whole seconds, plus [`CLOCK_MARGIN_SECS`].
+fn margined_secs(duration: Duration) -> u64 {
+    whole_secs_up(duration).saturating_add(CLOCK_MARGIN_SECS)
+}
+
+/// A lifetime of `secs` as memcached reads it: as it is up to 30 days,
+/// else the Unix time it ends at.
+fn as_sent(secs: u64) -> u64 {
+    if secs > MAX_RELATIVE_SECS {
         unix_secs().saturating_add(secs)
     } else {
         secs
-    };
-    u32::try_from(raw.min(LAST_EXPTIME)).unwrap_or(u32::MAX)
+    }
 }
 
 /// The latest absolute exptime memcached keeps an item until: 2^31 - 1.

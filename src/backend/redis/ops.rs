@@ -161,7 +161,7 @@ impl Backend for RedisBackend {
                     .key(naming::fence_key(key))
                     .arg(owner)
                     .arg(millis(lease))
-                    .arg(millis(lease).saturating_add(millis(FENCE_COUNTER_GRACE)));
+                    .arg(millis(lease.saturating_add(FENCE_COUNTER_GRACE)));
                 let undo = Undo::new("try_lock", release_script(key, owner));
                 let (created, number): (u8, i64) = self
                     .query_create("try_lock", Request::Script(&script), Resend::Never, undo)
