@@ -19,6 +19,9 @@ use crate::url::CacheUrl;
 use crate::{Error, Result};
 
 /// The backend behind a [`Cache`](crate::Cache).
+// One per cache, behind the cache's `Arc`: its size costs nothing per call,
+// and boxing a variant would add a pointer hop to every operation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum AnyBackend {
     Memory(MemoryBackend),
     #[cfg(feature = "redis")]
@@ -50,13 +53,15 @@ impl AnyBackend {
         Ok(match url.scheme.as_str() {
             "memory" => AnyBackend::Memory(MemoryBackend::from_url(url)?),
             #[cfg(feature = "redis")]
-            "redis" | "rediss" => AnyBackend::Redis(super::redis::RedisBackend::from_url(url)?),
+            "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel"
+            | "rediss+sentinel" => AnyBackend::Redis(super::redis::RedisBackend::from_url(url)?),
             #[cfg(feature = "memcached")]
             "memcached" => {
                 AnyBackend::Memcached(super::memcached::MemcachedBackend::from_url(url).await?)
             }
             #[cfg(not(feature = "redis"))]
-            "redis" | "rediss" => {
+            "redis" | "rediss" | "redis+cluster" | "rediss+cluster" | "redis+sentinel"
+            | "rediss+sentinel" => {
                 return Err(Error::invalid_config(
                     url.original,
                     "this build of stampede has no Redis support; enable its `redis` feature",

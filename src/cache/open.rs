@@ -6,6 +6,8 @@ use crate::backend::any::AnyBackend;
 #[cfg(feature = "memcached")]
 use crate::backend::memcached::{MemcachedBackend, MemcachedConfig};
 use crate::backend::memory::MemoryBackend;
+#[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
+use crate::backend::redis::deadpool_redis;
 #[cfg(feature = "redis")]
 use crate::backend::redis::{RedisBackend, RedisOptions, RedisSource};
 use crate::backend::Backend;
@@ -133,6 +135,63 @@ impl Cache {
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis_with(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Cache> {
         RedisBackend::new(source, options).map(Cache::from)
+    }
+
+    /// A cache on a Redis Cluster (feature `redis-cluster`): any reachable
+    /// nodes, the rest are discovered. Each operation goes to the master
+    /// of its key's slot; lock releases wake other processes through
+    /// sharded pub/sub (Redis 7 or later). Same as the URL
+    /// `redis+cluster://host:port,host:port,…`.
+    ///
+    /// ```
+    /// use stampede::backend::redis::deadpool_redis;
+    /// use stampede::Cache;
+    ///
+    /// let cache = Cache::redis_cluster(deadpool_redis::cluster::Config::from_urls(vec![
+    ///     "redis://10.0.0.1:7000".to_owned(),
+    ///     "redis://10.0.0.2:7000".to_owned(),
+    /// ]))?;
+    /// assert_eq!(cache.backend_kind(), "redis");
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an
+    /// unusable address, a config with both or neither of `urls` and
+    /// `connections`, or `read_from_replicas` (locks and compare-and-set
+    /// must read what was just written; replicas lag).
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn redis_cluster(config: deadpool_redis::cluster::Config) -> Result<Cache> {
+        Cache::redis(config)
+    }
+
+    /// A cache on the master of a Redis Sentinel deployment (feature
+    /// `redis-sentinel`): the sentinels are asked for the master at every
+    /// new connection, so after a failover the same cache reaches the new
+    /// one. Same as the URL `redis+sentinel://host:port,host:port/master`.
+    ///
+    /// ```
+    /// use stampede::backend::redis::deadpool_redis::sentinel::{Config, SentinelServerType};
+    /// use stampede::Cache;
+    ///
+    /// let sentinels = vec!["redis://10.0.0.1:26379".to_owned(), "redis://10.0.0.2:26379".to_owned()];
+    /// let config = Config::from_urls(sentinels, "mymaster".to_owned(), SentinelServerType::Master);
+    /// let cache = Cache::redis_sentinel(config)?;
+    /// assert_eq!(cache.backend_kind(), "redis");
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an
+    /// unusable address, no sentinel, or `server_type` `Replica` (stampede
+    /// writes, so it talks to the master).
+    #[cfg(feature = "redis-sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
+    pub fn redis_sentinel(config: deadpool_redis::sentinel::Config) -> Result<Cache> {
+        Cache::redis(config)
     }
 }
 

@@ -102,15 +102,17 @@ async fn fenced_try_lock_and_extend_run_on_the_server() {
     assert!(backend.release(&key, b"a").await.unwrap());
     assert_eq!(backend.lock_record(&key).await.unwrap(), None);
     // Fences keep growing across holders.
-    assert_eq!(
-        backend
-            .try_lock(&key, b"c", lease, Fencing::Issue)
-            .await
-            .unwrap(),
-        LockAttempt::Acquired {
-            fence: Some(fence + 1)
-        }
-    );
+    let next = backend
+        .try_lock(&key, b"c", lease, Fencing::Issue)
+        .await
+        .unwrap();
+    let LockAttempt::Acquired {
+        fence: Some(next_fence),
+    } = next
+    else {
+        panic!("expected Acquired with a fence, got {next:?}");
+    };
+    assert!(next_fence > fence, "fence {next_fence} after {fence}");
     assert!(backend.release(&key, b"c").await.unwrap());
     let () = redis::cmd("DEL")
         .arg(fence_key(&key))

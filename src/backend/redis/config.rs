@@ -7,7 +7,8 @@ use std::time::Duration;
 use deadpool_redis::{Config, Manager, Pool, PoolConfig, Runtime};
 use redis::AsyncConnectionConfig;
 
-use crate::url::CacheUrl;
+use super::subscriber::Dialer;
+use super::topology::RedisPool;
 use crate::{Error, Result};
 
 /// Default bound on every Redis call: 2 seconds.
@@ -81,7 +82,7 @@ impl RedisOptions {
 
 /// Where a [`RedisBackend`](super::RedisBackend) gets its connections:
 /// commands go over a connection from a deadpool-redis pool, and release
-/// notifications over a pub/sub connection opened with a [`redis::Client`].
+/// notifications over a pub/sub connection to the same deployment.
 ///
 /// Build one with `From`:
 ///
@@ -91,7 +92,11 @@ impl RedisOptions {
 /// - from a `(Pool, redis::Client)` pair: a pool your application already
 ///   has, and a client for the same server. A pooled connection cannot be
 ///   turned into a subscriber, and a pool does not reveal its address, so
-///   the client has to be given.
+///   the client has to be given;
+/// - from a [`deadpool_redis::cluster::Config`] (feature `redis-cluster`)
+///   or a [`deadpool_redis::sentinel::Config`] (feature `redis-sentinel`):
+///   see [`Cache::redis_cluster`](crate::Cache::redis_cluster) and
+///   [`Cache::redis_sentinel`](crate::Cache::redis_sentinel).
 ///
 /// ```
 /// use stampede::backend::redis::{deadpool_redis, redis, RedisSource};
@@ -117,6 +122,28 @@ pub enum RedisSource {
         /// Opens the pub/sub connection that hears releases.
         subscriber: redis::Client,
     },
+    /// A Redis Cluster's configuration; stampede builds the pool.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    Cluster(deadpool_redis::cluster::Config),
+    /// A Sentinel deployment's configuration; stampede builds the pool.
+    #[cfg(feature = "redis-sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
+    Sentinel(deadpool_redis::sentinel::Config),
+}
+
+#[cfg(feature = "redis-cluster")]
+impl From<deadpool_redis::cluster::Config> for RedisSource {
+    fn from(config: deadpool_redis::cluster::Config) -> Self {
+        RedisSource::Cluster(config)
+    }
+}
+
+#[cfg(feature = "redis-sentinel")]
+impl From<deadpool_redis::sentinel::Config> for RedisSource {
+    fn from(config: deadpool_redis::sentinel::Config) -> Self {
+        RedisSource::Sentinel(config)
+    }
 }
 
 impl From<Config> for RedisSource {
@@ -131,18 +158,25 @@ impl From<(Pool, redis::Client)> for RedisSource {
     }
 }
 
-/// The pool and pub/sub client a backend runs on.
+/// The pool and pub/sub dialer a backend runs on.
 pub(super) struct Resolved {
-    pub(super) pool: Pool,
-    pub(super) subscriber: redis::Client,
+    pub(super) pool: RedisPool,
+    pub(super) dialer: Dialer,
 }
 
 impl RedisSource {
     pub(super) fn resolve(self, options: &RedisOptions) -> Result<Resolved> {
         options.check()?;
         match self {
-            RedisSource::Pool { pool, subscriber } => Ok(Resolved { pool, subscriber }),
+            RedisSource::Pool { pool, subscriber } => Ok(Resolved {
+                pool: RedisPool::Standalone(pool),
+                dialer: Dialer::Server(subscriber),
+            }),
             RedisSource::Config(config) => build(&config, options),
+            #[cfg(feature = "redis-cluster")]
+            RedisSource::Cluster(config) => super::deploy::cluster(&config, options),
+            #[cfg(feature = "redis-sentinel")]
+            RedisSource::Sentinel(config) => super::deploy::sentinel(&config, options),
         }
     }
 }
@@ -176,8 +210,21 @@ fn build(config: &Config, options: &RedisOptions) -> Result<Resolved> {
     let manager = Manager::new_with_config(connection_info, connection_config)
         .map_err(|e| Error::invalid_config(described(), invalid_reason(&e)))?;
 
-    let mut pool_config: PoolConfig = config.get_pool_config();
-    let timeouts = &mut pool_config.timeouts;
+    let pool = Pool::builder(manager)
+        .config(bounded(config.get_pool_config(), options))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::invalid_config(described(), e.to_string()))?;
+    Ok(Resolved {
+        pool: RedisPool::Standalone(pool),
+        dialer: Dialer::Server(subscriber),
+    })
+}
+
+/// `config` with the backend's timeout wherever it sets none: waiting for,
+/// creating and recycling a connection.
+pub(super) fn bounded(mut config: PoolConfig, options: &RedisOptions) -> PoolConfig {
+    let timeouts = &mut config.timeouts;
     for timeout in [
         &mut timeouts.wait,
         &mut timeouts.create,
@@ -185,74 +232,10 @@ fn build(config: &Config, options: &RedisOptions) -> Result<Resolved> {
     ] {
         timeout.get_or_insert(options.timeout);
     }
-    let pool = Pool::builder(manager)
-        .config(pool_config)
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| Error::invalid_config(described(), e.to_string()))?;
-    Ok(Resolved { pool, subscriber })
+    config
 }
 
-fn invalid_reason(error: &redis::RedisError) -> String {
+pub(super) fn invalid_reason(error: &redis::RedisError) -> String {
     format!("not a usable Redis address: {error}")
 }
 
-/// Reads a `redis://` or `rediss://` URL: the address, `protocol` and
-/// `insecure` go to the redis crate, `timeout_ms` is ours. `namespace` was
-/// taken already; any other parameter is left for [`CacheUrl::finish`] to
-/// refuse.
-pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(Config, RedisOptions)> {
-    let mut options = RedisOptions::default();
-    if let Some(timeout) = url.take_millis("timeout_ms")? {
-        options.timeout = timeout;
-    }
-    if url.scheme == "rediss" && !cfg!(feature = "redis-tls") {
-        return Err(Error::invalid_config(
-            url.original,
-            "rediss:// needs TLS, which this build of stampede lacks; enable its `redis-tls` feature",
-        ));
-    }
-    if url.rest.is_empty() {
-        return Err(Error::invalid_config(
-            url.original,
-            "a redis:// URL needs a host, as in redis://127.0.0.1:6379/0",
-        ));
-    }
-    // The one query parameter the redis crate reads from a TCP URL.
-    let protocol = match url.take("protocol").as_deref() {
-        None => "",
-        Some("2" | "resp2") => "?protocol=resp2",
-        Some("3" | "resp3") => "?protocol=resp3",
-        Some(other) => {
-            return Err(Error::invalid_config(
-                url.original,
-                format!("parameter `protocol` must be resp2 or resp3, not {other:?}"),
-            ))
-        }
-    };
-    // redis-rs reads "skip certificate checks" from a `#insecure` fragment,
-    // which cannot follow our query; it is a parameter here.
-    let insecure = match url.take("insecure").as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(Error::invalid_config(
-                url.original,
-                format!("parameter `insecure` must be true or false, not {other:?}"),
-            ))
-        }
-    };
-    if insecure && url.scheme != "rediss" {
-        return Err(Error::invalid_config(
-            url.original,
-            "parameter `insecure` only applies to rediss:// URLs",
-        ));
-    }
-    let fragment = if insecure { "#insecure" } else { "" };
-    let address = format!("{}://{}{protocol}{fragment}", url.scheme, url.rest);
-    // Parsed here so that a bad address is a configuration error now, not a
-    // failure at the first command.
-    redis::IntoConnectionInfo::into_connection_info(address.as_str())
-        .map_err(|e| Error::invalid_config(url.original, invalid_reason(&e)))?;
-    Ok((Config::from_url(address), options))
-}

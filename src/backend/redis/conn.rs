@@ -5,7 +5,8 @@
 //! out, which would double the round trips of every operation. Instead the
 //! backend takes one connection out of the pool (the pool then counts it as
 //! gone and may open another for its other users) and sends every command on
-//! it: a [`MultiplexedConnection`] pipelines concurrent requests. When a
+//! it: a multiplexed connection (one per node on a cluster) pipelines
+//! concurrent requests. When a
 //! call fails in a way that may have broken the connection (I/O error,
 //! dropped connection, timeout), the connection is dropped and the next call
 //! takes a fresh one from the pool, which is bounded by the pool's own
@@ -19,10 +20,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use deadpool_redis::{Pool, PoolError};
-use redis::aio::MultiplexedConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation};
+use deadpool_redis::PoolError;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisError, ScriptInvocation, ServerErrorKind};
 
+use super::naming::key_slot;
+use super::topology::{Conn, RedisPool};
 use super::undo::{InFlight, Undo};
 use crate::{Error, Result};
 
@@ -48,7 +50,7 @@ pub(super) enum Resend {
 
 /// Where commands go. Shared by the backend and its pub/sub task.
 pub(super) struct Connections {
-    pool: Pool,
+    pool: RedisPool,
     timeout: Duration,
     current: Mutex<Option<Current>>,
     /// Held while taking a connection from the pool, so that concurrent
@@ -60,11 +62,11 @@ pub(super) struct Connections {
 #[derive(Clone)]
 struct Current {
     id: u64,
-    conn: MultiplexedConnection,
+    conn: Conn,
 }
 
 impl Connections {
-    pub(super) fn new(pool: Pool, timeout: Duration) -> Self {
+    pub(super) fn new(pool: RedisPool, timeout: Duration) -> Self {
         Connections {
             pool,
             timeout,
@@ -78,7 +80,7 @@ impl Connections {
         self.timeout
     }
 
-    pub(super) fn pool(&self) -> &Pool {
+    pub(super) fn pool(&self) -> &RedisPool {
         &self.pool
     }
 
@@ -168,6 +170,45 @@ impl Connections {
         }
     }
 
+    /// Which of `records` exist: one `EXISTS` pipeline on one server; on a
+    /// cluster one pipeline per slot (a cluster pipeline keeps to one
+    /// slot), sent together. Resent if the connection was lost.
+    pub(super) async fn exist(&self, operation: &'static str, records: &[&[u8]]) -> Result<Vec<bool>> {
+        if !self.pool.is_cluster() {
+            let mut pipeline = redis::pipe();
+            for record in records {
+                pipeline.exists(*record);
+            }
+            let request = Request::Pipeline(&pipeline);
+            return self.query(operation, request, Resend::IfConnectionLost).await;
+        }
+        let mut by_slot: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
+        for (at, record) in records.iter().enumerate() {
+            by_slot.entry(key_slot(record)).or_default().push(at);
+        }
+        let pipelines: Vec<(Vec<usize>, Pipeline)> = by_slot
+            .into_values()
+            .map(|ats| {
+                let mut pipeline = redis::pipe();
+                for &at in &ats {
+                    pipeline.exists(records[at]);
+                }
+                (ats, pipeline)
+            })
+            .collect();
+        let replies = futures::future::try_join_all(pipelines.iter().map(|(_, pipeline)| {
+            self.query::<Vec<bool>>(operation, Request::Pipeline(pipeline), Resend::IfConnectionLost)
+        }))
+        .await?;
+        let mut exists = vec![false; records.len()];
+        for ((ats, _), reply) in pipelines.iter().zip(replies) {
+            for (&at, found) in ats.iter().zip(reply) {
+                exists[at] = found;
+            }
+        }
+        Ok(exists)
+    }
+
     /// The current connection, or a fresh one from the pool.
     async fn checkout(&self) -> Result<Current, PoolError> {
         if let Some(current) = self.current().clone() {
@@ -177,7 +218,7 @@ impl Connections {
         if let Some(current) = self.current().clone() {
             return Ok(current);
         }
-        let conn = deadpool_redis::Connection::take(self.pool.get().await?);
+        let conn = self.pool.take().await?;
         let current = Current {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             conn,
@@ -228,12 +269,15 @@ impl Connections {
 }
 
 /// Whether a failed call may have left its connection unusable. A server
-/// reply such as `WRONGTYPE` or `NOSCRIPT` does not.
+/// reply such as `WRONGTYPE` or `NOSCRIPT` does not; `READONLY` does: the
+/// server it is on is a replica now (a Sentinel failover demoted it), and
+/// a fresh connection goes to the new master.
 fn may_break_connection(error: &RedisError) -> bool {
     error.is_io_error()
         || error.is_connection_dropped()
         || error.is_unrecoverable_error()
         || error.is_timeout()
+        || error.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
 impl std::fmt::Debug for Connections {

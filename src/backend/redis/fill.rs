@@ -41,7 +41,7 @@ impl RedisBackend {
             .arg(millis(lease))
             .arg(&envelope::STALE_MAGIC[..]);
         // Resending is safe: a lease we already hold is reported as ours.
-        let undo = Undo::new("read_for_fill", release_script(key, &id));
+        let undo = Undo::new("read_for_fill", self.fill_release_script(key, &id));
         let (state, stored): (u8, Option<Bytes>) = self
             .query_create(
                 "read_for_fill",
@@ -88,8 +88,8 @@ impl RedisBackend {
             .key(naming::fill_lease_key(key))
             .arg(&id[..])
             .arg(envelope::seal(value))
-            .arg(ttl)
-            .arg(naming::release_channel(key));
+            .arg(ttl);
+        self.announce(&mut script, key);
         let stored: u8 = self.query("store_filled", Request::Script(&script)).await?;
         Ok(stored == 1)
     }
@@ -98,7 +98,7 @@ impl RedisBackend {
         let Some(id) = lease.bytes() else {
             return Ok(false);
         };
-        let script = release_script(key, id);
+        let script = self.fill_release_script(key, id);
         let released: u8 = self
             .query_resendable("release_fill", Request::Script(&script))
             .await?;
@@ -111,32 +111,30 @@ impl RedisBackend {
             .key(naming::fill_lease_key(key))
             .arg(&envelope::stale_header()[..])
             .arg(millis(grace))
-            .arg(envelope::MAGIC_STEM)
-            .arg(naming::release_channel(key));
+            .arg(envelope::MAGIC_STEM);
+        self.announce(&mut script, key);
         let marked: u8 = self.query("mark_stale", Request::Script(&script)).await?;
         Ok(marked == 1)
     }
 
+    /// `fill_release.lua` for `key`'s lease `id`: the release, and the
+    /// undo of a lease read given up on.
+    fn fill_release_script(&self, key: &str, id: &[u8]) -> redis::ScriptInvocation<'static> {
+        let mut script = scripts::fill_release().key(key);
+        script.key(naming::fill_lease_key(key)).arg(id);
+        self.announce(&mut script, key);
+        script
+    }
+
     pub(super) async fn remove(&self, key: &str) -> Result<bool> {
         let mut script = scripts::delete().key(key);
-        script
-            .key(naming::fill_lease_key(key))
-            .arg(naming::release_channel(key));
+        script.key(naming::fill_lease_key(key));
+        self.announce(&mut script, key);
         let removed: u8 = self.query("delete", Request::Script(&script)).await?;
         Ok(removed == 1)
     }
 }
 
-/// `fill_release.lua` for `key`'s lease `id`: the release, and the undo of
-/// a lease read given up on.
-fn release_script(key: &str, id: &[u8]) -> redis::ScriptInvocation<'static> {
-    let mut script = scripts::fill_release().key(key);
-    script
-        .key(naming::fill_lease_key(key))
-        .arg(id)
-        .arg(naming::release_channel(key));
-    script
-}
 
 /// A read's stored bytes opened into a [`FillRead`]; `lease` decides the
 /// lease from whether a value not marked stale was there.

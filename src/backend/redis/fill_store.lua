@@ -1,4 +1,4 @@
--- KEYS[1]=value key, KEYS[2]=its fill lease key; ARGV[1]=lease id, ARGV[2]=new stored value, ARGV[3]=ttl_ms ('' for no expiry), ARGV[4]=the key's fill channel; returns 1 when the value was stored (the lease was ARGV[1]'s and the key unchanged since it was granted), else 0; a lease that was ARGV[1]'s ends either way, and its end is published
+-- KEYS[1]=value key, KEYS[2]=its fill lease key; ARGV[1]=lease id, ARGV[2]=new stored value, ARGV[3]=ttl_ms ('' for no expiry), ARGV[4]=the key's fill channel, ARGV[5]=the publish command ('PUBLISH', or 'SPUBLISH' on a cluster, where the channel is in KEYS[1]'s slot); returns 1 when the value was stored (the lease was ARGV[1]'s and the key unchanged since it was granted), else 0; a lease that was ARGV[1]'s ends either way, and its end is published
 local lease = redis.call('GET', KEYS[2])
 if not lease or string.sub(lease, 1, #ARGV[1]) ~= ARGV[1] then
   return 0
@@ -18,5 +18,5 @@ if now == string.sub(lease, #ARGV[1] + 1) then
   end
   stored = 1
 end
-redis.call('PUBLISH', ARGV[4], KEYS[1])
+redis.call(ARGV[5], ARGV[4], KEYS[1])
 return stored

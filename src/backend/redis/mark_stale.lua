@@ -1,6 +1,6 @@
--- KEYS[1]=value key, KEYS[2]=its fill lease key; ARGV[1]=stale header (the stale marker and a fresh nonce, 14 bytes), ARGV[2]=grace_ms, ARGV[3]=the 5 bytes every envelope marker starts with, ARGV[4]=the key's fill channel; returns 1 when a value was marked stale (its TTL cut to the grace when longer), 0 when the key held none; voids any fill lease either way (publishing its end)
+-- KEYS[1]=value key, KEYS[2]=its fill lease key; ARGV[1]=stale header (the stale marker and a fresh nonce, 14 bytes), ARGV[2]=grace_ms, ARGV[3]=the 5 bytes every envelope marker starts with, ARGV[4]=the key's fill channel, ARGV[5]=the publish command ('PUBLISH', or 'SPUBLISH' on a cluster, where the channel is in KEYS[1]'s slot); returns 1 when a value was marked stale (its TTL cut to the grace when longer), 0 when the key held none; voids any fill lease either way (publishing its end)
 if redis.call('DEL', KEYS[2]) == 1 then
-  redis.call('PUBLISH', ARGV[4], KEYS[1])
+  redis.call(ARGV[5], ARGV[4], KEYS[1])
 end
 local value = redis.call('GET', KEYS[1])
 if not value then

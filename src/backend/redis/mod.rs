@@ -206,18 +206,23 @@ use crate::Result;
 
 mod config;
 mod conn;
+#[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
+mod deploy;
 mod envelope;
 mod fill;
 mod naming;
 mod ops;
 mod scripts;
 mod subscriber;
+mod topology;
 mod undo;
+mod url;
 
 pub use config::{RedisOptions, RedisSource, DEFAULT_TIMEOUT};
 pub use deadpool_redis;
 pub use naming::{fence_key, fill_lease_key, release_channel};
 pub use redis;
+pub use topology::RedisPool;
 
 use conn::{Connections, Request, Resend};
 use subscriber::Subscriber;
@@ -274,31 +279,58 @@ impl RedisBackend {
     pub fn new(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Self> {
         let resolved = source.into().resolve(&options)?;
         let conns = Arc::new(Connections::new(resolved.pool, options.timeout));
-        let subscriber = Subscriber::new(resolved.subscriber, Arc::clone(&conns));
+        let subscriber = Subscriber::new(resolved.dialer, Arc::clone(&conns));
         Ok(RedisBackend { conns, subscriber })
     }
 
-    /// The backend for a `redis://` or `rediss://` URL; see
+    /// The backend for a Redis URL (`redis://`, `rediss://`,
+    /// `redis+cluster://`, `redis+sentinel://`, …); see
     /// [`Cache::from_url`](crate::Cache::from_url).
     pub(crate) fn from_url(url: &mut CacheUrl<'_>) -> Result<Self> {
-        let (config, options) = config::from_url(url)?;
-        RedisBackend::new(config, options)
+        let (source, options) = url::from_url(url)?;
+        RedisBackend::new(source, options)
     }
 
-    /// The pool commands are sent through. The backend keeps one connection
-    /// out of it and takes another only when that one breaks, so the pool's
-    /// status shows the application's own use.
+    /// The pool commands are sent through: a standalone, cluster or
+    /// Sentinel pool. The backend keeps one connection out of it and takes
+    /// another only when that one breaks, so the pool's status shows the
+    /// application's own use.
+    ///
+    /// ```
+    /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions, RedisPool};
+    ///
+    /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379");
+    /// let backend = RedisBackend::new(config, RedisOptions::default())?;
+    /// assert!(matches!(backend.pool(), RedisPool::Standalone(_)));
+    /// assert_eq!(backend.pool().status().size, 0); // nothing connected yet
+    /// # Ok::<(), stampede::Error>(())
+    /// ```
+    pub fn pool(&self) -> &RedisPool {
+        self.conns.pool()
+    }
+
+    /// Whether this backend talks to a Redis Cluster.
     ///
     /// ```
     /// use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
     ///
     /// let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379");
     /// let backend = RedisBackend::new(config, RedisOptions::default())?;
-    /// assert_eq!(backend.pool().status().size, 0); // nothing connected yet
+    /// assert!(!backend.is_cluster());
     /// # Ok::<(), stampede::Error>(())
     /// ```
-    pub fn pool(&self) -> &deadpool_redis::Pool {
-        self.conns.pool()
+    pub fn is_cluster(&self) -> bool {
+        self.conns.pool().is_cluster()
+    }
+
+    /// The command the scripts publish releases with: sharded on a
+    /// cluster, so a message stays on the node that owns its slot.
+    fn publish_command(&self) -> &'static str {
+        if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
     }
 
     /// The timeout every call is bounded by.

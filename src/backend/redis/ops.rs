@@ -53,12 +53,24 @@ pub(super) fn check_size(key: &str, value: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// `release.lua` for `key` and `owner`: the release, and the undo of a
-/// lock create given up on.
-fn release_script(key: &str, owner: &[u8]) -> redis::ScriptInvocation<'static> {
-    let mut script = scripts::release().key(key);
-    script.arg(owner).arg(naming::release_channel(key));
-    script
+impl RedisBackend {
+    /// `release.lua` for `key` and `owner`: the release, and the undo of a
+    /// lock create given up on.
+    fn release_script(&self, key: &str, owner: &[u8]) -> redis::ScriptInvocation<'static> {
+        let mut script = scripts::release().key(key);
+        script.arg(owner);
+        self.announce(&mut script, key);
+        script
+    }
+
+    /// Adds the arguments a script publishes `key`'s news with: its
+    /// channel, then the publish command (`SPUBLISH` on a cluster, so the
+    /// message stays on the node that owns the key's slot).
+    pub(super) fn announce(&self, script: &mut redis::ScriptInvocation<'_>, key: &str) {
+        script
+            .arg(naming::release_channel(key))
+            .arg(self.publish_command());
+    }
 }
 
 /// `SET key stored [NX] [PX ttl]`.
@@ -145,7 +157,7 @@ impl Backend for RedisBackend {
         match fencing {
             Fencing::Skip => {
                 let cmd = set_command(key, owner, true, Some(lease));
-                let undo = Undo::new("try_lock", release_script(key, owner));
+                let undo = Undo::new("try_lock", self.release_script(key, owner));
                 let reply: redis::Value = self
                     .query_create("try_lock", Request::Cmd(&cmd), Resend::Never, undo)
                     .await?;
@@ -162,7 +174,7 @@ impl Backend for RedisBackend {
                     .arg(owner)
                     .arg(millis(lease))
                     .arg(millis(lease.saturating_add(FENCE_COUNTER_GRACE)));
-                let undo = Undo::new("try_lock", release_script(key, owner));
+                let undo = Undo::new("try_lock", self.release_script(key, owner));
                 let (created, number): (u8, i64) = self
                     .query_create("try_lock", Request::Script(&script), Resend::Never, undo)
                     .await?;
@@ -180,10 +192,9 @@ impl Backend for RedisBackend {
     }
 
     async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
-        let mut pipeline = redis::pipe();
-        pipeline.atomic().get(key).pttl(key);
+        let script = scripts::lock_record().key(key);
         let (owner, pttl): (Option<Bytes>, i64) = self
-            .query_resendable("lock_record", Request::Pipeline(&pipeline))
+            .query_resendable("lock_record", Request::Script(&script))
             .await?;
         Ok(owner.map(|owner| LockRecord {
             owner,
@@ -192,7 +203,7 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        let script = release_script(key, owner);
+        let script = self.release_script(key, owner);
         let removed: u8 = self.query("release", Request::Script(&script)).await?;
         Ok(removed == 1)
     }

@@ -20,6 +20,13 @@ pub(super) fn lock_fenced() -> &'static Script {
     &SCRIPT
 }
 
+/// A lock record and its remaining lease, read together.
+pub(super) fn lock_record() -> &'static Script {
+    static SCRIPT: LazyLock<Script> =
+        LazyLock::new(|| Script::new(include_str!("lock_record.lua")));
+    &SCRIPT
+}
+
 /// Owner-checked delete that publishes the release.
 pub(super) fn release() -> &'static Script {
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
@@ -70,6 +77,7 @@ mod tests {
         for source in [
             include_str!("cas.lua"),
             include_str!("lock_fenced.lua"),
+            include_str!("lock_record.lua"),
             include_str!("release.lua"),
             include_str!("extend.lua"),
             include_str!("fill_read.lua"),

@@ -18,6 +18,13 @@
 //! [`UNDO_PATIENCE`]; Redis runs what it has read even from a client that
 //! hung up since.
 //!
+//! On a cluster the create and its undo go through the same cluster
+//! connection, which keeps one link per node, so both reach the slot's
+//! master on one link, in order. If the slot moved in between (a
+//! failover), the undo reaches the new master: it removes the record if it
+//! was replicated there, and if it was not, the record was lost with the
+//! old master anyway.
+//!
 //! A create whose connection broke (I/O error, reset) is not undone here:
 //! nothing more can be sent on that connection, and the server either ran
 //! the create before the break or never will. Lock records are then
@@ -26,8 +33,9 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::ScriptInvocation;
+
+use super::topology::Conn;
 
 /// How long the task sending an undo waits for its reply (and keeps the
 /// connection open): past the longest freeze or failover worth waiting for.
@@ -50,7 +58,7 @@ impl Undo {
 /// Armed while a create with an undo is in flight on a connection.
 pub(super) struct InFlight {
     undo: Option<Undo>,
-    on: Option<MultiplexedConnection>,
+    on: Option<Conn>,
 }
 
 impl InFlight {
@@ -59,7 +67,7 @@ impl InFlight {
     }
 
     /// The request is about to be sent on `conn`.
-    pub(super) fn sending(&mut self, conn: &MultiplexedConnection) {
+    pub(super) fn sending(&mut self, conn: &Conn) {
         if self.undo.is_some() {
             self.on = Some(conn.clone());
         }
@@ -89,10 +97,15 @@ impl Drop for InFlight {
 }
 
 /// Sends `undo` on `conn` and logs the outcome.
-async fn send(undo: Undo, mut conn: MultiplexedConnection) {
-    conn.set_response_timeout(UNDO_PATIENCE);
+async fn send(undo: Undo, mut conn: Conn) {
+    conn.be_patient(UNDO_PATIENCE);
     let operation = undo.operation;
-    match undo.script.invoke_async::<i64>(&mut conn).await {
+    let reply = tokio::time::timeout(UNDO_PATIENCE, undo.script.invoke_async::<i64>(&mut conn));
+    match reply.await.unwrap_or_else(|_| {
+        Err(redis::RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::TimedOut,
+        )))
+    }) {
         Ok(1) => tracing::debug!(
             operation,
             "took back what a create whose caller gave up on it had made"

@@ -27,8 +27,10 @@ use super::naming;
 use crate::backend::ReleaseWatch;
 use crate::{Error, Result};
 
+mod link;
 mod task;
 
+pub(super) use link::Dialer;
 use task::Task;
 
 /// First wait before reconnecting a dropped link.
@@ -43,7 +45,7 @@ const OPERATION: &str = "watch_releases";
 
 /// The backend's handle on its pub/sub task.
 pub(super) struct Subscriber {
-    client: redis::Client,
+    dialer: Arc<Dialer>,
     conns: Arc<Connections>,
     /// `None` until the first watch; replaced if the task has stopped (its
     /// runtime shut down).
@@ -83,9 +85,9 @@ impl Drop for WatchGuard {
 }
 
 impl Subscriber {
-    pub(super) fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
+    pub(super) fn new(dialer: Dialer, conns: Arc<Connections>) -> Self {
         Subscriber {
-            client,
+            dialer: Arc::new(dialer),
             conns,
             commands: Mutex::new(None),
             next_id: AtomicU64::new(0),
@@ -148,7 +150,7 @@ impl Subscriber {
             None => command,
         };
         let (commands, receiver) = unbounded_channel();
-        let task = Task::new(self.client.clone(), Arc::clone(&self.conns));
+        let task = Task::new(Arc::clone(&self.dialer), Arc::clone(&self.conns));
         tokio::spawn(task.run(receiver));
         // The receiver is alive in the task we just spawned.
         let _ = commands.send(command);

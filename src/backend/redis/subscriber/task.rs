@@ -6,19 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::link::{Dialer, Link};
 use super::{Command, BACKOFF_MAX, BACKOFF_MIN, KEEPALIVE, OPERATION};
-use crate::backend::redis::conn::{Connections, Request, Resend, KIND};
+use crate::backend::redis::conn::{Connections, KIND};
 use crate::{Error, Result};
 
 /// The task's state: the link and what is subscribed on it.
 pub(super) struct Task {
-    client: redis::Client,
+    dialer: Arc<Dialer>,
     conns: Arc<Connections>,
     /// Release channel → the record it is about and its watches.
     channels: HashMap<Vec<u8>, Watched>,
@@ -42,22 +41,18 @@ impl Watched {
     }
 }
 
-struct Link {
-    sink: PubSubSink,
-    stream: PubSubStream,
-}
-
 enum Event {
     Command(Option<Command>),
-    Message(Option<redis::Msg>),
+    /// The channel of a message, or `None`: the link is lost.
+    Message(Option<Vec<u8>>),
     Keepalive,
     Retry,
 }
 
 impl Task {
-    pub(super) fn new(client: redis::Client, conns: Arc<Connections>) -> Self {
+    pub(super) fn new(dialer: Arc<Dialer>, conns: Arc<Connections>) -> Self {
         Task {
-            client,
+            dialer,
             conns,
             channels: HashMap::new(),
             link: None,
@@ -78,7 +73,7 @@ impl Task {
             let event = match self.link.as_mut() {
                 Some(link) => tokio::select! {
                     command = commands.recv() => Event::Command(command),
-                    message = link.stream.next() => Event::Message(message),
+                    message = link.next() => Event::Message(message),
                     _ = keepalive.tick(), if watching => Event::Keepalive,
                 },
                 None => {
@@ -107,10 +102,7 @@ impl Task {
                 Event::Command(Some(Command::Unwatch { channel, id })) => {
                     self.unwatch(&channel, id).await;
                 }
-                Event::Message(Some(message)) => {
-                    // Channel names are bytes (they start with 0xFF), never
-                    // `get_channel_name()`, which turns them into "?".
-                    let channel = message.get_channel::<Vec<u8>>().unwrap_or_default();
+                Event::Message(Some(channel)) => {
                     if let Some(watched) = self.channels.get(&channel) {
                         tracing::debug!(record = %lossy(&watched.record), "release published");
                         watched.wake();
@@ -163,7 +155,7 @@ impl Task {
                 "the pub/sub connection is down",
             ));
         };
-        match tokio::time::timeout(timeout, link.sink.subscribe(&channel)).await {
+        match tokio::time::timeout(timeout, link.subscribe(&[&channel])).await {
             Ok(Ok(())) => {
                 tracing::debug!(record = %lossy(&record), "watching for releases");
                 let watchers = vec![(id, wake)];
@@ -192,7 +184,7 @@ impl Task {
         self.channels.remove(channel);
         let timeout = self.timeout();
         if let Some(link) = self.link.as_mut() {
-            let unsubscribed = tokio::time::timeout(timeout, link.sink.unsubscribe(channel)).await;
+            let unsubscribed = tokio::time::timeout(timeout, link.unsubscribe(channel)).await;
             if !matches!(unsubscribed, Ok(Ok(()))) {
                 // Cannot tell what the server has; a fresh link subscribes
                 // exactly the live channels.
@@ -204,8 +196,8 @@ impl Task {
     async fn ping(&mut self) {
         let timeout = self.timeout();
         if let Some(link) = self.link.as_mut() {
-            let pong = tokio::time::timeout(timeout, link.sink.ping::<redis::Value>()).await;
-            if !matches!(pong, Ok(Ok(_))) {
+            let pong = tokio::time::timeout(timeout, link.ping()).await;
+            if !matches!(pong, Ok(Ok(()))) {
                 tracing::warn!("Redis pub/sub link did not answer a PING; reconnecting");
                 self.lose_link();
             }
@@ -223,13 +215,11 @@ impl Task {
     /// Dials, subscribes every live channel, then wakes the waiters of
     /// records released while the link was down.
     async fn connect(&mut self) -> Result<()> {
-        let channels: Vec<&Vec<u8>> = self.channels.keys().collect();
+        let channels: Vec<&[u8]> = self.channels.keys().map(Vec::as_slice).collect();
         let dial = async {
-            let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
-            if !channels.is_empty() {
-                sink.subscribe(&channels).await?;
-            }
-            Ok::<_, redis::RedisError>(Link { sink, stream })
+            let mut link = self.dialer.dial().await?;
+            link.subscribe(&channels).await?;
+            Ok::<_, redis::RedisError>(link)
         };
         let link = match tokio::time::timeout(self.timeout(), dial).await {
             Ok(Ok(link)) => link,
@@ -255,19 +245,8 @@ impl Task {
     /// Wakes the watches whose record is gone.
     async fn wake_released(&self) {
         let watched: Vec<&Watched> = self.channels.values().collect();
-        let mut pipeline = redis::pipe();
-        for entry in &watched {
-            pipeline.exists(&entry.record);
-        }
-        let exists: Vec<bool> = match self
-            .conns
-            .query(
-                OPERATION,
-                Request::Pipeline(&pipeline),
-                Resend::IfConnectionLost,
-            )
-            .await
-        {
+        let records: Vec<&[u8]> = watched.iter().map(|entry| &entry.record[..]).collect();
+        let exists = match self.conns.exist(OPERATION, &records).await {
             Ok(exists) => exists,
             Err(error) => {
                 tracing::warn!(
