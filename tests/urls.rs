@@ -33,8 +33,13 @@ fn assert_hidden(error: &stampede::Error, url: &str) {
 const NOBODY: &str = "127.0.0.1:1";
 
 async fn check_scheme(scheme: &str) {
+    check_url(scheme, "").await;
+}
+
+/// As [`check_scheme`], with `path` after the host (a Sentinel master).
+async fn check_url(scheme: &str, path: &str) {
     for reserved in RESERVED.chars() {
-        let url = format!("{scheme}://user:s3cr{reserved}Xq9@{NOBODY}?timeout_ms=200");
+        let url = format!("{scheme}://user:s3cr{reserved}Xq9@{NOBODY}{path}?timeout_ms=200");
         match Cache::from_url(&url).await {
             Err(error) => assert_hidden(&error, &url),
             Ok(cache) => {
@@ -55,4 +60,79 @@ async fn redis_url_passwords_never_show_in_errors() {
 #[tokio::test]
 async fn memcached_url_passwords_never_show_in_errors() {
     check_scheme("memcached").await;
+}
+
+#[cfg(feature = "redis-cluster")]
+#[tokio::test]
+async fn redis_cluster_url_passwords_never_show_in_errors() {
+    check_scheme("redis+cluster").await;
+}
+
+#[cfg(feature = "redis-sentinel")]
+#[tokio::test]
+async fn redis_sentinel_url_passwords_never_show_in_errors() {
+    check_url("redis+sentinel", "/mymaster").await;
+    check_scheme("redis+sentinel").await;
+}
+
+/// Each malformed cluster or Sentinel URL is refused when the cache is
+/// built, with a message that says what to write instead.
+#[cfg(all(feature = "redis-cluster", feature = "redis-sentinel"))]
+#[tokio::test]
+async fn malformed_cluster_and_sentinel_urls_say_what_is_wrong() {
+    for (url, says) in [
+        ("redis+cluster://", "needs a host"),
+        ("redis+cluster://h:1,,h:2", "empty host"),
+        ("redis+cluster://h:1,h:2/3", "only database 0"),
+        ("redis+sentinel://h:26379", "names the master"),
+        ("redis+sentinel://h:26379/", "names the master"),
+        (
+            "redis+sentinel://h:1,h:2/mymaster?protocol=4",
+            "resp2 or resp3",
+        ),
+        (
+            "redis+sentinel://h:1/mymaster?insecure=true",
+            "only applies to TLS",
+        ),
+        ("redis+cluster://h:1?bogus=1", "unknown parameter `bogus`"),
+        ("redis+shard://h:1", "unknown scheme `redis+shard`"),
+    ] {
+        let error = Cache::from_url(url).await.unwrap_err();
+        assert!(
+            matches!(error, stampede::Error::InvalidConfig { .. }),
+            "{url}: {error:?}"
+        );
+        assert!(error.to_string().contains(says), "{url}: {error}");
+    }
+    for url in [
+        "redis+cluster://h:1,h:2,h:3?namespace=app&timeout_ms=300",
+        "redis+cluster://user:pass@h:1/0",
+        "redis+sentinel://h:1,h:2/mymaster?sentinel_password=p",
+        "redis+sentinel://:pass@h:1/mymaster/2?protocol=resp3",
+    ] {
+        let cache = Cache::from_url(url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(cache.backend_kind(), "redis");
+    }
+}
+
+/// Configurations that would read from replicas are refused: locks and
+/// compare-and-set read what was just written.
+#[cfg(all(feature = "redis-cluster", feature = "redis-sentinel"))]
+#[test]
+fn replica_reads_are_refused() {
+    use stampede::backend::redis::deadpool_redis::{cluster, sentinel};
+    let mut config = cluster::Config::from_urls(vec!["redis://h:1".to_owned()]);
+    config.read_from_replicas = true;
+    let error = Cache::redis_cluster(config).unwrap_err();
+    assert!(error.to_string().contains("read_from_replicas"), "{error}");
+
+    let config = sentinel::Config::from_urls(
+        vec!["redis://h:26379".to_owned()],
+        "mymaster".to_owned(),
+        sentinel::SentinelServerType::Replica,
+    );
+    let error = Cache::redis_sentinel(config).unwrap_err();
+    assert!(error.to_string().contains("Replica"), "{error}");
 }

@@ -76,7 +76,7 @@ impl AnyBackend {
                 return Err(Error::invalid_config(
                     url.original,
                     format!(
-                        "unknown scheme `{other}`; expected memory, redis, rediss or memcached"
+                        "unknown scheme `{other}`; expected memory, redis, rediss, redis+cluster, redis+sentinel (or their rediss+ forms) or memcached"
                     ),
                 ))
             }

@@ -238,4 +238,3 @@ pub(super) fn bounded(mut config: PoolConfig, options: &RedisOptions) -> PoolCon
 pub(super) fn invalid_reason(error: &redis::RedisError) -> String {
     format!("not a usable Redis address: {error}")
 }
-

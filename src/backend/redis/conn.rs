@@ -173,14 +173,20 @@ impl Connections {
     /// Which of `records` exist: one `EXISTS` pipeline on one server; on a
     /// cluster one pipeline per slot (a cluster pipeline keeps to one
     /// slot), sent together. Resent if the connection was lost.
-    pub(super) async fn exist(&self, operation: &'static str, records: &[&[u8]]) -> Result<Vec<bool>> {
+    pub(super) async fn exist(
+        &self,
+        operation: &'static str,
+        records: &[&[u8]],
+    ) -> Result<Vec<bool>> {
         if !self.pool.is_cluster() {
             let mut pipeline = redis::pipe();
             for record in records {
                 pipeline.exists(*record);
             }
             let request = Request::Pipeline(&pipeline);
-            return self.query(operation, request, Resend::IfConnectionLost).await;
+            return self
+                .query(operation, request, Resend::IfConnectionLost)
+                .await;
         }
         let mut by_slot: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
         for (at, record) in records.iter().enumerate() {
@@ -197,7 +203,11 @@ impl Connections {
             })
             .collect();
         let replies = futures::future::try_join_all(pipelines.iter().map(|(_, pipeline)| {
-            self.query::<Vec<bool>>(operation, Request::Pipeline(pipeline), Resend::IfConnectionLost)
+            self.query::<Vec<bool>>(
+                operation,
+                Request::Pipeline(pipeline),
+                Resend::IfConnectionLost,
+            )
         }))
         .await?;
         let mut exists = vec![false; records.len()];

@@ -135,7 +135,6 @@ impl RedisBackend {
     }
 }
 
-
 /// A read's stored bytes opened into a [`FillRead`]; `lease` decides the
 /// lease from whether a value not marked stale was there.
 fn opened(stored: Option<Bytes>, lease: impl FnOnce(bool) -> FillLease) -> FillRead {

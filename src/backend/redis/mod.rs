@@ -18,17 +18,28 @@
 //!
 //! # URLs
 //!
-//! `redis://[user:password@]host[:port][/db][?params]`, and `rediss://…` for
-//! TLS (feature `redis-tls`; without it a `rediss://` URL is an
-//! [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the feature). Building the cache does not
-//! connect; the first operation does.
+//! | deployment | URL | feature |
+//! |---|---|---|
+//! | one server | `redis://[user:password@]host[:port][/db]` | `redis` |
+//! | Redis Cluster | `redis+cluster://[user:password@]host:port,host:port,…` | `redis-cluster` |
+//! | Sentinel | `redis+sentinel://[user:password@]host:port,host:port,…/master[/db]` | `redis-sentinel` |
+//!
+//! Each has a TLS form, `rediss://`, `rediss+cluster://`,
+//! `rediss+sentinel://` (feature `redis-tls`; without it such a URL is an
+//! [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the
+//! feature, as is a deployment whose feature is off). A cluster URL lists
+//! any reachable nodes (the rest are discovered) and has no database; the
+//! user-info is every node's. A Sentinel URL lists the sentinels and names
+//! the master they watch; its user-info is the master's credentials.
+//! Building the cache does not connect; the first operation does.
 //!
 //! | parameter | meaning | default |
 //! |---|---|---|
 //! | `namespace` | prefix every key, as [`Cache::with_namespace`](crate::Cache::with_namespace) | none |
 //! | `timeout_ms` | bound on every call, connecting included ([`RedisOptions::timeout`]) | `2000` |
 //! | `protocol` | `resp2` or `resp3`, passed to the redis crate | `resp2` |
-//! | `insecure` | `true`: skip TLS certificate checks (`rediss://` only) | `false` |
+//! | `insecure` | `true`: skip TLS certificate checks (TLS URLs only) | `false` |
+//! | `sentinel_username`, `sentinel_password` | credentials of the sentinels themselves (Sentinel only) | none |
 //!
 //! Any other parameter is refused, so a misspelt one is an error rather than
 //! a silent default.
@@ -50,8 +61,8 @@
 //! | `cas` | `cas.lua`: compare, then `SET [PX]` |
 //! | `try_lock`, no fence | `SET key owner NX PX lease` |
 //! | `try_lock`, fenced | `lock_fenced.lua`: `SET PX` if absent, `INCR` and `PEXPIRE` the fence counter |
-//! | `lock_record` | `MULTI GET PTTL EXEC` |
-//! | `release` | `release.lua`: owner check, `DEL`, `PUBLISH` |
+//! | `lock_record` | `lock_record.lua`: `GET`, `PTTL` |
+//! | `release` | `release.lua`: owner check, `DEL`, `PUBLISH` (`SPUBLISH` on a cluster) |
 //! | `extend` | `extend.lua`: owner check, `PEXPIRE` |
 //! | `read_for_fill` | `fill_read.lua`: `GET`, and the fill lease by `SET` when absent or stale |
 //! | `store_filled` | `fill_store.lua`: lease and key check, `SET`, `PUBLISH` |
@@ -86,13 +97,14 @@
 //! `INCR`, in the same script as the create. Two rules keep tokens rising
 //! for good, not just while the counter lives:
 //!
-//! - **Seeded from the clock.** A counter that does not exist (never used,
-//!   expired, lost to `FLUSHALL` or to a restart without persistence) is
-//!   first set to the server's clock (`TIME`) in microseconds since the
-//!   epoch. So a new counter starts above every token any earlier counter
-//!   gave out, as long as that one gave out fewer than one token per
-//!   microsecond of its life on average. A counter from an older version
-//!   (small, with no expiry) keeps counting up from where it is.
+//! - **Never below the clock.** A token is the larger of the counter plus
+//!   one and the server's clock (`TIME`) in microseconds since the epoch.
+//!   So a counter that is gone (never used, expired, lost to `FLUSHALL` or
+//!   to a restart without persistence) or behind (a failover to a replica
+//!   that missed the last increments) still hands out a token above every
+//!   one it gave out before, as long as it gave out fewer than one token
+//!   per microsecond on average. Where the counter is intact, tokens rise
+//!   whatever the clock does.
 //! - **It expires an hour after the last lease.** Every fenced lock sets
 //!   the counter's TTL to its lease plus one hour, so counters of locks no
 //!   longer used go away instead of piling up (one key per lock name
@@ -143,14 +155,30 @@
 //! and waiters whose record vanished meanwhile are woken; until then they
 //! fall back to the lease bound.
 //!
-//! # Redis Cluster
+//! # Redis Cluster and Sentinel
 //!
-//! Today this backend talks to **one standalone Redis server** (or anything
-//! that speaks its protocol as one, such as a proxy). Redis Cluster and
-//! Sentinel are not supported yet. The key names are ready for Cluster:
-//! every companion hashes to its key's slot (the reserved prefix comes
-//! before the `{`, where it does not count), so every script touches one
-//! slot only and a future sharded `SPUBLISH` reaches the right node.
+//! On a **cluster** (feature `redis-cluster`) commands go through
+//! redis-rs's cluster client, which sends each one to the master of its
+//! key's slot and follows the cluster through `MOVED` and failovers. Every
+//! script keeps to one slot: each companion name hashes to its key's slot
+//! (the reserved prefix comes before the `{`, where it does not count).
+//! Releases are published with `SPUBLISH` on the key's channel, and the
+//! pub/sub link `SSUBSCRIBE`s each watched channel on the node that owns
+//! it (sharded pub/sub: Redis 7 or later, RESP3 on the link). If a node's
+//! link drops or the topology changes, the subscriber dials again,
+//! subscribes every channel where it now lives, and wakes the waiters of
+//! records that went meanwhile.
+//!
+//! On **Sentinel** (feature `redis-sentinel`) each new connection, command
+//! or pub/sub, asks the sentinels for the current master. After a failover
+//! the first call on the old connection fails (the old master is gone, or
+//! answers `READONLY`), and the next one reaches the new master.
+//!
+//! **Replication is asynchronous**, on both. A failover can lose the last
+//! writes the old master acknowledged: a lock record just created, a value
+//! just stored. A lost lock record lets a second holder in while the first
+//! still works; the fencing token is what protects the resource then (it
+//! rises across the failover, see above). Check it where the work lands.
 //!
 //! # Connections and timeouts
 //!

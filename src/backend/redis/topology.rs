@@ -89,9 +89,9 @@ impl RedisPool {
                 Conn::Cluster(deadpool_redis::cluster::Connection::take(pool.get().await?))
             }
             #[cfg(feature = "redis-sentinel")]
-            RedisPool::Sentinel(pool) => {
-                Conn::Single(deadpool_redis::sentinel::Connection::take(pool.get().await?))
-            }
+            RedisPool::Sentinel(pool) => Conn::Single(deadpool_redis::sentinel::Connection::take(
+                pool.get().await?,
+            )),
         })
     }
 

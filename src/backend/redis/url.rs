@@ -58,7 +58,11 @@ pub(super) fn from_url(url: &mut CacheUrl<'_>) -> Result<(RedisSource, RedisOpti
     if url.rest.is_empty() {
         return Err(Error::invalid_config(
             url.original,
-            format!("a {}:// URL needs a host, as in {}", url.scheme, example(&deployment)),
+            format!(
+                "a {}:// URL needs a host, as in {}",
+                url.scheme,
+                example(&deployment)
+            ),
         ));
     }
     let source = match deployment.as_str() {

@@ -14,9 +14,9 @@
 //!   dials again, which subscribes every channel on the current topology
 //!   and re-checks every watched record, as after any outage.
 
+use redis::aio::{PubSubSink, PubSubStream};
 #[cfg(feature = "redis-cluster")]
 use redis::cluster_async::ClusterConnection;
-use redis::aio::{PubSubSink, PubSubStream};
 use redis::RedisResult;
 
 /// Opens links.
