@@ -3,6 +3,7 @@
 
 pub mod process;
 pub mod servers;
+pub mod topology;
 
 use std::time::Duration;
 
@@ -15,6 +16,12 @@ pub enum Kind {
     Memory,
     Redis,
     Memcached,
+    /// Redis Cluster (three masters, three replicas): the shared
+    /// [`topology::shared_cluster_url`].
+    RedisCluster,
+    /// Redis behind three sentinels: the shared
+    /// [`topology::shared_sentinel_url`].
+    RedisSentinel,
 }
 
 impl Kind {
@@ -88,6 +95,8 @@ impl Store {
             }
             Kind::Redis => (Some(servers::shared_url(servers::REDIS)), None),
             Kind::Memcached => (Some(servers::shared_url(servers::MEMCACHED)), None),
+            Kind::RedisCluster => (Some(topology::shared_cluster_url()), None),
+            Kind::RedisSentinel => (Some(topology::shared_sentinel_url()), None),
         };
         Store {
             kind,

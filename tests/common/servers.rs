@@ -19,7 +19,8 @@ pub struct ServerKind {
     pub package: &'static str,
     pub env_var: &'static str,
     pub scheme: &'static str,
-    args: fn(u16) -> Vec<String>,
+    /// The server's command-line arguments for a given port.
+    pub args: fn(u16) -> Vec<String>,
 }
 
 pub const REDIS: ServerKind = ServerKind {
@@ -292,7 +293,8 @@ fn check_installed(kind: ServerKind) {
     );
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on now (from the kernel's ephemeral range).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
@@ -311,6 +313,7 @@ fn wait_until_listening(kind: ServerKind, port: u16) {
     }
 }
 
-fn shell_quote(arg: &str) -> String {
+/// `arg` quoted for `sh`.
+pub fn shell_quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
