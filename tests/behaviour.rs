@@ -111,6 +111,16 @@ mod redis {
     all_cases!(crate::common::Kind::Redis);
 }
 
+#[cfg(feature = "redis-cluster")]
+mod redis_cluster {
+    all_cases!(crate::common::Kind::RedisCluster);
+}
+
+#[cfg(feature = "redis-sentinel")]
+mod redis_sentinel {
+    all_cases!(crate::common::Kind::RedisSentinel);
+}
+
 #[cfg(feature = "memcached")]
 mod memcached {
     all_cases!(crate::common::Kind::Memcached);

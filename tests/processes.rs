@@ -310,33 +310,50 @@ fn delete_voids_a_fill_in_another_process(kind: Kind) {
 
 // ---------------------------------------------------------------- per backend
 
+/// The cases for one Redis deployment (standalone, cluster, Sentinel).
+macro_rules! redis_cases {
+    ($kind:expr) => {
+        use super::*;
+
+        #[test]
+        fn lock_excludes_across_processes() {
+            exclusion_across_processes($kind);
+        }
+
+        #[test]
+        fn killed_holder_is_replaced_after_its_lease() {
+            super::killed_holder_is_replaced_after_its_lease(
+                $kind,
+                Duration::from_secs(1),
+                Duration::from_millis(500),
+            );
+        }
+
+        #[test]
+        fn get_or_fill_fills_once_across_four_processes() {
+            fill_once_across_four_processes($kind);
+        }
+
+        #[test]
+        fn a_delete_voids_a_fill_in_another_process() {
+            delete_voids_a_fill_in_another_process($kind);
+        }
+    };
+}
+
 #[cfg(feature = "redis")]
 mod redis {
-    use super::*;
+    redis_cases!(Kind::Redis);
+}
 
-    #[test]
-    fn lock_excludes_across_processes() {
-        exclusion_across_processes(Kind::Redis);
-    }
+#[cfg(feature = "redis-cluster")]
+mod redis_cluster {
+    redis_cases!(Kind::RedisCluster);
+}
 
-    #[test]
-    fn killed_holder_is_replaced_after_its_lease() {
-        super::killed_holder_is_replaced_after_its_lease(
-            Kind::Redis,
-            Duration::from_secs(1),
-            Duration::from_millis(500),
-        );
-    }
-
-    #[test]
-    fn get_or_fill_fills_once_across_four_processes() {
-        fill_once_across_four_processes(Kind::Redis);
-    }
-
-    #[test]
-    fn a_delete_voids_a_fill_in_another_process() {
-        delete_voids_a_fill_in_another_process(Kind::Redis);
-    }
+#[cfg(feature = "redis-sentinel")]
+mod redis_sentinel {
+    redis_cases!(Kind::RedisSentinel);
 }
 
 #[cfg(feature = "memcached")]

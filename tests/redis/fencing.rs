@@ -75,7 +75,10 @@ async fn an_old_counter_jumps_to_the_clock() {
     let before = now_micros();
     let guard = lock.lock().await.unwrap();
     let token = guard.fencing_token();
-    assert!(token > before, "token {token} is below the clock ({before} µs)");
+    assert!(
+        token > before,
+        "token {token} is below the clock ({before} µs)"
+    );
     assert!(guard.release().await.unwrap());
 }
 

@@ -1,0 +1,16 @@
+//! Redis Cluster behaviour against a real 3-master, 3-replica cluster that
+//! the tests start (`tests/common/topology.rs`); the shared behaviour suite
+//! runs on it too (`tests/behaviour.rs`).
+//!
+//! - `scripts`: every Lua script, with keys on every master.
+//! - `wakeups`: sharded pub/sub wake-ups; a dropped link.
+//! - `failover`: a master killed mid-run.
+#![cfg(feature = "redis-cluster")]
+
+mod common;
+#[path = "redis_cluster/failover.rs"]
+mod failover;
+#[path = "redis_cluster/scripts.rs"]
+mod scripts;
+#[path = "redis_cluster/wakeups.rs"]
+mod wakeups;

@@ -1,0 +1,94 @@
+//! Sharded pub/sub: a release wakes a waiter in another handle (as in
+//! another process) whichever master owns the lock's slot, and a pub/sub
+//! link that drops is dialled again and every watched lock re-checked.
+
+use std::time::{Duration, Instant};
+
+use stampede::{Cache, RedLock};
+
+use crate::common::topology::{redis_cli, shared_cluster_url, RedisCluster};
+use crate::common::{assert_between, until_waiting};
+
+/// Long enough that a waiter returning early can only have been woken.
+const LONG_LEASE: Duration = Duration::from_secs(30);
+/// How soon a woken waiter must be back.
+const WAKE_BOUND: Duration = Duration::from_secs(1);
+
+/// Holds `key` on `holder`, parks a waiter on `waiting`, releases, and
+/// checks the waiter was woken (not its lease) within the bound.
+async fn release_wakes_a_remote_waiter(holder: &Cache, waiting: &Cache, key: &str) {
+    let holding = RedLock::new(holder, key, LONG_LEASE)
+        .acquire()
+        .await
+        .unwrap();
+    let waiter = tokio::spawn({
+        let lock = RedLock::new(waiting, key, LONG_LEASE);
+        async move { lock.acquire().await.unwrap() }
+    });
+    until_waiting(waiting, 1).await;
+    // The watch is confirmed before the waiter parks, so the release's
+    // SPUBLISH cannot be missed.
+    let released_at = Instant::now();
+    assert!(holding.release().await.unwrap());
+    let guard = waiter.await.unwrap();
+    assert!(guard.was_woken(), "{key}: the waiter sat out its lease");
+    assert_between(key, released_at.elapsed(), Duration::ZERO, WAKE_BOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_wake_waiters_in_other_handles_on_every_master() {
+    let url = format!(
+        "{}?namespace=wakes-{}",
+        shared_cluster_url(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let holder = Cache::from_url(&url).await.unwrap();
+    let waiting = Cache::from_url(&url).await.unwrap();
+    // Twelve keys land on every master with near certainty; each is
+    // checked on its own.
+    for i in 0..12 {
+        release_wakes_a_remote_waiter(&holder, &waiting, &format!("job{i}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_pubsub_link_is_dialled_again_and_missed_releases_still_wake() {
+    let cluster = RedisCluster::start();
+    let url = format!("{}?namespace=relink", cluster.url());
+    let holder = Cache::from_url(&url).await.unwrap();
+    let waiting = Cache::from_url(&url).await.unwrap();
+    release_wakes_a_remote_waiter(&holder, &waiting, "warm-up").await;
+
+    for round in 0..3 {
+        let key = format!("job{round}");
+        let holding = RedLock::new(&holder, &key, LONG_LEASE)
+            .acquire()
+            .await
+            .unwrap();
+        let waiter = tokio::spawn({
+            let lock = RedLock::new(&waiting, &key, LONG_LEASE);
+            async move { lock.acquire().await.unwrap() }
+        });
+        until_waiting(&waiting, 1).await;
+        // Every subscribed link on every node goes; the release may be
+        // published before the subscriber has dialled again, so only the
+        // re-check after the new link is up can wake the waiter then.
+        for port in cluster.live_nodes() {
+            redis_cli(port, &["CLIENT", "KILL", "TYPE", "pubsub"]);
+        }
+        let released_at = Instant::now();
+        assert!(holding.release().await.unwrap());
+        let guard = waiter.await.unwrap();
+        assert!(
+            guard.was_woken(),
+            "round {round}: the waiter sat out its lease"
+        );
+        // Dialling again waits out a backoff of at most two seconds.
+        assert_between(
+            &key,
+            released_at.elapsed(),
+            Duration::ZERO,
+            Duration::from_secs(5),
+        );
+    }
+}
