@@ -59,36 +59,45 @@ async fn a_killed_pubsub_link_is_dialled_again_and_missed_releases_still_wake() 
     let waiting = Cache::from_url(&url).await.unwrap();
     release_wakes_a_remote_waiter(&holder, &waiting, "warm-up").await;
 
+    // Six locks at once, on several masters: the re-check after the new
+    // link is up asks about all of them, one pipeline per slot.
     for round in 0..3 {
-        let key = format!("job{round}");
-        let holding = RedLock::new(&holder, &key, LONG_LEASE)
-            .acquire()
-            .await
-            .unwrap();
-        let waiter = tokio::spawn({
-            let lock = RedLock::new(&waiting, &key, LONG_LEASE);
-            async move { lock.acquire().await.unwrap() }
-        });
-        until_waiting(&waiting, 1).await;
-        // Every subscribed link on every node goes; the release may be
+        let keys: Vec<String> = (0..6).map(|i| format!("job{round}-{i}")).collect();
+        let mut held = Vec::new();
+        for key in &keys {
+            let holding = RedLock::new(&holder, key, LONG_LEASE)
+                .acquire()
+                .await
+                .unwrap();
+            let waiter = tokio::spawn({
+                let lock = RedLock::new(&waiting, key, LONG_LEASE);
+                async move { lock.acquire().await.unwrap() }
+            });
+            held.push((key, holding, waiter));
+        }
+        until_waiting(&waiting, keys.len()).await;
+        // Every subscribed link on every node goes; the releases may be
         // published before the subscriber has dialled again, so only the
-        // re-check after the new link is up can wake the waiter then.
+        // re-check after the new link is up can wake those waiters then.
         for port in cluster.live_nodes() {
             redis_cli(port, &["CLIENT", "KILL", "TYPE", "pubsub"]);
         }
         let released_at = Instant::now();
-        assert!(holding.release().await.unwrap());
-        let guard = waiter.await.unwrap();
-        assert!(
-            guard.was_woken(),
-            "round {round}: the waiter sat out its lease"
-        );
-        // Dialling again waits out a backoff of at most two seconds.
-        assert_between(
-            &key,
-            released_at.elapsed(),
-            Duration::ZERO,
-            Duration::from_secs(5),
-        );
+        let mut waiters = Vec::new();
+        for (key, holding, waiter) in held {
+            assert!(holding.release().await.unwrap(), "{key}");
+            waiters.push((key, waiter));
+        }
+        for (key, waiter) in waiters {
+            let guard = waiter.await.unwrap();
+            assert!(guard.was_woken(), "{key}: the waiter sat out its lease");
+            // Dialling again waits out a backoff of at most two seconds.
+            assert_between(
+                key,
+                released_at.elapsed(),
+                Duration::ZERO,
+                Duration::from_secs(5),
+            );
+        }
     }
 }
