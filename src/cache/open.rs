@@ -42,7 +42,7 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] naming the problem (an unknown scheme, a
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the problem (an unknown scheme, a
     /// backend whose feature is off, a bad parameter), never showing a
     /// password. Network backends connect lazily, on the first operation.
     ///
@@ -108,7 +108,7 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an unusable address or pool configuration.
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an unusable address or pool configuration.
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(source: impl Into<RedisSource>) -> Result<Cache> {
         Cache::redis_with(source, RedisOptions::default())
@@ -130,7 +130,7 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// As for [`Cache::redis`]; also [`Error::InvalidArgument`] for a zero
+    /// As for [`Cache::redis`]; also [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a zero
     /// timeout.
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis_with(source: impl Into<RedisSource>, options: RedisOptions) -> Result<Cache> {

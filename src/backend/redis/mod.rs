@@ -252,9 +252,8 @@ pub use naming::{fence_key, fill_lease_key, release_channel};
 pub use redis;
 pub use topology::RedisPool;
 
-use conn::{Connections, Request, Resend};
+use conn::Connections;
 use subscriber::Subscriber;
-use undo::Undo;
 
 /// The largest value this backend stores: Redis's 512 MiB limit, less the
 /// 14-byte envelope. Larger values fail with
@@ -376,49 +375,6 @@ impl RedisBackend {
     pub fn timeout(&self) -> Duration {
         self.conns.timeout()
     }
-
-    /// Sends a request that must not run twice.
-    async fn query<T: redis::FromRedisValue>(
-        &self,
-        operation: &'static str,
-        request: Request<'_>,
-    ) -> Result<T> {
-        // Boxed: inlined, the connection's future nests deep enough in
-        // callers' futures (get_or_fill) to overflow the compiler's query
-        // depth in plain `#[tokio::main]` programs. One allocation per call,
-        // next to a network round trip.
-        Box::pin(self.conns.query(operation, request, Resend::Never)).await
-    }
-
-    /// Sends a create: if its reply is given up on (timeout, cancellation)
-    /// after it was sent, `undo` takes back whatever it made.
-    async fn query_create<T: redis::FromRedisValue>(
-        &self,
-        operation: &'static str,
-        request: Request<'_>,
-        resend: Resend,
-        undo: Undo,
-    ) -> Result<T> {
-        Box::pin(
-            self.conns
-                .query_or_undo(operation, request, resend, Some(undo)),
-        )
-        .await
-    }
-
-    /// Sends a request that may run twice: resent once if its connection
-    /// turns out to be lost (say, to a server that restarted).
-    async fn query_resendable<T: redis::FromRedisValue>(
-        &self,
-        operation: &'static str,
-        request: Request<'_>,
-    ) -> Result<T> {
-        Box::pin(
-            self.conns
-                .query(operation, request, Resend::IfConnectionLost),
-        )
-        .await
-    }
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -427,26 +383,5 @@ impl std::fmt::Debug for RedisBackend {
             .field("connections", &self.conns)
             .field("subscriber", &self.subscriber)
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ops::{millis, remaining};
-    use super::*;
-
-    #[test]
-    fn millis_round_up_and_never_reach_zero() {
-        assert_eq!(millis(Duration::from_micros(1)), 1);
-        assert_eq!(millis(Duration::from_millis(300)), 300);
-        assert_eq!(millis(Duration::from_micros(300_001)), 301);
-        assert_eq!(millis(Duration::MAX), (1 << 53) - 1);
-    }
-
-    #[test]
-    fn pttl_replies_become_remaining_leases() {
-        assert_eq!(remaining(1500), Some(Duration::from_millis(1500)));
-        assert_eq!(remaining(-1), None);
-        assert_eq!(remaining(-2), None);
     }
 }

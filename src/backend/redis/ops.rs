@@ -54,6 +54,49 @@ pub(super) fn check_size(key: &str, value: &[u8]) -> Result<()> {
 }
 
 impl RedisBackend {
+    /// Sends a request that must not run twice.
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T> {
+        // Boxed: inlined, the connection's future nests deep enough in
+        // callers' futures (get_or_fill) to overflow the compiler's query
+        // depth in plain `#[tokio::main]` programs. One allocation per call,
+        // next to a network round trip.
+        Box::pin(self.conns.query(operation, request, Resend::Never)).await
+    }
+
+    /// Sends a create: if its reply is given up on (timeout, cancellation)
+    /// after it was sent, `undo` takes back whatever it made.
+    pub(super) async fn query_create<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+        resend: Resend,
+        undo: Undo,
+    ) -> Result<T> {
+        Box::pin(
+            self.conns
+                .query_or_undo(operation, request, resend, Some(undo)),
+        )
+        .await
+    }
+
+    /// Sends a request that may run twice: resent once if its connection
+    /// turns out to be lost (say, to a server that restarted).
+    pub(super) async fn query_resendable<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: Request<'_>,
+    ) -> Result<T> {
+        Box::pin(
+            self.conns
+                .query(operation, request, Resend::IfConnectionLost),
+        )
+        .await
+    }
+
     /// `release.lua` for `key` and `owner`: the release, and the undo of a
     /// lock create given up on.
     fn release_script(&self, key: &str, owner: &[u8]) -> redis::ScriptInvocation<'static> {
@@ -252,5 +295,25 @@ impl Backend for RedisBackend {
         // pub/sub outage, waiters wake if the lease record is gone.
         let record = naming::fill_lease_key(key);
         self.subscriber.watch_record(key, record, wake).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_round_up_and_never_reach_zero() {
+        assert_eq!(millis(Duration::from_micros(1)), 1);
+        assert_eq!(millis(Duration::from_millis(300)), 300);
+        assert_eq!(millis(Duration::from_micros(300_001)), 301);
+        assert_eq!(millis(Duration::MAX), (1 << 53) - 1);
+    }
+
+    #[test]
+    fn pttl_replies_become_remaining_leases() {
+        assert_eq!(remaining(1500), Some(Duration::from_millis(1500)));
+        assert_eq!(remaining(-1), None);
+        assert_eq!(remaining(-2), None);
     }
 }
