@@ -6,6 +6,7 @@ use stampede::backend::redis::{deadpool_redis, redis, RedisBackend, RedisOptions
 use stampede::backend::Backend;
 use stampede::Cache;
 
+#[cfg(feature = "redis-tls")]
 use crate::common::servers;
 use crate::{hold_with_remote_waiter, raw, release_wakes, shared_url, LONG_LEASE, MARGIN};
 

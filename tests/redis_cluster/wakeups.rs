@@ -101,3 +101,62 @@ async fn a_killed_pubsub_link_is_dialled_again_and_missed_releases_still_wake() 
         }
     }
 }
+
+/// Moves `slot` from the master on `from` to the master on `to`, keys and
+/// all, as `redis-cli --cluster reshard` does for one slot.
+fn move_slot(cluster: &RedisCluster, slot: &str, from: u16, to: u16) {
+    let from_id = redis_cli(from, &["CLUSTER", "MYID"]);
+    let to_id = redis_cli(to, &["CLUSTER", "MYID"]);
+    redis_cli(to, &["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id]);
+    redis_cli(from, &["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id]);
+    let keys = redis_cli(from, &["CLUSTER", "GETKEYSINSLOT", slot, "100"]);
+    for key in keys.lines().filter(|key| !key.is_empty()) {
+        let port = to.to_string();
+        let moved = redis_cli(from, &["MIGRATE", "127.0.0.1", &port, key, "0", "5000"]);
+        assert_eq!(moved, "OK", "MIGRATE {key}");
+    }
+    for port in cluster.live_nodes() {
+        redis_cli(port, &["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_slot_moved_to_another_node_is_followed() {
+    let cluster = RedisCluster::start();
+    let url = format!("{}?namespace=moved", cluster.url());
+    let holder = Cache::from_url(&url).await.unwrap();
+    let waiting = Cache::from_url(&url).await.unwrap();
+    let record = "moved:job-lock";
+    let from = cluster.master_for_key(record.as_bytes());
+    let to = cluster
+        .live_nodes()
+        .into_iter()
+        .find(|&port| port != from && redis_cli(port, &["ROLE"]).starts_with("master"))
+        .expect("another master");
+    let slot = redis_cli(from, &["CLUSTER", "KEYSLOT", record]);
+
+    let holding = RedLock::new(&holder, "job", LONG_LEASE)
+        .acquire()
+        .await
+        .unwrap();
+    let waiter = tokio::spawn({
+        let lock = RedLock::new(&waiting, "job", LONG_LEASE);
+        async move { lock.acquire().await.unwrap() }
+    });
+    until_waiting(&waiting, 1).await;
+    move_slot(&cluster, &slot, from, to);
+    assert_eq!(cluster.master_for_key(record.as_bytes()), to);
+
+    // The old node dropped the sharded subscription when the slot left it;
+    // the subscriber must follow the slot, or the waiter sits out its lease.
+    let released_at = Instant::now();
+    assert!(holding.release().await.unwrap());
+    let guard = waiter.await.unwrap();
+    assert!(guard.was_woken(), "the waiter sat out its lease");
+    assert_between(
+        "wake-up after the slot moved",
+        released_at.elapsed(),
+        Duration::ZERO,
+        Duration::from_secs(5),
+    );
+}

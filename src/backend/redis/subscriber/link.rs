@@ -55,6 +55,19 @@ impl Dialer {
     }
 }
 
+/// What a link heard.
+pub(super) enum Heard {
+    /// A message on this channel.
+    Message(Vec<u8>),
+    /// The server ended this channel's subscription on its own (on a
+    /// cluster: its slot moved to another node), or confirmed an
+    /// unsubscribe we sent. Only sharded (cluster) links report it.
+    #[cfg_attr(not(feature = "redis-cluster"), allow(dead_code))]
+    Unsubscribed(Vec<u8>),
+    /// The link is lost: messages may have been missed.
+    Lost,
+}
+
 /// A live pub/sub link.
 pub(super) enum Link {
     Single {
@@ -113,25 +126,33 @@ impl Link {
         }
     }
 
-    /// The channel of the next published message; `None` once the link is
-    /// lost (messages may have been missed).
-    pub(super) async fn next(&mut self) -> Option<Vec<u8>> {
+    /// What the link hears next.
+    pub(super) async fn next(&mut self) -> Heard {
         match self {
             // Channel names are bytes (they start with 0xFF), never
             // `get_channel_name()`, which turns them into "?".
-            Link::Single { stream, .. } => {
-                let message = futures::StreamExt::next(stream).await?;
-                Some(message.get_channel::<Vec<u8>>().unwrap_or_default())
-            }
+            Link::Single { stream, .. } => match futures::StreamExt::next(stream).await {
+                Some(message) => {
+                    Heard::Message(message.get_channel::<Vec<u8>>().unwrap_or_default())
+                }
+                None => Heard::Lost,
+            },
             #[cfg(feature = "redis-cluster")]
             Link::Sharded { pushes, .. } => loop {
-                let push = pushes.recv().await?;
+                let Some(push) = pushes.recv().await else {
+                    return Heard::Lost;
+                };
+                let channel = || {
+                    push.data
+                        .first()
+                        .cloned()
+                        .and_then(bytes)
+                        .unwrap_or_default()
+                };
                 match push.kind {
-                    redis::PushKind::SMessage => {
-                        let channel = push.data.into_iter().next();
-                        return Some(channel.and_then(bytes).unwrap_or_default());
-                    }
-                    redis::PushKind::Disconnection => return None,
+                    redis::PushKind::SMessage => return Heard::Message(channel()),
+                    redis::PushKind::SUnsubscribe => return Heard::Unsubscribed(channel()),
+                    redis::PushKind::Disconnection => return Heard::Lost,
                     // Subscription confirmations, including redis-rs's own
                     // resubscriptions after a reconnect.
                     _ => continue,

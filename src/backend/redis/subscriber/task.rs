@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::link::{Dialer, Link};
+use super::link::{Dialer, Heard, Link};
 use super::{Command, BACKOFF_MAX, BACKOFF_MIN, KEEPALIVE, OPERATION};
 use crate::backend::redis::conn::{Connections, KIND};
 use crate::{Error, Result};
@@ -43,8 +43,7 @@ impl Watched {
 
 enum Event {
     Command(Option<Command>),
-    /// The channel of a message, or `None`: the link is lost.
-    Message(Option<Vec<u8>>),
+    Heard(Heard),
     Keepalive,
     Retry,
 }
@@ -73,7 +72,7 @@ impl Task {
             let event = match self.link.as_mut() {
                 Some(link) => tokio::select! {
                     command = commands.recv() => Event::Command(command),
-                    message = link.next() => Event::Message(message),
+                    heard = link.next() => Event::Heard(heard),
                     _ = keepalive.tick(), if watching => Event::Keepalive,
                 },
                 None => {
@@ -102,13 +101,25 @@ impl Task {
                 Event::Command(Some(Command::Unwatch { channel, id })) => {
                     self.unwatch(&channel, id).await;
                 }
-                Event::Message(Some(channel)) => {
+                Event::Heard(Heard::Message(channel)) => {
                     if let Some(watched) = self.channels.get(&channel) {
                         tracing::debug!(record = %lossy(&watched.record), "release published");
                         watched.wake();
                     }
                 }
-                Event::Message(None) => {
+                Event::Heard(Heard::Unsubscribed(channel)) => {
+                    // Our own unsubscribes remove the channel first; one
+                    // still watched was dropped by the server (its slot
+                    // moved): dial again to subscribe where it lives now.
+                    if let Some(watched) = self.channels.get(&channel) {
+                        tracing::warn!(
+                            record = %lossy(&watched.record),
+                            "Redis dropped a watched subscription (slot moved?); reconnecting"
+                        );
+                        self.lose_link();
+                    }
+                }
+                Event::Heard(Heard::Lost) => {
                     tracing::warn!(
                         channels = self.channels.len(),
                         "Redis pub/sub link lost; reconnecting (waiters fall back to their lease meanwhile)"
