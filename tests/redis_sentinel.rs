@@ -5,19 +5,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use stampede::{Cache, RedLock};
 
+use common::failover::{self, FAILOVER, LEASE, TIMEOUT};
 use common::topology::{redis_cli, RedisSentinel};
-use common::{assert_between, until_waiting};
-
-const TIMEOUT: Duration = Duration::from_millis(1000);
-/// Scheduling slack on top of the timeout.
-const MARGIN: Duration = Duration::from_millis(750);
-const LEASE: Duration = Duration::from_secs(60);
-/// The longest an election may take here.
-const FAILOVER: Duration = Duration::from_secs(30);
 
 /// A killed master: calls fail within the timeout, the same cache reaches
 /// the new master, the pub/sub link follows it (a waiter parked across the
@@ -34,81 +25,20 @@ async fn a_failover_fails_calls_fast_then_everything_follows_the_new_master() {
     let cache = Cache::from_url(&url).await.unwrap();
     let other = Cache::from_url(&url).await.unwrap();
     let old_master = sentinel.master_port();
+    let parked = failover::park_a_waiter(&cache, &other, "job").await;
 
-    let lock = RedLock::new(&cache, "job", LEASE);
-    let guard = lock.lock().await.unwrap();
-    let before = guard.fencing_token();
-    assert!(guard.release().await.unwrap());
-    let holding = RedLock::new(&cache, "job", LEASE).acquire().await.unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&other, "job", LEASE);
-        async move { lock.lock().await }
-    });
-    until_waiting(&other, 1).await;
     sentinel.kill_master();
-
-    let killed_at = Instant::now();
-    let mut failures = 0;
-    loop {
-        let call = Instant::now();
-        match cache.set("probe", b"p", None).await {
-            Ok(()) => break,
-            Err(error) => {
-                assert!(error.is_backend() || error.is_timeout(), "{error:?}");
-                assert!(
-                    call.elapsed() < TIMEOUT + MARGIN,
-                    "a call took {:?}",
-                    call.elapsed()
-                );
-                failures += 1;
-            }
-        }
-        assert!(
-            killed_at.elapsed() < FAILOVER,
-            "no recovery within {FAILOVER:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(failures > 0, "writes to a dead master cannot all succeed");
+    failover::fails_fast_until_it_recovers(|| cache.set("probe", b"p", None)).await;
     let new_master = sentinel.wait_for_new_master(FAILOVER);
     assert_ne!(new_master, old_master);
-    eprintln!(
-        "{failures} calls failed; recovered {:?} after the kill",
-        killed_at.elapsed()
-    );
-
-    let _ = holding.release().await;
-    let woken = tokio::time::timeout(Duration::from_secs(10), waiter)
-        .await
-        .expect("the waiter is woken, not left to its 60 s lease")
-        .unwrap()
-        .unwrap();
-    let after = woken.fencing_token();
-    assert!(after > before, "token {after} after {before}");
-    assert!(woken.release().await.unwrap());
-
+    let after = failover::woken_with_a_larger_token(parked).await;
     // The pub/sub link is on the new master: a fresh wait is woken by the
     // release, well before its lease.
-    let holding = RedLock::new(&cache, "next", LEASE).acquire().await.unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(&other, "next", LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
-    until_waiting(&other, 1).await;
-    let released_at = Instant::now();
-    assert!(holding.release().await.unwrap());
-    let guard = waiter.await.unwrap();
-    assert!(guard.was_woken(), "the waiter sat out its lease");
-    assert_between(
-        "wake-up on the new master",
-        released_at.elapsed(),
-        Duration::ZERO,
-        Duration::from_secs(1),
-    );
+    failover::release_wakes_a_remote_waiter(&cache, &other, "next").await;
 
     // The new master loses its data: tokens still rise.
     redis_cli(new_master, &["FLUSHALL"]);
-    let guard = lock.lock().await.unwrap();
+    let guard = RedLock::new(&cache, "job", LEASE).lock().await.unwrap();
     assert!(
         guard.fencing_token() > after,
         "token {} after {after}",

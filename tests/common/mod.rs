@@ -1,6 +1,7 @@
 //! Shared test support: which backend, a store per test, child processes.
 #![allow(dead_code)]
 
+pub mod failover;
 pub mod process;
 pub mod servers;
 pub mod topology;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
-use stampede::backend::{Backend, Fencing, FillLease, LockAttempt};
+use stampede::backend::{Backend, Fencing, FillLease, LeaseToken, LockAttempt, ReleaseWatch};
 use tokio::sync::Notify;
 
 use crate::common::topology::shared_cluster;
@@ -55,6 +55,22 @@ async fn heard<F: std::future::Future>(notify: &Arc<Notify>, release: F) -> F::O
         .await
         .expect("the publish reached the watcher on the key's node");
     output
+}
+
+/// A fill lease on `key`, which nobody holds.
+async fn granted(backend: &RedisBackend, key: &str) -> LeaseToken {
+    let read = backend.read_for_fill(key, LEASE).await.unwrap();
+    match read.lease {
+        FillLease::Granted(lease) => lease,
+        _ => panic!("{key}: {read:?}"),
+    }
+}
+
+/// A watch on `key`'s fill lease, and what it notifies.
+async fn watching_fills(watcher: &RedisBackend, key: &str) -> (Arc<Notify>, ReleaseWatch) {
+    let notify = Arc::new(Notify::new());
+    let watch = watcher.watch_fills(key, Arc::clone(&notify)).await.unwrap();
+    (notify, watch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,17 +151,10 @@ async fn fill_read_lua_and_fill_store_lua() {
     let backend = cluster_backend();
     let watcher = cluster_backend();
     for key in keys("fill") {
-        let read = backend.read_for_fill(&key, LEASE).await.unwrap();
-        let FillLease::Granted(lease) = read.lease else {
-            panic!("{key}: {read:?}");
-        };
+        let lease = granted(&backend, &key).await;
         let busy = backend.read_for_fill(&key, LEASE).await.unwrap();
         assert!(matches!(busy.lease, FillLease::Busy), "{key}: {busy:?}");
-        let notify = Arc::new(Notify::new());
-        let _watch = watcher
-            .watch_fills(&key, Arc::clone(&notify))
-            .await
-            .unwrap();
+        let (notify, _watch) = watching_fills(&watcher, &key).await;
         let stored = heard(&notify, backend.store_filled(&key, &lease, b"filled", None));
         assert!(stored.await.unwrap(), "{key}");
         let read = backend.read_for_fill(&key, LEASE).await.unwrap();
@@ -165,15 +174,8 @@ async fn fill_release_lua() {
     let backend = cluster_backend();
     let watcher = cluster_backend();
     for key in keys("fill-release") {
-        let read = backend.read_for_fill(&key, LEASE).await.unwrap();
-        let FillLease::Granted(lease) = read.lease else {
-            panic!("{key}: {read:?}");
-        };
-        let notify = Arc::new(Notify::new());
-        let _watch = watcher
-            .watch_fills(&key, Arc::clone(&notify))
-            .await
-            .unwrap();
+        let lease = granted(&backend, &key).await;
+        let (notify, _watch) = watching_fills(&watcher, &key).await;
         assert!(heard(&notify, backend.release_fill(&key, &lease))
             .await
             .unwrap());
@@ -190,15 +192,8 @@ async fn delete_lua_voids_the_fill_lease() {
     let backend = cluster_backend();
     let watcher = cluster_backend();
     for key in keys("delete") {
-        let read = backend.read_for_fill(&key, LEASE).await.unwrap();
-        let FillLease::Granted(lease) = read.lease else {
-            panic!("{key}: {read:?}");
-        };
-        let notify = Arc::new(Notify::new());
-        let _watch = watcher
-            .watch_fills(&key, Arc::clone(&notify))
-            .await
-            .unwrap();
+        let lease = granted(&backend, &key).await;
+        let (notify, _watch) = watching_fills(&watcher, &key).await;
         assert!(!heard(&notify, backend.delete(&key)).await.unwrap());
         assert!(!backend
             .store_filled(&key, &lease, b"stale", None)

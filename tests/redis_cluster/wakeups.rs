@@ -6,34 +6,12 @@ use std::time::{Duration, Instant};
 
 use stampede::{Cache, RedLock};
 
+use crate::common::failover::release_wakes_a_remote_waiter;
 use crate::common::topology::{redis_cli, shared_cluster_url, RedisCluster};
 use crate::common::{assert_between, until_waiting};
 
 /// Long enough that a waiter returning early can only have been woken.
 const LONG_LEASE: Duration = Duration::from_secs(30);
-/// How soon a woken waiter must be back.
-const WAKE_BOUND: Duration = Duration::from_secs(1);
-
-/// Holds `key` on `holder`, parks a waiter on `waiting`, releases, and
-/// checks the waiter was woken (not its lease) within the bound.
-async fn release_wakes_a_remote_waiter(holder: &Cache, waiting: &Cache, key: &str) {
-    let holding = RedLock::new(holder, key, LONG_LEASE)
-        .acquire()
-        .await
-        .unwrap();
-    let waiter = tokio::spawn({
-        let lock = RedLock::new(waiting, key, LONG_LEASE);
-        async move { lock.acquire().await.unwrap() }
-    });
-    until_waiting(waiting, 1).await;
-    // The watch is confirmed before the waiter parks, so the release's
-    // SPUBLISH cannot be missed.
-    let released_at = Instant::now();
-    assert!(holding.release().await.unwrap());
-    let guard = waiter.await.unwrap();
-    assert!(guard.was_woken(), "{key}: the waiter sat out its lease");
-    assert_between(key, released_at.elapsed(), Duration::ZERO, WAKE_BOUND);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn releases_wake_waiters_in_other_handles_on_every_master() {

@@ -40,7 +40,29 @@ fn nodes(
             "the config takes either `urls` or `connections`, not both",
         ))),
     };
-    parsed.map_err(|e| Error::invalid_config(described(), invalid_reason(&e)))
+    let nodes = parsed.map_err(|e| Error::invalid_config(described(), invalid_reason(&e)))?;
+    if nodes.is_empty() {
+        return Err(Error::invalid_config(
+            described(),
+            "the config names no node: `urls` or `connections` is empty",
+        ));
+    }
+    Ok(nodes)
+}
+
+/// The pool a deadpool-redis cluster or Sentinel `$config` describes, with
+/// the backend's timeouts where it sets none. (A macro: the two pool
+/// builders are different types with the same methods.)
+macro_rules! build_pool {
+    ($config:expr, $options:expr, $described:expr) => {
+        $config
+            .builder()
+            .map_err(|e| Error::invalid_config($described(), e.to_string()))?
+            .config(bounded($config.get_pool_config(), $options))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::invalid_config($described(), e.to_string()))?
+    };
 }
 
 /// A cluster: redis-rs's cluster client behind deadpool, and a sharded
@@ -59,19 +81,7 @@ pub(super) fn cluster(
         ));
     }
     let nodes = nodes(&config.urls, &config.connections, &described)?;
-    if nodes.is_empty() {
-        return Err(Error::invalid_config(
-            described(),
-            "a Redis Cluster config needs at least one node",
-        ));
-    }
-    let pool = config
-        .builder()
-        .map_err(|e| Error::invalid_config(described(), e.to_string()))?
-        .config(bounded(config.get_pool_config(), options))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| Error::invalid_config(described(), e.to_string()))?;
+    let pool = build_pool!(config, options, described);
     Ok(Resolved {
         pool: RedisPool::Cluster(pool),
         dialer: Dialer::Cluster(nodes),
@@ -95,12 +105,6 @@ pub(super) fn sentinel(
         ));
     }
     let nodes = nodes(&config.urls, &config.connections, &described)?;
-    if nodes.is_empty() {
-        return Err(Error::invalid_config(
-            described(),
-            "a Redis Sentinel config needs at least one sentinel",
-        ));
-    }
     let sentinel = redis::sentinel::SentinelClient::build(
         nodes,
         config.master_name.clone(),
@@ -108,13 +112,7 @@ pub(super) fn sentinel(
         redis::sentinel::SentinelServerType::Master,
     )
     .map_err(|e| Error::invalid_config(described(), invalid_reason(&e)))?;
-    let pool = config
-        .builder()
-        .map_err(|e| Error::invalid_config(described(), e.to_string()))?
-        .config(bounded(config.get_pool_config(), options))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| Error::invalid_config(described(), e.to_string()))?;
+    let pool = build_pool!(config, options, described);
     Ok(Resolved {
         pool: RedisPool::Sentinel(pool),
         dialer: Dialer::Sentinel(tokio::sync::Mutex::new(sentinel)),
