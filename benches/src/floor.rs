@@ -7,13 +7,17 @@
 //! |---|---|---|
 //! | [`RedisFloor`] | `SET k owner NX PX`, `EVALSHA release.lua` | `GET`, `EVALSHA cas.lua` |
 //! | [`RedisFloor`] fenced | `EVALSHA lock_fenced.lua`, `EVALSHA release.lua` | |
+//! | [`ClusterFloor`] | the same, routed by slot | the same, routed by slot |
 //! | [`MemcachedFloor`] | `ms k ME T`, `mg k v c`, `md k C<cas>` | `mg k v c`, `ms k C<cas>` |
 //! | [`MemoryFloor`] | moka `and_compute_with` insert-if-absent, then compare-remove | moka `get`, then `and_compute_with` compare-put |
 //!
-//! The Redis floor uses stampede's own Lua scripts (the files in
-//! `src/backend/redis/`) over one multiplexed connection taken from a
-//! deadpool pool, as stampede does. Owner tokens are 36 bytes, like
-//! stampede's uuids, but come from a counter, which costs less.
+//! The Redis floors use stampede's own Lua scripts (the files in
+//! `src/backend/redis/`) with the same arguments: on one server over one
+//! multiplexed connection taken from a deadpool pool, on a cluster over
+//! redis-rs's `ClusterConnection` (one multiplexed link per node, each
+//! command sent to its slot's master), as stampede does. Owner tokens are
+//! 36 bytes, like stampede's uuids, but come from a counter, which costs
+//! less.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -23,7 +27,8 @@ use bytes::Bytes;
 use memcache::exp::{AsyncMetaClient, Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
 use moka::future::Cache as MokaCache;
 use moka::ops::compute::{CompResult, Op};
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 use redis::Script;
 
 static RELEASE: LazyLock<Script> =
@@ -46,16 +51,26 @@ pub fn owner_token() -> [u8; 36] {
     token
 }
 
-/// Hand-written Redis operations over one multiplexed connection taken
-/// from a deadpool pool.
+/// Hand-written Redis operations over one connection `C`: by default one
+/// multiplexed connection taken from a deadpool pool (one server); see
+/// [`ClusterFloor`] for a cluster.
 #[derive(Clone)]
-pub struct RedisFloor {
-    conn: MultiplexedConnection,
+pub struct RedisFloor<C = MultiplexedConnection> {
+    conn: C,
+    /// The publish command `release.lua` runs (its last argument):
+    /// `PUBLISH`, or `SPUBLISH` on a cluster, as stampede sends.
+    publish: &'static str,
 }
 
-impl std::fmt::Debug for RedisFloor {
+/// The Redis floor on a cluster: redis-rs's cluster connection, releases
+/// published with `SPUBLISH`.
+pub type ClusterFloor = RedisFloor<ClusterConnection>;
+
+impl<C> std::fmt::Debug for RedisFloor<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisFloor").finish_non_exhaustive()
+        f.debug_struct("RedisFloor")
+            .field("publish", &self.publish)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,9 +85,36 @@ impl RedisFloor {
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .expect("a valid Redis URL");
         let conn = deadpool_redis::Connection::take(pool.get().await.expect("connect to Redis"));
-        RedisFloor { conn }
+        RedisFloor {
+            conn,
+            publish: "PUBLISH",
+        }
     }
+}
 
+impl ClusterFloor {
+    /// A cluster connection from `redis::cluster::ClusterClient` over the
+    /// seed `nodes` (`redis://host:port` each; see
+    /// [`cluster_nodes`](crate::servers::cluster_nodes)).
+    ///
+    /// # Panics
+    ///
+    /// When no seed node can be reached or the cluster's slots cannot be read.
+    pub async fn connect_cluster(nodes: &[String]) -> ClusterFloor {
+        let client = redis::cluster::ClusterClient::new(nodes.to_vec())
+            .expect("valid Redis Cluster node URLs");
+        let conn = client
+            .get_async_connection()
+            .await
+            .expect("connect to the Redis Cluster");
+        RedisFloor {
+            conn,
+            publish: "SPUBLISH",
+        }
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync> RedisFloor<C> {
     /// `SET key owner NX PX lease`, then the owner-checked release script
     /// (which also publishes on `channel`). Panics unless both succeed.
     pub async fn acquire_release(&self, key: &str, channel: &[u8], lease: Duration) {
@@ -88,14 +130,7 @@ impl RedisFloor {
             .await
             .expect("SET NX PX");
         assert_eq!(set, redis::Value::Okay, "the lock was free");
-        let removed: u8 = RELEASE
-            .key(key)
-            .arg(&owner[..])
-            .arg(channel)
-            .invoke_async(&mut conn)
-            .await
-            .expect("release script");
-        assert_eq!(removed, 1);
+        self.release(&mut conn, key, &owner, channel).await;
     }
 
     /// The fenced lock script (`SET NX PX`, `INCR` and `PEXPIRE` of `fence_key`), then
@@ -113,11 +148,19 @@ impl RedisFloor {
             .await
             .expect("lock script");
         assert_eq!(acquired, 1, "the lock was free");
+        self.release(&mut conn, key, &owner, channel).await;
+    }
+
+    /// The release script for `owner`'s record at `key`, announcing on
+    /// `channel` with this floor's publish command. Panics unless it
+    /// removed the record.
+    async fn release(&self, conn: &mut C, key: &str, owner: &[u8], channel: &[u8]) {
         let removed: u8 = RELEASE
             .key(key)
-            .arg(&owner[..])
+            .arg(owner)
             .arg(channel)
-            .invoke_async(&mut conn)
+            .arg(self.publish)
+            .invoke_async(conn)
             .await
             .expect("release script");
         assert_eq!(removed, 1);

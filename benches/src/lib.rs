@@ -3,9 +3,10 @@
 //!
 //! - [`counting`]: a [`stampede::backend::Backend`] wrapper that logs
 //!   every backend call, for counting them on the memory backend.
-//! - [`servers`]: Redis and memcached started the way the tests start them
-//!   (the tests' own `tests/common/servers.rs`), or named by
-//!   `STAMPEDE_REDIS_URL` / `STAMPEDE_MEMCACHED_URL`.
+//! - [`servers`]: Redis, a Redis Cluster and memcached started the way the
+//!   tests start them (the tests' own `tests/common/servers.rs` and
+//!   `tests/common/topology.rs`), or named by `STAMPEDE_REDIS_URL` /
+//!   `STAMPEDE_REDIS_CLUSTER_URL` / `STAMPEDE_MEMCACHED_URL`.
 //! - [`floor`]: the same backend work done by hand with the same client
 //!   crates, with none of the library around it.
 //! - [`measure`]: timing loops (sequential, N concurrent tasks) and
@@ -16,6 +17,17 @@
 //!   `MONITOR`, memcached requests through a counting proxy.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+/// The tests' server harness, compiled in from `tests/common/` with the
+/// same module tree the tests give it: `topology`'s cluster code names
+/// `crate::common::servers`, and its own submodules live in
+/// `tests/common/topology/`. Only [`servers`] uses it.
+#[allow(dead_code)]
+#[path = "../../tests/common"]
+mod common {
+    pub mod servers;
+    pub mod topology;
+}
 
 pub mod counting;
 pub mod floor;

@@ -49,6 +49,38 @@ async fn redis_version(url: &str) -> String {
     asked.await.unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The shape of the cluster behind `cluster_url`, as its first seed node
+/// sees it (`CLUSTER INFO`), with that node's version.
+async fn cluster_shape(cluster_url: &str) -> String {
+    let Some(node) = stampede_benches::servers::cluster_nodes(cluster_url)
+        .into_iter()
+        .next()
+    else {
+        return "unknown".to_owned();
+    };
+    let asked = async {
+        let client = redis::Client::open(node.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|value| value.trim().to_owned())
+        };
+        Some(format!(
+            "{} masters, {} nodes",
+            field("cluster_size")?,
+            field("cluster_known_nodes")?
+        ))
+    };
+    let shape = asked.await.unwrap_or_else(|| "unknown shape".to_owned());
+    format!("{shape}, redis-server {}", redis_version(&node).await)
+}
+
 /// The server's answer to `version`.
 fn memcached_version(addr: &str) -> String {
     let asked = || -> std::io::Result<String> {
@@ -79,6 +111,7 @@ fn locked_version(package: &str) -> String {
 impl Environment {
     pub async fn gather(
         redis_url: &str,
+        cluster_url: &str,
         memcached_addr: &str,
         seed: Option<&serde_json::Value>,
     ) -> Self {
@@ -101,6 +134,7 @@ impl Environment {
             ),
             ("rustc".to_owned(), first_line(&rustc, &["--version"])),
             ("redis-server".to_owned(), redis_version(redis_url).await),
+            ("Redis Cluster".to_owned(), cluster_shape(cluster_url).await),
             ("memcached".to_owned(), memcached_version(memcached_addr)),
             ("Python".to_owned(), seed_version("python")),
             ("aiocache".to_owned(), seed_version("aiocache")),

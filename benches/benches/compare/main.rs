@@ -7,8 +7,9 @@
 //! STAMPEDE_BENCH_SCALE=5 STAMPEDE_BENCH_ROUNDS=9 cargo bench -p stampede-benches --bench compare
 //! ```
 //!
-//! Knobs are environment variables (see `knobs.rs`); Redis and memcached
-//! are started as the tests start them unless `STAMPEDE_REDIS_URL` /
+//! Knobs are environment variables (see `knobs.rs`); Redis, a Redis Cluster
+//! (three masters, three replicas) and memcached are started as the tests
+//! start them unless `STAMPEDE_REDIS_URL` / `STAMPEDE_REDIS_CLUSTER_URL` /
 //! `STAMPEDE_MEMCACHED_URL` name servers. aiocache runs in a virtualenv
 //! made under `target/aiocache-venv` on first use (`pip install`).
 
@@ -19,6 +20,7 @@ mod environment;
 mod knobs;
 mod memory;
 mod pairs;
+mod pairs_redis;
 mod race;
 mod report;
 mod report_fills;
@@ -38,9 +40,13 @@ use crate::knobs::Knobs;
 use crate::pairs::Targets;
 use crate::report::Results;
 
-/// Steps shown by the progress bar: pair rows, stampedes, CAS, round trips,
-/// races, memory, aiocache.
-const STEPS: u64 = 14 + 5 + 3 + 1 + 3 + 1 + 1;
+/// Steps shown by the progress bar: starting the servers, pair rows (ten
+/// specs, two modes each), stampedes (four in one process, two across
+/// processes), CAS, round trips, races, memory, aiocache.
+const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 1 + 1;
+
+/// The order of the stampede table's backends.
+const BACKENDS: [&str; 4] = ["memory", "redis", "redis-cluster", "memcached"];
 
 fn main() {
     if child::run_if_child() {
@@ -59,8 +65,9 @@ fn main() {
         progress.inc(1);
     };
 
-    step("starting Redis and memcached");
+    step("starting Redis, a Redis Cluster and memcached");
     let redis_url = servers::redis_url();
+    let cluster_url = servers::redis_cluster_url();
     let memcached_url = servers::memcached_url();
     let memcached_addr = servers::host_port(&memcached_url);
     let run_id = format!(
@@ -83,8 +90,10 @@ fn main() {
         let targets = Targets {
             memory: Cache::memory().with_namespace(&run_id),
             redis: open(redis_url.clone()).await,
+            redis_cluster: open(cluster_url.clone()).await,
             memcached: open(memcached_url.clone()).await,
             redis_url: redis_url.clone(),
+            redis_cluster_url: cluster_url.clone(),
             memcached_addr: memcached_addr.clone(),
             floor_prefix: format!("{run_id}:floor:"),
         };
@@ -93,6 +102,7 @@ fn main() {
         for (backend, cache) in [
             ("memory", &targets.memory),
             ("redis", &targets.redis),
+            ("redis-cluster", &targets.redis_cluster),
             ("memcached", &targets.memcached),
         ] {
             step(&format!("{backend} stampede, one process"));
@@ -147,8 +157,10 @@ fn main() {
         ));
         races.push((backend, outcome));
     }
-    stampedes
-        .sort_by_key(|(backend, procs, _)| (*backend != "memory", *backend != "redis", *procs));
+    stampedes.sort_by_key(|(backend, procs, _)| {
+        let rank = BACKENDS.iter().position(|b| b == backend);
+        (rank, *procs)
+    });
 
     step(&format!(
         "memory: {} locks in waves of {}",
@@ -164,6 +176,7 @@ fn main() {
     };
     let environment = rt.block_on(environment::Environment::gather(
         &redis_url,
+        &cluster_url,
         &memcached_addr,
         seed.as_ref().ok(),
     ));

@@ -1,20 +1,22 @@
 //! Ours against the floor and a peer, per operation pair: sequential, and
 //! many tasks on distinct keys. Contenders take turns, round after round,
-//! and each reports the median of its rounds.
+//! and each reports the median of its rounds. Rows: memory, Redis (one
+//! server, then a Redis Cluster: `pairs_redis`), memcached.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stampede::backend::redis::{fence_key, release_channel};
 use stampede::{Cache, OptimisticLock, RedLock};
-use stampede_benches::floor::{MemcachedFloor, MemoryFloor, RedisFloor};
+use stampede_benches::floor::{MemcachedFloor, MemoryFloor};
 use stampede_benches::measure;
 
 use crate::knobs::Knobs;
+use crate::pairs_redis::{cluster_specs, redis_specs};
 
-const LEASE: Duration = Duration::from_secs(10);
+/// The lease of every lock in the table (never reached: each is released).
+pub(crate) const LEASE: Duration = Duration::from_secs(10);
 
 /// How a row runs its operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,9 +38,11 @@ impl Mode {
 
 type Timed = Pin<Box<dyn Future<Output = f64> + Send>>;
 /// Runs a contender in a mode; µs per operation pair.
-type Contender = Box<dyn Fn(Mode) -> Timed + Send + Sync>;
+pub(crate) type Contender = Box<dyn Fn(Mode) -> Timed + Send + Sync>;
 
-fn contender<F, Fut>(op: F) -> Contender
+/// A contender running `op(task, i)`: the `i`th pair of task `task` (task
+/// 0 alone when sequential).
+pub(crate) fn contender<F, Fut>(op: F) -> Contender
 where
     F: Fn(usize, usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -76,13 +80,13 @@ pub struct Row {
 }
 
 /// What a row is made of before it is measured.
-struct Spec {
-    backend: &'static str,
-    workload: &'static str,
-    floor_does: &'static str,
-    ours: Contender,
-    floor: Contender,
-    peer: Option<(String, Contender)>,
+pub(crate) struct Spec {
+    pub(crate) backend: &'static str,
+    pub(crate) workload: &'static str,
+    pub(crate) floor_does: &'static str,
+    pub(crate) ours: Contender,
+    pub(crate) floor: Contender,
+    pub(crate) peer: Option<(String, Contender)>,
 }
 
 async fn measure_row(spec: &Spec, mode: Mode, rounds: usize) -> Row {
@@ -127,7 +131,7 @@ async fn measure_row(spec: &Spec, mode: Mode, rounds: usize) -> Row {
 }
 
 /// Per-task keys `<prefix><task>`.
-fn keys(prefix: &str, tasks: usize) -> Arc<Vec<String>> {
+pub(crate) fn keys(prefix: &str, tasks: usize) -> Arc<Vec<String>> {
     Arc::new((0..tasks).map(|t| format!("{prefix}{t}")).collect())
 }
 
@@ -139,7 +143,8 @@ fn redlocks(cache: &Cache, prefix: &str, tasks: usize) -> Arc<Vec<RedLock>> {
     )
 }
 
-fn ours_acquire(cache: &Cache, tasks: usize) -> Contender {
+/// `RedLock::acquire` then `release`, on task-own keys `a<task>`.
+pub(crate) fn ours_acquire(cache: &Cache, tasks: usize) -> Contender {
     let locks = redlocks(cache, "a", tasks);
     contender(move |task, _| {
         let lock = locks[task].clone();
@@ -151,7 +156,8 @@ fn ours_acquire(cache: &Cache, tasks: usize) -> Contender {
     })
 }
 
-fn ours_lock(cache: &Cache, tasks: usize) -> Contender {
+/// `RedLock::lock` (exclusive, fenced) then `release`, on keys `l<task>`.
+pub(crate) fn ours_lock(cache: &Cache, tasks: usize) -> Contender {
     let locks = redlocks(cache, "l", tasks);
     contender(move |task, _| {
         let lock = locks[task].clone();
@@ -162,7 +168,8 @@ fn ours_lock(cache: &Cache, tasks: usize) -> Contender {
     })
 }
 
-fn ours_optimistic(cache: &Cache, tasks: usize) -> Contender {
+/// `OptimisticLock::acquire` then an uncontended `cas`, on keys `v<task>`.
+pub(crate) fn ours_optimistic(cache: &Cache, tasks: usize) -> Contender {
     let (cache, keys) = (cache.clone(), keys("v", tasks));
     contender(move |task, i| {
         let (cache, keys) = (cache.clone(), keys.clone());
@@ -181,8 +188,11 @@ fn ours_optimistic(cache: &Cache, tasks: usize) -> Contender {
 pub struct Targets {
     pub memory: Cache,
     pub redis: Cache,
+    /// Opened from the cluster URL (`redis+cluster://…`).
+    pub redis_cluster: Cache,
     pub memcached: Cache,
     pub redis_url: String,
+    pub redis_cluster_url: String,
     pub memcached_addr: String,
     /// Prefix of the floors' and peers' keys, unique to this run.
     pub floor_prefix: String,
@@ -222,80 +232,8 @@ async fn specs(targets: &Targets, tasks: usize, rslock: &rslock::LockManager) ->
     });
 
     specs.extend(redis_specs(targets, tasks, rslock).await);
+    specs.extend(cluster_specs(targets, tasks).await);
     specs.extend(memcached_specs(targets, tasks).await);
-    specs
-}
-
-async fn redis_specs(targets: &Targets, tasks: usize, rslock: &rslock::LockManager) -> Vec<Spec> {
-    let floor = RedisFloor::connect(&targets.redis_url).await;
-    let mut specs = Vec::new();
-    let rslock_pair = |prefix: &str| {
-        let (manager, k) = (
-            rslock.clone(),
-            keys(&format!("{}{prefix}", targets.floor_prefix), tasks),
-        );
-        contender(move |task, _| {
-            let (manager, k) = (manager.clone(), k.clone());
-            async move {
-                let lock = manager
-                    .lock(k[task].as_str(), LEASE)
-                    .await
-                    .expect("rslock lock");
-                manager.unlock(&lock).await;
-            }
-        })
-    };
-
-    let (f, k) = (
-        floor.clone(),
-        keys(&format!("{}a", targets.floor_prefix), tasks),
-    );
-    specs.push(Spec {
-        backend: "redis",
-        workload: "acquire+release",
-        floor_does:
-            "SET NX PX, then EVALSHA release.lua, on one multiplexed connection from deadpool",
-        ours: ours_acquire(&targets.redis, tasks),
-        floor: contender(move |task, _| {
-            let (f, k) = (f.clone(), k.clone());
-            async move {
-                let key = format!("{}-lock", k[task]);
-                f.acquire_release(&key, &release_channel(&key), LEASE).await
-            }
-        }),
-        peer: Some(("rslock lock+unlock".to_owned(), rslock_pair("rs-a"))),
-    });
-    let (f, k) = (
-        floor.clone(),
-        keys(&format!("{}l", targets.floor_prefix), tasks),
-    );
-    specs.push(Spec {
-        backend: "redis",
-        workload: "lock+release (exclusive, fenced)",
-        floor_does: "EVALSHA lock_fenced.lua (SET NX PX + INCR), then EVALSHA release.lua",
-        ours: ours_lock(&targets.redis, tasks),
-        floor: contender(move |task, _| {
-            let (f, k) = (f.clone(), k.clone());
-            async move {
-                let key = format!("{}-lock", k[task]);
-                f.lock_release(&key, &fence_key(&key), &release_channel(&key), LEASE)
-                    .await
-            }
-        }),
-        peer: Some(("rslock lock+unlock".to_owned(), rslock_pair("rs-l"))),
-    });
-    let (f, k) = (floor, keys(&format!("{}v", targets.floor_prefix), tasks));
-    specs.push(Spec {
-        backend: "redis",
-        workload: "OptimisticLock acquire+cas",
-        floor_does: "GET, then EVALSHA cas.lua against the envelope header",
-        ours: ours_optimistic(&targets.redis, tasks),
-        floor: contender(move |task, i| {
-            let (f, k) = (f.clone(), k.clone());
-            async move { assert!(f.gets_cas(&k[task], i.to_string().as_bytes()).await) }
-        }),
-        peer: None,
-    });
     specs
 }
 
