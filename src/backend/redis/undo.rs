@@ -100,24 +100,26 @@ impl Drop for InFlight {
 async fn send(undo: Undo, mut conn: Conn) {
     conn.be_patient(UNDO_PATIENCE);
     let operation = undo.operation;
+    // Bounded here too: a cluster connection keeps its own response timeout.
     let reply = tokio::time::timeout(UNDO_PATIENCE, undo.script.invoke_async::<i64>(&mut conn));
-    match reply.await.unwrap_or_else(|_| {
-        Err(redis::RedisError::from(std::io::Error::from(
-            std::io::ErrorKind::TimedOut,
-        )))
-    }) {
-        Ok(1) => tracing::debug!(
+    match reply.await {
+        Ok(Ok(1)) => tracing::debug!(
             operation,
             "took back what a create whose caller gave up on it had made"
         ),
-        Ok(_) => tracing::debug!(
+        Ok(Ok(_)) => tracing::debug!(
             operation,
             "a create given up on had made nothing to take back"
         ),
-        Err(error) => tracing::warn!(
+        Ok(Err(error)) => tracing::warn!(
             operation,
             %error,
             "could not take back a create given up on; what it made stays until its lease runs out"
+        ),
+        Err(_) => tracing::warn!(
+            operation,
+            patience = ?UNDO_PATIENCE,
+            "no answer to the take-back of a create given up on; what it made stays until its lease runs out"
         ),
     }
 }
