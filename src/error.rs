@@ -94,6 +94,52 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// [`Cache::increment`](crate::Cache::increment) on a key holding
+    /// something that is not a counter (decimal text in `i64` range).
+    #[error(
+        "key {key:?} does not hold a counter: its value is not a decimal integer in i64 range"
+    )]
+    NotACounter {
+        /// The key, namespace included.
+        key: String,
+    },
+
+    /// [`Cache::increment`](crate::Cache::increment) would take a counter
+    /// outside `i64` (or, on memcached, outside `u64`). The counter keeps
+    /// its value.
+    #[error(
+        "incrementing the counter at key {key:?} by {delta} would overflow it; it keeps its value"
+    )]
+    CounterOverflow {
+        /// The key, namespace included.
+        key: String,
+        /// The delta that was refused.
+        delta: i64,
+    },
+
+    /// The backend has no way to do this (a custom backend without
+    /// [`Backend::clear`](crate::backend::Backend::clear), say).
+    #[error("the {backend} backend cannot {operation}")]
+    Unsupported {
+        /// Which backend.
+        backend: &'static str,
+        /// What it was asked to do.
+        operation: &'static str,
+    },
+
+    /// [`Cache::get_or_fill_many`](crate::Cache::get_or_fill_many) waited
+    /// for another caller's fill of this key, and that fill ended without a
+    /// value (it failed, was cancelled or outlived its lease). This
+    /// caller's fill had already run, so it cannot fill the key itself;
+    /// calling again fills it.
+    #[error(
+        "the fill of key {key:?} by another caller ended without a value; call again to fill it"
+    )]
+    FilledElsewhereFailed {
+        /// The key, as the caller named it.
+        key: String,
+    },
+
     /// The lock is held by another owner and the call was not allowed to wait.
     #[error("lock {key:?} is held by another owner{}", remaining_suffix(*remaining))]
     Locked {
@@ -212,6 +258,7 @@ impl Error {
                 | Error::InvalidArgument { .. }
                 | Error::InvalidConfig { .. }
                 | Error::ValueTooLarge { .. }
+                | Error::Unsupported { .. }
         )
     }
 

@@ -13,7 +13,8 @@ use tokio::sync::Notify;
 use super::dynamic::BoxedBackend;
 use super::memory::MemoryBackend;
 use super::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
+    ReleaseWatch,
 };
 use crate::url::CacheUrl;
 use crate::{Error, Result};
@@ -177,5 +178,45 @@ impl Backend for AnyBackend {
 
     fn lease_life(&self, lease: Duration) -> Duration {
         dispatch!(self, b => b.lease_life(lease))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        dispatch!(self, b => b.get_many(keys).await)
+    }
+
+    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        dispatch!(self, b => b.set_many(entries, ttl).await)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        dispatch!(self, b => b.delete_many(keys).await)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        dispatch!(self, b => b.exists(key).await)
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
+        dispatch!(self, b => b.touch(key, ttl).await)
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        dispatch!(self, b => b.increment(key, delta).await)
+    }
+
+    fn clears_by_prefix(&self) -> bool {
+        dispatch!(self, b => b.clears_by_prefix())
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<()> {
+        dispatch!(self, b => b.clear(prefix).await)
+    }
+
+    async fn read_for_fill_many(&self, keys: &[&str], lease: Duration) -> Result<Vec<FillRead>> {
+        dispatch!(self, b => b.read_for_fill_many(keys, lease).await)
+    }
+
+    async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
+        dispatch!(self, b => b.store_filled_many(entries).await)
     }
 }

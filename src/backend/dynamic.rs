@@ -12,7 +12,8 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
 use super::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
+    ReleaseWatch,
 };
 use crate::Result;
 
@@ -90,6 +91,27 @@ pub(crate) trait DynBackend: Send + Sync + 'static {
         wake: Arc<Notify>,
     ) -> BoxFuture<'a, Result<ReleaseWatch>>;
     fn lease_life(&self, lease: Duration) -> Duration;
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>>;
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<usize>>;
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>>;
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64>>;
+    fn clears_by_prefix(&self) -> bool;
+    fn clear<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn read_for_fill_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<FillRead>>>;
+    fn store_filled_many<'a>(
+        &'a self,
+        entries: &'a [FilledValue<'a>],
+    ) -> BoxFuture<'a, Result<Vec<bool>>>;
 }
 
 impl<B: Backend> DynBackend for B {
@@ -199,6 +221,47 @@ impl<B: Backend> DynBackend for B {
     fn lease_life(&self, lease: Duration) -> Duration {
         Backend::lease_life(self, lease)
     }
+    fn get_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
+        Box::pin(Backend::get_many(self, keys))
+    }
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(&'a str, &'a [u8])],
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Backend::set_many(self, entries, ttl))
+    }
+    fn delete_many<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(Backend::delete_many(self, keys))
+    }
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::exists(self, key))
+    }
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(Backend::touch(self, key, ttl))
+    }
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(Backend::increment(self, key, delta))
+    }
+    fn clears_by_prefix(&self) -> bool {
+        Backend::clears_by_prefix(self)
+    }
+    fn clear<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(Backend::clear(self, prefix))
+    }
+    fn read_for_fill_many<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<FillRead>>> {
+        Box::pin(Backend::read_for_fill_many(self, keys, lease))
+    }
+    fn store_filled_many<'a>(
+        &'a self,
+        entries: &'a [FilledValue<'a>],
+    ) -> BoxFuture<'a, Result<Vec<bool>>> {
+        Box::pin(Backend::store_filled_many(self, entries))
+    }
 }
 
 /// Lets `AnyBackend::Custom(b)` dispatch through the same macro arms as the
@@ -278,5 +341,35 @@ impl Backend for BoxedBackend {
     }
     fn lease_life(&self, lease: Duration) -> Duration {
         DynBackend::lease_life(&**self, lease)
+    }
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        DynBackend::get_many(&**self, keys).await
+    }
+    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        DynBackend::set_many(&**self, entries, ttl).await
+    }
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        DynBackend::delete_many(&**self, keys).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool> {
+        DynBackend::exists(&**self, key).await
+    }
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
+        DynBackend::touch(&**self, key, ttl).await
+    }
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        DynBackend::increment(&**self, key, delta).await
+    }
+    fn clears_by_prefix(&self) -> bool {
+        DynBackend::clears_by_prefix(&**self)
+    }
+    async fn clear(&self, prefix: &str) -> Result<()> {
+        DynBackend::clear(&**self, prefix).await
+    }
+    async fn read_for_fill_many(&self, keys: &[&str], lease: Duration) -> Result<Vec<FillRead>> {
+        DynBackend::read_for_fill_many(&**self, keys, lease).await
+    }
+    async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
+        DynBackend::store_filled_many(&**self, entries).await
     }
 }

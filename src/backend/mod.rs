@@ -27,6 +27,8 @@ use crate::Result;
 #[cfg(feature = "redis")]
 pub(crate) use fill::random_lease_id;
 pub use fill::{FillLease, FillRead, LeaseToken};
+pub use surface::FilledValue;
+pub use types::{CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
 
 pub(crate) mod any;
 mod dynamic;
@@ -38,6 +40,8 @@ pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+pub(crate) mod surface;
+mod types;
 
 /// A storage backend: the few atomic primitives the locks need.
 ///
@@ -304,112 +308,109 @@ pub trait Backend: Send + Sync + 'static {
     fn lease_life(&self, lease: Duration) -> Duration {
         lease
     }
-}
 
-/// Whether [`Backend::try_lock`] issues a fencing token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fencing {
-    /// Only create the record (the stampede guard does not need a token).
-    Skip,
-    /// Also increment the key's fencing counter, atomically with the create.
-    Issue,
-}
-
-/// What [`Backend::try_lock`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockAttempt {
-    /// The record is ours.
-    Acquired {
-        /// The fencing token, when one was asked for.
-        fence: Option<u64>,
-    },
-    /// Someone else's record is there.
-    Held {
-        /// How long until its lease runs out, when the backend told us
-        /// without an extra round trip.
-        remaining: Option<Duration>,
-    },
-}
-
-/// A lock record as [`Backend::lock_record`] reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LockRecord {
-    /// The owner token stored in the record.
-    pub owner: Bytes,
-    /// How long until the record expires (`None`: it does not).
-    pub remaining: Option<Duration>,
-}
-
-/// A compare-and-set token: proof of which write to a key was seen.
-///
-/// Get one from [`Cache::gets`](crate::Cache::gets) and hand it back to
-/// [`Cache::cas`](crate::Cache::cas). Tokens are opaque to users; the
-/// constructors are for [`Backend`] implementations.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CasToken(TokenRepr);
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum TokenRepr {
-    Version(u64),
-    Value(Bytes),
-}
-
-impl CasToken {
-    /// A token for a write version (a memcached CAS unique, a counter, a nonce).
-    pub fn from_version(version: u64) -> Self {
-        CasToken(TokenRepr::Version(version))
+    /// Reads every key in `keys`, in order: `None` for each one absent.
+    /// Built-in backends send one request per server (`MGET`, a pipeline,
+    /// a batch); `keys` is never empty.
+    ///
+    /// **Default:** one [`get`](Backend::get) per key, in turn.
+    fn get_many(&self, keys: &[&str]) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
+        async move { surface::defaults::get_many(self, keys).await }
     }
 
-    /// A token that matches while the stored bytes are exactly `value`: for
-    /// values that carry no version, such as ones written by other clients.
-    pub fn from_value(value: Bytes) -> Self {
-        CasToken(TokenRepr::Value(value))
+    /// Stores every entry as [`set`](Backend::set) would, with one `ttl`;
+    /// each voids fill leases on its key like `set`. Not atomic as a whole:
+    /// a failure may leave some entries stored.
+    ///
+    /// **Default:** one `set` per entry, in turn.
+    fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Option<Duration>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move { surface::defaults::set_many(self, entries, ttl).await }
     }
 
-    /// The version, for tokens made by [`from_version`](CasToken::from_version).
-    pub fn version(&self) -> Option<u64> {
-        match &self.0 {
-            TokenRepr::Version(version) => Some(*version),
-            TokenRepr::Value(_) => None,
-        }
+    /// Removes every key in `keys`; returns how many were there.
+    ///
+    /// **Default:** one [`delete`](Backend::delete) per key, in turn.
+    fn delete_many(&self, keys: &[&str]) -> impl Future<Output = Result<usize>> + Send {
+        async move { surface::defaults::delete_many(self, keys).await }
     }
 
-    /// The bytes, for tokens made by [`from_value`](CasToken::from_value).
-    pub fn value(&self) -> Option<&Bytes> {
-        match &self.0 {
-            TokenRepr::Version(_) => None,
-            TokenRepr::Value(value) => Some(value),
-        }
-    }
-}
-
-/// Keeps a cross-process release subscription alive; dropping it ends it.
-///
-/// Returned by [`Backend::watch_releases`]. A backend puts whatever undoes
-/// its subscription (an unsubscribe on drop, an aborted poller) inside.
-#[must_use = "the watch ends when this is dropped"]
-pub struct ReleaseWatch {
-    _guard: Option<Box<dyn Send + Sync>>,
-}
-
-impl ReleaseWatch {
-    /// A watch that watches nothing.
-    pub fn none() -> Self {
-        ReleaseWatch { _guard: None }
+    /// Whether [`get`](Backend::get) would return a value for `key`.
+    ///
+    /// **Default:** a `get`.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool>> + Send {
+        async move { Ok(self.get(key).await?.is_some()) }
     }
 
-    /// A watch that lives as long as `guard`.
-    pub fn new(guard: impl Send + Sync + 'static) -> Self {
-        ReleaseWatch {
-            _guard: Some(Box::new(guard)),
-        }
+    /// Sets the TTL of the value at `key` to `ttl`, leaving the value as it
+    /// is. `Ok(false)` when no value is stored.
+    ///
+    /// **Default:** [`gets`](Backend::gets) then [`cas`](Backend::cas) of
+    /// the same bytes, retried on a conflict.
+    fn touch(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<bool>> + Send {
+        async move { surface::defaults::touch(self, key, ttl).await }
     }
-}
 
-impl std::fmt::Debug for ReleaseWatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReleaseWatch")
-            .field("active", &self._guard.is_some())
-            .finish()
+    /// Adds `delta` to the counter at `key` atomically and returns the new
+    /// value; an absent key counts as 0 and is created without a TTL. The
+    /// value is stored as decimal text, so [`get`](Backend::get) reads it.
+    /// A value that is not decimal text in `i64` range is
+    /// [`Error::NotACounter`](crate::Error::NotACounter); a result outside
+    /// `i64` is [`Error::CounterOverflow`](crate::Error::CounterOverflow).
+    /// A write: it voids fill leases on `key`.
+    ///
+    /// **Default:** a [`gets`](Backend::gets) / [`cas`](Backend::cas) loop.
+    fn increment(&self, key: &str, delta: i64) -> impl Future<Output = Result<i64>> + Send {
+        async move { surface::defaults::increment(self, key, delta).await }
+    }
+
+    /// Whether [`clear`](Backend::clear) can remove the keys under a
+    /// prefix. A backend that cannot list its keys (memcached) says `false`,
+    /// and [`Cache::clear`](crate::Cache::clear) then clears a namespace by
+    /// moving it to a new generation instead.
+    ///
+    /// **Default:** `true`.
+    fn clears_by_prefix(&self) -> bool {
+        true
+    }
+
+    /// Removes every key that starts with `prefix`, lock records included;
+    /// with an empty `prefix`, every key in the store. Only called with a
+    /// non-empty prefix when [`clears_by_prefix`](Backend::clears_by_prefix)
+    /// is `true`.
+    ///
+    /// **Default:** [`Error::Unsupported`](crate::Error::Unsupported).
+    fn clear(&self, prefix: &str) -> impl Future<Output = Result<()>> + Send {
+        let _ = prefix;
+        std::future::ready(Err(crate::Error::Unsupported {
+            backend: self.kind(),
+            operation: "clear",
+        }))
+    }
+
+    /// [`read_for_fill`](Backend::read_for_fill) of every key in `keys`, in
+    /// order, in one request per server where the backend can.
+    ///
+    /// **Default:** one `read_for_fill` per key, in turn.
+    fn read_for_fill_many(
+        &self,
+        keys: &[&str],
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<FillRead>>> + Send {
+        async move { surface::defaults::read_for_fill_many(self, keys, lease).await }
+    }
+
+    /// [`store_filled`](Backend::store_filled) of every entry, in order;
+    /// `true` for each one stored.
+    ///
+    /// **Default:** one `store_filled` per entry, in turn.
+    fn store_filled_many(
+        &self,
+        entries: &[FilledValue<'_>],
+    ) -> impl Future<Output = Result<Vec<bool>>> + Send {
+        async move { surface::defaults::store_filled_many(self, entries).await }
     }
 }
