@@ -2,8 +2,12 @@
 //!
 //! - `open`: making one, from a URL or from each backend's configuration.
 
+mod batch;
+mod generations;
 mod open;
+mod surface;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +15,7 @@ use bytes::Bytes;
 
 use crate::backend::any::AnyBackend;
 use crate::backend::{Backend, CasToken};
-use crate::key::{check_ttl, Namespace};
+use crate::key::{apply_under, check_ttl, Namespace};
 use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
 use crate::typed::flight::Flights;
@@ -42,6 +46,8 @@ use crate::{Error, Result};
 pub struct Cache {
     shared: Arc<Shared>,
     namespace: Namespace,
+    /// The TTL of writes that pass `None` ([`Cache::with_default_ttl`]).
+    default_ttl: Option<Duration>,
 }
 
 struct Shared {
@@ -51,12 +57,16 @@ struct Shared {
     fill_wakeups: Wakeups,
     held: HeldLocks,
     flights: Flights,
+    /// Namespace generations, for a backend that cannot clear by prefix.
+    generations: Option<generations::Generations>,
 }
 
 impl Cache {
     pub(crate) fn from_backend(backend: AnyBackend) -> Cache {
+        let generations = (!backend.clears_by_prefix()).then(Default::default);
         Cache {
             shared: Arc::new(Shared {
+                generations,
                 backend,
                 wakeups: Wakeups::default(),
                 fill_wakeups: Wakeups::default(),
@@ -64,6 +74,7 @@ impl Cache {
                 flights: Flights::default(),
             }),
             namespace: Namespace::default(),
+            default_ttl: None,
         }
     }
 
@@ -88,6 +99,7 @@ impl Cache {
         Cache {
             shared: Arc::clone(&self.shared),
             namespace: self.namespace.join(namespace),
+            default_ttl: self.default_ttl,
         }
     }
 
@@ -135,6 +147,32 @@ impl Cache {
         &self.namespace
     }
 
+    /// The prefix this handle's keys are stored under now.
+    async fn resolved_prefix(&self) -> Result<Option<Arc<str>>> {
+        match &self.shared.generations {
+            Some(generations) if !self.namespace.is_root() => Ok(Some(
+                generations
+                    .resolve(&self.shared.backend, &self.namespace)
+                    .await?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// The key the backend sees for `key`: namespaced, and on a backend
+    /// that clears namespaces by generation, in the current generation.
+    pub(crate) async fn full_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
+        match self.resolved_prefix().await? {
+            Some(prefix) => apply_under(&prefix, key),
+            None => self.namespace.apply(key),
+        }
+    }
+
+    /// `ttl`, or this handle's default TTL when it is `None`.
+    pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
+        ttl.or(self.default_ttl)
+    }
+
     /// Reads `key`. `None` when it is absent or expired.
     ///
     /// # Errors
@@ -145,7 +183,7 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = self.namespace.apply(key)?;
+        let key = self.full_key(key).await?;
         self.shared.backend.get(&key).await
     }
 
@@ -169,7 +207,8 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<()> {
         check_ttl(ttl)?;
-        let key = self.namespace.apply(key)?;
+        let ttl = self.ttl_or_default(ttl);
+        let key = self.full_key(key).await?;
         self.shared.backend.set(&key, value.as_ref(), ttl).await?;
         self.shared.flights.invalidate(&key);
         Ok(())
@@ -193,7 +232,8 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         check_ttl(ttl)?;
-        let key = self.namespace.apply(key)?;
+        let ttl = self.ttl_or_default(ttl);
+        let key = self.full_key(key).await?;
         let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
         if added {
             self.shared.flights.invalidate(&key);
@@ -220,7 +260,7 @@ impl Cache {
     ///
     /// If the future is dropped, the key may or may not have been removed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let key = self.namespace.apply(key)?;
+        let key = self.full_key(key).await?;
         let removed = self.shared.backend.delete(&key).await?;
         self.shared.flights.invalidate(&key);
         if removed {
@@ -276,7 +316,7 @@ impl Cache {
                 reason: "the grace period must be longer than zero",
             });
         }
-        let key = self.namespace.apply(key)?;
+        let key = self.full_key(key).await?;
         let marked = self.shared.backend.mark_stale(&key, grace).await?;
         self.shared.flights.invalidate(&key);
         Ok(marked)
@@ -293,7 +333,7 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let key = self.namespace.apply(key)?;
+        let key = self.full_key(key).await?;
         self.shared.backend.gets(&key).await
     }
 
@@ -331,7 +371,8 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         check_ttl(ttl)?;
-        let key = self.namespace.apply(key)?;
+        let ttl = self.ttl_or_default(ttl);
+        let key = self.full_key(key).await?;
         let stored = self
             .shared
             .backend

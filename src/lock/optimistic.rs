@@ -59,7 +59,7 @@ impl OptimisticLock {
     /// Cancel safe: it only reads.
     pub async fn acquire(cache: &Cache, key: impl Into<String>) -> Result<OptimisticLock> {
         let key = key.into();
-        let full_key = cache.namespace().apply(&key)?.into_owned();
+        let full_key = cache.full_key(&key).await?.into_owned();
         let seen = cache.backend().gets(&full_key).await?;
         Ok(OptimisticLock {
             cache: cache.clone(),
