@@ -38,7 +38,10 @@ pub(crate) fn outcome<T, E: std::fmt::Display>(
 ) {
     match result {
         Ok(_) => span.record("outcome", ok),
-        Err(error) => span.record("outcome", tracing::field::display(format_args!("error: {error}"))),
+        Err(error) => span.record(
+            "outcome",
+            tracing::field::display(format_args!("error: {error}")),
+        ),
     };
 }
 

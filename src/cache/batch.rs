@@ -104,11 +104,11 @@ impl Cache {
         entries: &[(K, V)],
         ttl: Option<Duration>,
     ) -> Result<()> {
+        let ttl = self.ttl_or_default(ttl);
         check_ttl(ttl)?;
         if entries.is_empty() {
             return Ok(());
         }
-        let ttl = self.ttl_or_default(ttl);
         let span = op_span!("set_many", self.backend_kind(), entries.len());
         let stored = async {
             let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_ref()).collect();

@@ -14,10 +14,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::backend::any::AnyBackend;
+use tracing::Instrument;
+
 use crate::backend::{Backend, CasToken};
 use crate::key::{apply_under, check_ttl, Namespace};
 use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
+use crate::observe::{self, op_span};
 use crate::typed::flight::Flights;
 use crate::{Error, Result};
 
@@ -183,8 +186,15 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = self.full_key(key).await?;
-        self.shared.backend.get(&key).await
+        let span = op_span!("get", self.backend_kind(), key);
+        let result = async {
+            let key = self.full_key(key).await?;
+            self.shared.backend.get(&key).await
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Stores `value` at `key`, replacing what was there. `ttl: None` keeps
@@ -206,12 +216,19 @@ impl Cache {
         value: impl AsRef<[u8]>,
         ttl: Option<Duration>,
     ) -> Result<()> {
-        check_ttl(ttl)?;
-        let ttl = self.ttl_or_default(ttl);
-        let key = self.full_key(key).await?;
-        self.shared.backend.set(&key, value.as_ref(), ttl).await?;
-        self.shared.flights.invalidate(&key);
-        Ok(())
+        let span = op_span!("set", self.backend_kind(), key);
+        let result = async {
+            let ttl = self.ttl_or_default(ttl);
+            check_ttl(ttl)?;
+            let key = self.full_key(key).await?;
+            self.shared.backend.set(&key, value.as_ref(), ttl).await?;
+            self.shared.flights.invalidate(&key);
+            Ok(())
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Stores `value` only if `key` is absent. `Ok(false)` when it exists.
@@ -231,14 +248,21 @@ impl Cache {
         value: impl AsRef<[u8]>,
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        check_ttl(ttl)?;
-        let ttl = self.ttl_or_default(ttl);
-        let key = self.full_key(key).await?;
-        let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
-        if added {
-            self.shared.flights.invalidate(&key);
+        let span = op_span!("add", self.backend_kind(), key);
+        let result = async {
+            let ttl = self.ttl_or_default(ttl);
+            check_ttl(ttl)?;
+            let key = self.full_key(key).await?;
+            let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
+            if added {
+                self.shared.flights.invalidate(&key);
+            }
+            Ok(added)
         }
-        Ok(added)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Removes `key`. `Ok(false)` when it was absent.
@@ -260,15 +284,22 @@ impl Cache {
     ///
     /// If the future is dropped, the key may or may not have been removed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let key = self.full_key(key).await?;
-        let removed = self.shared.backend.delete(&key).await?;
-        self.shared.flights.invalidate(&key);
-        if removed {
-            // It may have been a lock record: its waiters here go on now,
-            // as after a release, instead of sitting out the lease.
-            self.shared.wakeups.wake(&key);
+        let span = op_span!("delete", self.backend_kind(), key);
+        let result = async {
+            let key = self.full_key(key).await?;
+            let removed = self.shared.backend.delete(&key).await?;
+            self.shared.flights.invalidate(&key);
+            if removed {
+                // It may have been a lock record: its waiters here go on now,
+                // as after a release, instead of sitting out the lease.
+                self.shared.wakeups.wake(&key);
+            }
+            Ok(removed)
         }
-        Ok(removed)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Soft invalidation: marks the value at `key` stale, keeping it
@@ -310,16 +341,23 @@ impl Cache {
     ///
     /// If the future is dropped, the value may or may not have been marked.
     pub async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
-        if grace.is_zero() {
-            return Err(Error::InvalidArgument {
-                name: "grace",
-                reason: "the grace period must be longer than zero",
-            });
+        let span = op_span!("mark_stale", self.backend_kind(), key);
+        let result = async {
+            if grace.is_zero() {
+                return Err(Error::InvalidArgument {
+                    name: "grace",
+                    reason: "the grace period must be longer than zero",
+                });
+            }
+            let key = self.full_key(key).await?;
+            let marked = self.shared.backend.mark_stale(&key, grace).await?;
+            self.shared.flights.invalidate(&key);
+            Ok(marked)
         }
-        let key = self.full_key(key).await?;
-        let marked = self.shared.backend.mark_stale(&key, grace).await?;
-        self.shared.flights.invalidate(&key);
-        Ok(marked)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Reads `key` with a [`CasToken`] for [`cas`](Cache::cas). The token
@@ -333,8 +371,15 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let key = self.full_key(key).await?;
-        self.shared.backend.gets(&key).await
+        let span = op_span!("gets", self.backend_kind(), key);
+        let result = async {
+            let key = self.full_key(key).await?;
+            self.shared.backend.gets(&key).await
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Stores `value` only if `key` is unchanged since the [`gets`](Cache::gets)
@@ -370,18 +415,27 @@ impl Cache {
         token: Option<&CasToken>,
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        check_ttl(ttl)?;
-        let ttl = self.ttl_or_default(ttl);
-        let key = self.full_key(key).await?;
-        let stored = self
-            .shared
-            .backend
-            .cas(&key, value.as_ref(), token, ttl)
-            .await?;
-        if stored {
-            self.shared.flights.invalidate(&key);
+        let span = op_span!("cas", self.backend_kind(), key);
+        let result = async {
+            let ttl = self.ttl_or_default(ttl);
+            check_ttl(ttl)?;
+            let key = self.full_key(key).await?;
+            let stored = self
+                .shared
+                .backend
+                .cas(&key, value.as_ref(), token, ttl)
+                .await?;
+            if stored {
+                self.shared.flights.invalidate(&key);
+            } else {
+                crate::observe::cas_conflict(self.backend_kind(), "cas");
+            }
+            Ok(stored)
         }
-        Ok(stored)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 }
 

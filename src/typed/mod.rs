@@ -433,6 +433,7 @@ async fn set_value<C: Codec, T: Serialize + ?Sized>(
     value: &T,
     ttl: Option<Duration>,
 ) -> Result<()> {
+    let ttl = cache.ttl_or_default(ttl);
     check_ttl(ttl)?;
     let bytes = encode(codec, key, value, Meta::fresh_for(ttl, Duration::ZERO))?;
     cache.set(key, bytes, ttl).await

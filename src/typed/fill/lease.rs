@@ -8,9 +8,9 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::job::Job;
+use super::policy::StorePolicy;
 use crate::backend::{Backend, LeaseToken};
 use crate::typed::flight::Leader;
-use super::policy::StorePolicy;
 use crate::typed::Codec;
 use crate::{Cache, Error};
 
@@ -112,6 +112,7 @@ where
     let value = match f().await {
         Ok(value) => value,
         Err(error) => {
+            crate::observe::fill_error(job.cache.backend_kind(), started.elapsed());
             tracing::debug!(
                 key = job.key,
                 "fill failed; giving the lease back so that a waiter takes over"
@@ -123,7 +124,10 @@ where
     let Some(ttl) = job.store_for(&value) else {
         // The policy keeps it out of the cache. This process's followers
         // still get it; everyone else fills again.
-        tracing::debug!(key = job.key, "the fill's policy declined the value; not storing");
+        tracing::debug!(
+            key = job.key,
+            "the fill's policy declined the value; not storing"
+        );
         claim.give_back().await;
         if let Some(leader) = leader {
             leader.land(job.encode(&value, started.elapsed(), job.fill.ttl)?);
@@ -138,7 +142,10 @@ where
         claim.give_back().await;
         return Ok(value);
     }
-    match claim.store(&bytes, job.fill.storage_ttl(ttl)).await {
+    let stored = claim.store(&bytes, job.fill.storage_ttl(ttl)).await;
+    let kind = job.cache.backend_kind();
+    crate::observe::fill(kind, matches!(stored, Ok(true)), started.elapsed());
+    match stored {
         Ok(true) => {
             tracing::debug!(key = job.key, fill_time = ?started.elapsed(), "filled");
             if let Some(leader) = leader {

@@ -31,8 +31,8 @@ use super::policy::StorePolicy;
 use super::wait::wait_for_others;
 use crate::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
 use crate::observe;
-use crate::typed::frame::Meta;
 use crate::observe::op_span;
+use crate::typed::frame::Meta;
 use crate::typed::{decode, encode, Codec, Json, Typed};
 use crate::{Cache, Error, Result};
 
@@ -97,7 +97,10 @@ where
         return Ok(found);
     }
     let full: Vec<&str> = keys.full.iter().map(String::as_str).collect();
-    let reads = cache.backend().read_for_fill_many(&full, fill.lease).await?;
+    let reads = cache
+        .backend()
+        .read_for_fill_many(&full, fill.lease)
+        .await?;
     let mut claims = Claims::new(cache);
     let (mut led, mut waiting) = (Vec::new(), Vec::new());
     for (i, read) in reads.into_iter().enumerate() {
@@ -335,7 +338,11 @@ where
     };
     drop(leases);
     for (i, _, _) in &batch {
-        observe::fill(cache.backend_kind(), stored_keys.contains(&keys.full[*i]), took);
+        observe::fill(
+            cache.backend_kind(),
+            stored_keys.contains(&keys.full[*i]),
+            took,
+        );
     }
     match stored {
         Err(error) if error.is_invalid_input() => {
@@ -395,7 +402,9 @@ impl Drop for Claims {
         }
         let held = std::mem::take(&mut self.held);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("fill leases dropped outside a tokio runtime; they run out on their own");
+            tracing::warn!(
+                "fill leases dropped outside a tokio runtime; they run out on their own"
+            );
             return;
         };
         let cache = self.cache.clone();
@@ -404,15 +413,14 @@ impl Drop for Claims {
 }
 
 async fn give_back_all(cache: &Cache, held: Vec<(String, LeaseToken)>) {
-    let gives = held.iter().map(|(key, lease)| super::lease::give_back(cache, key, lease));
+    let gives = held
+        .iter()
+        .map(|(key, lease)| super::lease::give_back(cache, key, lease));
     futures::future::join_all(gives).await;
 }
 
 /// How long a caller waits for others' fills in all: twice the lease, as
 /// the backend keeps it (the single-key guard's patience).
 pub(super) fn patience<P>(cache: &Cache, fill: &Fill<P>) -> Duration {
-    cache
-        .backend()
-        .lease_life(fill.lease)
-        .saturating_mul(2)
+    cache.backend().lease_life(fill.lease).saturating_mul(2)
 }

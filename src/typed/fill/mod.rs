@@ -37,12 +37,14 @@ use std::pin::pin;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use self::job::{Job, Need, Step};
 use self::refresh::Refresher;
 use super::flight::{Follower, Joined, Leader};
 use super::Codec;
 use crate::backend::LeaseToken;
+use crate::observe::{self, op_span};
 use crate::{Cache, Error, LockGuard, RedLock, Result};
 pub use options::{Fill, DEFAULT_FILL_LEASE};
 pub use policy::{CacheIf, StoreAll, StorePolicy, TtlWith};
@@ -110,13 +112,18 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    fill.check()?;
-    let job = Job::new(cache, codec, key, fill).await?;
-    let ran = run(&job, f).await?;
-    let outcome = match ran {
-        Ran::Done(outcome) => outcome,
-        Ran::Refresh(_, by, f) => refresh::refresh(&job, by, f).await,
-    };
+    let span = op_span!("get_or_fill", cache.backend_kind(), key);
+    let outcome = async {
+        fill.check()?;
+        let job = Job::new(cache, codec, key, fill).await?;
+        match run(&job, f).await? {
+            Ran::Done(outcome) => outcome,
+            Ran::Refresh(_, by, f) => refresh::refresh(&job, by, f).await,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("outcome", if outcome.is_ok() { "ok" } else { "error" });
     outcome
 }
 
@@ -159,7 +166,9 @@ where
 
 /// Reads (or follows this process's flight) until the caller has a value or
 /// knows what to fill.
-async fn decide<'a, C: Codec, P, T: DeserializeOwned>(job: &'a Job<'_, C, P>) -> Result<Decision<'a, T>> {
+async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
+    job: &'a Job<'_, C, P>,
+) -> Result<Decision<'a, T>> {
     let flights = job.cache.flights();
     loop {
         // A fill for this key is under way in this process: wait for it
@@ -171,7 +180,10 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(job: &'a Job<'_, C, P>) ->
             }
         }
         let need = match job.first_read::<T>().await? {
-            Step::Done(value, _) => return Ok(Decision::Value(value)),
+            Step::Done(value, _) => {
+                observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+                return Ok(Decision::Value(value));
+            }
             Step::Refresh(value, _, seen) => {
                 // One caller refreshes; everyone else keeps what they read.
                 let lock = RedLock::new(job.cache, job.key, job.fill.lease);
@@ -181,10 +193,17 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(job: &'a Job<'_, C, P>) ->
                 });
             }
             Step::ServeStale(value, Some(lease)) => {
-                return Ok(Decision::Refresh(value, Refresher::Lease(lease)))
+                observe::stale_served(job.cache.backend_kind());
+                return Ok(Decision::Refresh(value, Refresher::Lease(lease)));
             }
-            Step::ServeStale(value, None) => return Ok(Decision::Value(value)),
-            Step::Need(need) => need,
+            Step::ServeStale(value, None) => {
+                observe::stale_served(job.cache.backend_kind());
+                return Ok(Decision::Value(value));
+            }
+            Step::Need(need) => {
+                observe::misses(job.cache.backend_kind(), "get_or_fill", 1);
+                need
+            }
         };
         match flights.join(&job.full_key) {
             Joined::Lead(leader) => return lead(job, leader, need).await,

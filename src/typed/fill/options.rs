@@ -71,7 +71,6 @@ impl Fill {
             ..Fill::ttl(Duration::ZERO)
         }
     }
-
 }
 
 impl<P> Fill<P> {

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 
 use super::job::Job;
 use super::lease::fill_leased;
+use super::policy::StorePolicy;
 use crate::backend::{Backend, CasToken, LeaseToken};
 use crate::typed::flight::Leader;
-use super::policy::StorePolicy;
 use crate::typed::Codec;
 use crate::{Error, LockGuard};
 
@@ -28,7 +28,11 @@ pub(super) enum Refresher {
 }
 
 /// Refreshes the key and returns the new value.
-pub(super) async fn refresh<C, P, T, E, F, Fut>(job: &Job<'_, C, P>, by: Refresher, f: F) -> Result<T, E>
+pub(super) async fn refresh<C, P, T, E, F, Fut>(
+    job: &Job<'_, C, P>,
+    by: Refresher,
+    f: F,
+) -> Result<T, E>
 where
     C: Codec,
     P: StorePolicy<T>,
@@ -81,7 +85,12 @@ where
         let stored = in_time
             && ttl.is_some()
             && backend
-                .cas(&job.full_key, &bytes, Some(&seen), job.fill.storage_ttl(ttl.flatten()))
+                .cas(
+                    &job.full_key,
+                    &bytes,
+                    Some(&seen),
+                    job.fill.storage_ttl(ttl.flatten()),
+                )
                 .await
                 .unwrap_or_else(|error| {
                     tracing::warn!(key = job.key, %error, "could not store the refreshed value");
@@ -93,7 +102,9 @@ where
                 leader.land(bytes);
             }
         }
+        crate::observe::fill(job.cache.backend_kind(), stored, started.elapsed());
     } else {
+        crate::observe::fill_error(job.cache.backend_kind(), started.elapsed());
         tracing::warn!(key = job.key, "refresh failed; the old value stays");
     }
     release(&guard, job.key).await;

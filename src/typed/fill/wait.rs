@@ -53,8 +53,14 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
         for notified in &mut woken {
             notified.as_mut().enable();
         }
-        let full: Vec<&str> = left.iter().map(|&w| keys.full[waiting[w]].as_str()).collect();
-        let reads = cache.backend().read_for_fill_many(&full, fill.lease).await?;
+        let full: Vec<&str> = left
+            .iter()
+            .map(|&w| keys.full[waiting[w]].as_str())
+            .collect();
+        let reads = cache
+            .backend()
+            .read_for_fill_many(&full, fill.lease)
+            .await?;
         let mut still = Vec::with_capacity(left.len());
         let mut orphans = Claims::new(cache);
         for (&w, read) in left.iter().zip(reads) {
