@@ -9,10 +9,12 @@
 //!    holds leases while it waits for others' keys, so two callers with
 //!    overlapping key sets cannot wait on each other.
 //! 3. **Wait** for the keys other callers are filling, woken as their
-//!    leases end, and read them again in one batch each time.
+//!    leases end, and read them again in one batch each time. If this
+//!    caller has not filled yet (it led no key) and gets the lease of a key
+//!    whose filler gave up, it fills that key then.
 //!
-//! The fill runs once per call, so a key whose other filler fails after
-//! this caller's fill has run cannot be filled here:
+//! The fill runs at most once per call, so a key whose other filler fails
+//! after this caller's fill has run cannot be filled here:
 //! [`Error::FilledElsewhereFailed`] says so, and the next call fills it.
 //! Values are served as read: no early refresh, and a value in its
 //! stale-while-revalidate window is served until the window ends.
@@ -122,15 +124,43 @@ where
     let kind = cache.backend_kind();
     observe::hits(kind, "get_or_fill_many", found.len() as u64);
     observe::misses(kind, "get_or_fill_many", (led.len() + waiting.len()) as u64);
+    let mut fills = Some(f);
     if !led.is_empty() {
-        let names = led.iter().map(|&i| keys.names[i].clone()).collect();
-        let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
-        found.extend(filled);
+        if let Some(f) = fills.take() {
+            let names = led.iter().map(|&i| keys.names[i].clone()).collect();
+            let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
+            found.extend(filled);
+        }
     }
-    if !waiting.is_empty() {
-        waiting.retain(|&i| !found.contains_key(&keys.names[i]));
-        let values = wait_for_others(cache, codec, fill, &keys, &waiting, started).await?;
-        found.extend(values);
+    while !waiting.is_empty() {
+        let waited = wait_for_others(
+            cache,
+            codec,
+            fill,
+            &keys,
+            &waiting,
+            started,
+            fills.is_some(),
+        );
+        let waited = waited.await?;
+        found.extend(waited.found);
+        waiting = waited.left;
+        if waited.leases.is_empty() {
+            continue;
+        }
+        // Nobody fills these any more, and our fill has not run: lead them.
+        let mut claims = Claims::new(cache);
+        let led: Vec<usize> = waited.leases.iter().map(|(i, _)| *i).collect();
+        claims.held = waited
+            .leases
+            .into_iter()
+            .map(|(i, lease)| (keys.full[i].clone(), lease))
+            .collect();
+        if let Some(f) = fills.take() {
+            let names = led.iter().map(|&i| keys.names[i].clone()).collect();
+            let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
+            found.extend(filled);
+        }
     }
     Ok(found)
 }

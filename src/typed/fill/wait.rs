@@ -12,14 +12,26 @@ use tokio::time::Instant;
 
 use super::many::{judge, patience, Claims, Found, Keys};
 use super::options::Fill;
-use crate::backend::Backend;
+use crate::backend::{Backend, LeaseToken};
 use crate::clock::deadline;
 use crate::typed::Codec;
 use crate::{Cache, Error, Result};
 
+/// What a wait ended with.
+pub(super) struct Waited<T> {
+    /// Values that arrived, by name.
+    pub(super) found: HashMap<String, T>,
+    /// Leases this caller was granted (keys nobody fills any more), by
+    /// index into the call's keys; only when it may still fill.
+    pub(super) leases: Vec<(usize, LeaseToken)>,
+    /// Keys still being filled by others.
+    pub(super) left: Vec<usize>,
+}
+
 /// Waits until every key in `waiting` (indexes into `keys`) has a value,
-/// and returns them by name. A key whose lease ends without a value (its
-/// filler failed, was cancelled, or its lease ran out) is
+/// or, when `can_lead`, until some key has nobody filling it any more and
+/// this caller got its lease. A key whose lease ends without a value when
+/// this caller cannot fill it (its fill has run) is
 /// [`Error::FilledElsewhereFailed`]; so is waiting past twice the lease.
 pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     cache: &Cache,
@@ -28,7 +40,8 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     keys: &Keys,
     waiting: &[usize],
     started: Instant,
-) -> Result<HashMap<String, T>> {
+    can_lead: bool,
+) -> Result<Waited<T>> {
     let wakeups = cache.fill_wakeups();
     let waiters: Vec<_> = waiting
         .iter()
@@ -62,6 +75,7 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
             .read_for_fill_many(&full, fill.lease)
             .await?;
         let mut still = Vec::with_capacity(left.len());
+        let mut leases = Vec::new();
         let mut orphans = Claims::new(cache);
         for (&w, read) in left.iter().zip(reads) {
             let i = waiting[w];
@@ -70,13 +84,25 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
                     found.insert(keys.names[i].clone(), value);
                 }
                 Ok(Found::Wait) => still.push(w),
+                Ok(Found::Lease(lease)) if can_lead => leases.push((i, lease)),
                 // Nobody is filling it any more, and our fill has run.
                 Ok(Found::Lease(lease)) => orphans.held.push((keys.full[i].clone(), lease)),
                 Err(error) => {
+                    orphans
+                        .held
+                        .extend(leases.drain(..).map(|(i, l)| (keys.full[i].clone(), l)));
                     orphans.give_back().await;
                     return Err(error);
                 }
             }
+        }
+        let left_now = || still.iter().map(|&w| waiting[w]).collect();
+        if !leases.is_empty() {
+            return Ok(Waited {
+                found,
+                leases,
+                left: left_now(),
+            });
         }
         if let Some((key, _)) = orphans.held.first() {
             let name = name_of(keys, key);
@@ -84,7 +110,11 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
             return Err(Error::FilledElsewhereFailed { key: name });
         }
         if still.is_empty() {
-            return Ok(found);
+            return Ok(Waited {
+                found,
+                leases,
+                left: Vec::new(),
+            });
         }
         if Instant::now() >= gives_up {
             let name = keys.names[waiting[still[0]]].clone();
