@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
-use super::many::{judge, patience, Claims, Found, Keys};
+use super::claims::Claims;
+use super::many::{judge, patience, Found, Keys};
 use super::options::Fill;
 use crate::backend::Backend;
 use crate::clock::deadline;
