@@ -32,14 +32,40 @@ pub struct FilledValue<'a> {
 /// compare-and-set before giving up with [`Error::TooManyConflicts`].
 const MAX_ATTEMPTS: u32 = 64;
 
-/// Reads a counter's stored text; `what` names the key in the error.
+/// Reads a counter's stored text by Redis's rule for `INCRBY`, so every
+/// backend agrees on what a counter is: an optional `-`, then digits with
+/// no leading zero (`0` itself excepted), in `i64` range; no spaces, no
+/// `+`, no `-0`.
 pub(crate) fn parse_counter(key: &str, stored: &[u8]) -> crate::Result<i64> {
-    std::str::from_utf8(stored)
-        .ok()
-        .and_then(|text| text.trim().parse::<i64>().ok())
+    let digits = stored.strip_prefix(b"-").unwrap_or(stored);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => digits.len() == stored.len(), // "0", not "-0"
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    };
+    canonical
+        .then(|| std::str::from_utf8(stored).ok()?.parse::<i64>().ok())
+        .flatten()
         .ok_or_else(|| crate::Error::NotACounter {
             key: key.to_owned(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_counter;
+
+    #[test]
+    fn counters_are_what_redis_counts() {
+        for (text, want) in [("0", Some(0)), ("-8", Some(-8)), ("42", Some(42))] {
+            assert_eq!(parse_counter("k", text.as_bytes()).ok(), want, "{text}");
+        }
+        let max = i64::MAX.to_string();
+        assert_eq!(parse_counter("k", max.as_bytes()).ok(), Some(i64::MAX));
+        for text in ["", "-", "-0", "007", "+5", " 5", "5 ", "1e3", "9223372036854775808", "x"] {
+            assert!(parse_counter("k", text.as_bytes()).is_err(), "{text:?}");
+        }
+    }
 }
 
 /// `current + delta`, or [`Error::CounterOverflow`] naming the key.
