@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use futures::future::try_join_all;
@@ -35,6 +36,9 @@ use crate::{Error, Result};
 /// How often a pipeline of scripts is sent again after `NOSCRIPT` (a
 /// script cache flushed again and again) before the batch fails.
 const SCRIPT_LOADS: usize = 3;
+
+/// One group's request in flight, its type erased.
+type GroupFuture<'g, T> = Pin<Box<dyn Future<Output = Result<Vec<T>>> + Send + 'g>>;
 
 /// What takes back the scripts at some positions of a batch, if a request
 /// carrying them is given up on after it was sent (`None`: nothing to take
@@ -65,10 +69,17 @@ impl Connections {
     ) -> Result<Vec<T>>
     where
         F: Fn(&'g [usize]) -> Fut,
-        Fut: Future<Output = Result<Vec<T>>>,
+        Fut: Future<Output = Result<Vec<T>>> + Send + 'g,
     {
         let count = groups.iter().map(Vec::len).sum();
-        let replies = try_join_all(groups.iter().map(|group| send(group))).await?;
+        // Boxed as `dyn`: the request's future nests deep (connecting
+        // included), and a caller's `Send` check (`tokio::spawn` of a
+        // `get_or_fill`) would otherwise overflow the compiler's recursion
+        // limit. One allocation per group, next to a round trip.
+        let sends = groups
+            .iter()
+            .map(|group| -> GroupFuture<'g, T> { Box::pin(send(group)) });
+        let replies = try_join_all(sends).await?;
         let mut ordered: Vec<Option<T>> = (0..count).map(|_| None).collect();
         for (group, replies) in groups.iter().zip(replies) {
             if replies.len() != group.len() {
