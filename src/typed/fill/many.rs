@@ -9,10 +9,12 @@
 //!    holds leases while it waits for others' keys, so two callers with
 //!    overlapping key sets cannot wait on each other.
 //! 3. **Wait** for the keys other callers are filling, woken as their
-//!    leases end, and read them again in one batch each time.
+//!    leases end, and read them again in one batch each time. If this
+//!    caller has not filled yet (it led no key) and gets the lease of a key
+//!    whose filler gave up, it fills that key then.
 //!
-//! The fill runs once per call, so a key whose other filler fails after
-//! this caller's fill has run cannot be filled here:
+//! The fill runs at most once per call, so a key whose other filler fails
+//! after this caller's fill has run cannot be filled here:
 //! [`Error::FilledElsewhereFailed`] says so, and the next call fills it.
 //! Values are served as read: no early refresh, and a value in its
 //! stale-while-revalidate window is served until the window ends.
@@ -28,7 +30,7 @@ use tracing::Instrument;
 
 use super::options::Fill;
 use super::policy::StorePolicy;
-use super::wait::wait_for_others;
+use super::wait::{index_of, wait_for_others};
 use crate::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
 use crate::observe;
 use crate::observe::op_span;
@@ -102,35 +104,49 @@ where
         .read_for_fill_many(&full, fill.lease)
         .await?;
     let mut claims = Claims::new(cache);
-    let (mut led, mut waiting) = (Vec::new(), Vec::new());
+    let mut waiting = Vec::new();
     for (i, read) in reads.into_iter().enumerate() {
-        match judge(codec, fill, &keys.names[i], read) {
-            Ok(Found::Value(value)) => {
+        // A decode error drops `claims`, which gives the leases back.
+        match judge(codec, fill, &keys.names[i], read)? {
+            Found::Value(value) => {
                 found.insert(keys.names[i].clone(), value);
             }
-            Ok(Found::Lease(lease)) => {
-                claims.held.push((keys.full[i].clone(), lease));
-                led.push(i);
-            }
-            Ok(Found::Wait) => waiting.push(i),
-            Err(error) => {
-                claims.give_back().await;
-                return Err(error.into());
-            }
+            Found::Lease(lease) => claims.held.push((keys.full[i].clone(), lease)),
+            Found::Wait => waiting.push(i),
         }
     }
     let kind = cache.backend_kind();
     observe::hits(kind, "get_or_fill_many", found.len() as u64);
-    observe::misses(kind, "get_or_fill_many", (led.len() + waiting.len()) as u64);
-    if !led.is_empty() {
+    let missing = claims.held.len() + waiting.len();
+    observe::misses(kind, "get_or_fill_many", missing as u64);
+    let mut fills = Some(f);
+    while !claims.held.is_empty() || !waiting.is_empty() {
+        if !waiting.is_empty() {
+            // While we may still fill, gather the leases of keys whose
+            // fillers give up (for a moment, if we hold some already);
+            // after our fill, a lease we are granted is a key nobody fills.
+            let waited = wait_for_others(cache, codec, fill, &keys, &waiting, started, claims);
+            let waited = waited.await?;
+            found.extend(waited.found);
+            waiting = waited.left;
+            claims = waited.claims;
+        }
+        if claims.held.is_empty() {
+            continue;
+        }
+        let led: Vec<usize> = claims
+            .held
+            .iter()
+            .map(|(key, _)| index_of(&keys, key))
+            .collect();
+        let Some(f) = fills.take() else {
+            claims.give_back().await;
+            let key = keys.names[led[0]].clone();
+            return Err(Error::FilledElsewhereFailed { key }.into());
+        };
         let names = led.iter().map(|&i| keys.names[i].clone()).collect();
         let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
         found.extend(filled);
-    }
-    if !waiting.is_empty() {
-        waiting.retain(|&i| !found.contains_key(&keys.names[i]));
-        let values = wait_for_others(cache, codec, fill, &keys, &waiting, started).await?;
-        found.extend(values);
     }
     Ok(found)
 }
@@ -412,11 +428,21 @@ impl Drop for Claims {
     }
 }
 
+/// Gives leases back, all at once, and wakes their waiters here only when
+/// every one is back: a waiter woken by the first finds the rest free too,
+/// rather than leading some keys while the others still look busy.
 async fn give_back_all(cache: &Cache, held: Vec<(String, LeaseToken)>) {
     let gives = held
         .iter()
-        .map(|(key, lease)| super::lease::give_back(cache, key, lease));
-    futures::future::join_all(gives).await;
+        .map(|(key, lease)| cache.backend().release_fill(key, lease));
+    for ((key, _), given) in held.iter().zip(futures::future::join_all(gives).await) {
+        if let Err(error) = given {
+            tracing::warn!(key, %error, "could not give a fill lease back; waiters fall back to its end");
+        }
+    }
+    for (key, _) in &held {
+        cache.fill_wakeups().wake(key);
+    }
 }
 
 /// How long a caller waits for others' fills in all: twice the lease, as
