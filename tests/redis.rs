@@ -10,6 +10,8 @@
 //! - `config`: the application's own pool, URL parameters, TLS.
 //! - `fencing`: fence counters seeded from the clock, expiring, out of reach.
 //! - `fills`: fill leases.
+//! - `surface`: counters, `exists`, `touch` and `clear` against the server.
+//! - `batches`: batches, and batch fill reads given up on.
 //!
 //! Tests that break their server (kill, pause, restart, killing pub/sub
 //! clients) get a dedicated one, so the shared server of the other tests is
@@ -18,6 +20,8 @@
 
 #[path = "redis/abandoned.rs"]
 mod abandoned;
+#[path = "redis/batches.rs"]
+mod batches;
 mod common;
 #[path = "redis/config.rs"]
 mod config;
@@ -33,6 +37,8 @@ mod processes;
 mod pubsub;
 #[path = "redis/scripts.rs"]
 mod scripts;
+#[path = "redis/surface.rs"]
+mod surface;
 #[path = "redis/wire.rs"]
 mod wire;
 

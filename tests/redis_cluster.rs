@@ -3,6 +3,7 @@
 //! runs on it too (`tests/behaviour.rs`).
 //!
 //! - `scripts`: every Lua script, with keys on every master.
+//! - `surface`: batches, counters and `clear` across every master.
 //! - `wakeups`: sharded pub/sub wake-ups; a dropped link.
 //! - `failover`: a master killed mid-run.
 #![cfg(feature = "redis-cluster")]
@@ -12,5 +13,7 @@ mod common;
 mod failover;
 #[path = "redis_cluster/scripts.rs"]
 mod scripts;
+#[path = "redis_cluster/surface.rs"]
+mod surface;
 #[path = "redis_cluster/wakeups.rs"]
 mod wakeups;

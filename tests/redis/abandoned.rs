@@ -31,7 +31,11 @@ async fn short_timeout_cache(server: &Server, timeout: Duration) -> Cache {
 
 /// Waits until none of `names` exists on the server, for at most
 /// [`CLEANUP_BOUND`] after `resumed`.
-async fn until_gone(admin: &mut MultiplexedConnection, names: &[Vec<u8>], resumed: Instant) {
+pub(crate) async fn until_gone(
+    admin: &mut MultiplexedConnection,
+    names: &[Vec<u8>],
+    resumed: Instant,
+) {
     loop {
         let mut pipeline = redis::pipe();
         for name in names {

@@ -15,7 +15,7 @@ const LEASE: Duration = Duration::from_secs(10);
 /// How soon a release published on the key's node must reach a watcher.
 const HEARD_WITHIN: Duration = Duration::from_secs(2);
 
-fn cluster_backend() -> RedisBackend {
+pub(crate) fn cluster_backend() -> RedisBackend {
     let urls = shared_cluster()
         .url()
         .trim_start_matches("redis+cluster://")
@@ -27,7 +27,7 @@ fn cluster_backend() -> RedisBackend {
 }
 
 /// Keys on every master, some with hash tags and stray braces.
-fn keys(test: &str) -> Vec<String> {
+pub(crate) fn keys(test: &str) -> Vec<String> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let keys: Vec<String> = (0..24)
         .map(|i| match i % 4 {

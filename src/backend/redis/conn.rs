@@ -36,6 +36,9 @@ pub(super) enum Request<'a> {
     Cmd(&'a Cmd),
     Pipeline(&'a Pipeline),
     Script(&'a ScriptInvocation<'a>),
+    /// A command without keys (`SCAN`) for the master of a slot on a
+    /// cluster; on one server, for that server.
+    OnNode(&'a Cmd, u16),
 }
 
 /// Whether a request may be sent again after its connection was lost.
@@ -131,6 +134,7 @@ impl Connections {
                     Request::Cmd(cmd) => cmd.query_async(conn).await,
                     Request::Pipeline(pipeline) => pipeline.query_async(conn).await,
                     Request::Script(script) => script.invoke_async(conn).await,
+                    Request::OnNode(cmd, slot) => conn.query_on(cmd, *slot).await,
                 };
                 let error = match reply {
                     Ok(reply) => {

@@ -34,15 +34,10 @@ use crate::Result;
 impl RedisBackend {
     pub(super) async fn fill_read(&self, key: &str, lease: Duration) -> Result<FillRead> {
         let id = random_lease_id();
-        let mut script = scripts::fill_read().key(key);
-        script
-            .key(naming::fill_lease_key(key))
-            .arg(&id[..])
-            .arg(millis(lease))
-            .arg(&envelope::STALE_MAGIC[..]);
+        let script = fill_read_script(key, &id, lease);
         // Resending is safe: a lease we already hold is reported as ours.
         let undo = Undo::new("read_for_fill", self.fill_release_script(key, &id));
-        let (state, stored): (u8, Option<Bytes>) = self
+        let reply: FillReply = self
             .query_create(
                 "read_for_fill",
                 Request::Script(&script),
@@ -50,12 +45,7 @@ impl RedisBackend {
                 undo,
             )
             .await?;
-        let lease = match state {
-            0 => FillLease::NotNeeded,
-            1 => FillLease::Granted(LeaseToken::from_bytes(id)),
-            _ => FillLease::Busy,
-        };
-        Ok(opened(stored, |_| lease))
+        Ok(read_of(reply, id))
     }
 
     pub(super) async fn fill_peek(&self, key: &str) -> Result<FillRead> {
@@ -82,16 +72,28 @@ impl RedisBackend {
         let Some(id) = lease.bytes() else {
             return Ok(false);
         };
+        let script = self.fill_store_script(key, id, value, ttl);
+        let stored: u8 = self.query("store_filled", Request::Script(&script)).await?;
+        Ok(stored == 1)
+    }
+
+    /// `fill_store.lua` storing `value` at `key` under lease `id`.
+    pub(super) fn fill_store_script(
+        &self,
+        key: &str,
+        id: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> redis::ScriptInvocation<'static> {
         let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
         let mut script = scripts::fill_store().key(key);
         script
             .key(naming::fill_lease_key(key))
-            .arg(&id[..])
+            .arg(id)
             .arg(envelope::seal(value))
             .arg(ttl);
         self.announce(&mut script, key);
-        let stored: u8 = self.query("store_filled", Request::Script(&script)).await?;
-        Ok(stored == 1)
+        script
     }
 
     pub(super) async fn fill_release(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
@@ -119,20 +121,71 @@ impl RedisBackend {
 
     /// `fill_release.lua` for `key`'s lease `id`: the release, and the
     /// undo of a lease read given up on.
-    fn fill_release_script(&self, key: &str, id: &[u8]) -> redis::ScriptInvocation<'static> {
-        let mut script = scripts::fill_release().key(key);
-        script.key(naming::fill_lease_key(key)).arg(id);
-        self.announce(&mut script, key);
-        script
+    pub(super) fn fill_release_script(
+        &self,
+        key: &str,
+        id: &[u8],
+    ) -> redis::ScriptInvocation<'static> {
+        fill_release_script(key, id, self.publish_command())
     }
 
     pub(super) async fn remove(&self, key: &str) -> Result<bool> {
-        let mut script = scripts::delete().key(key);
-        script.key(naming::fill_lease_key(key));
-        self.announce(&mut script, key);
+        let script = self.delete_script(key);
         let removed: u8 = self.query("delete", Request::Script(&script)).await?;
         Ok(removed == 1)
     }
+
+    /// `delete.lua` for `key`: the value and its fill lease.
+    pub(super) fn delete_script(&self, key: &str) -> redis::ScriptInvocation<'static> {
+        let mut script = scripts::delete().key(key);
+        script.key(naming::fill_lease_key(key));
+        self.announce(&mut script, key);
+        script
+    }
+}
+
+/// `fill_read.lua` reading `key` and asking for the lease `id`.
+pub(super) fn fill_read_script(
+    key: &str,
+    id: &[u8],
+    lease: Duration,
+) -> redis::ScriptInvocation<'static> {
+    let mut script = scripts::fill_read().key(key);
+    script
+        .key(naming::fill_lease_key(key))
+        .arg(id)
+        .arg(millis(lease))
+        .arg(&envelope::STALE_MAGIC[..]);
+    script
+}
+
+/// `fill_release.lua` for `key`'s lease `id`, published with `publish`
+/// (`PUBLISH`, or `SPUBLISH` on a cluster).
+pub(super) fn fill_release_script(
+    key: &str,
+    id: &[u8],
+    publish: &'static str,
+) -> redis::ScriptInvocation<'static> {
+    let mut script = scripts::fill_release().key(key);
+    script
+        .key(naming::fill_lease_key(key))
+        .arg(id)
+        .arg(naming::release_channel(key))
+        .arg(publish);
+    script
+}
+
+/// What `fill_read.lua` answers: the lease state and the stored bytes.
+pub(super) type FillReply = (u8, Option<Bytes>);
+
+/// A `fill_read.lua` reply for a read that asked for the lease `id`.
+pub(super) fn read_of((state, stored): FillReply, id: Bytes) -> FillRead {
+    let lease = match state {
+        0 => FillLease::NotNeeded,
+        1 => FillLease::Granted(LeaseToken::from_bytes(id)),
+        _ => FillLease::Busy,
+    };
+    opened(stored, |_| lease)
 }
 
 /// A read's stored bytes opened into a [`FillRead`]; `lease` decides the

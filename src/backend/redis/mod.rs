@@ -46,11 +46,12 @@
 //!
 //! # How each operation maps to Redis
 //!
-//! Every operation is one round trip: one command, one atomic pipeline or
-//! one Lua script. Scripts live next to this file as `*.lua`, each with its
-//! contract in its first line, and run through [`redis::Script`] (`EVALSHA`,
-//! loading the script again on `NOSCRIPT`). Keys and values reach scripts
-//! only as `KEYS`/`ARGV`. TTLs are sent in milliseconds, rounded up.
+//! Every operation is one round trip (`clear` and cluster batches aside):
+//! one command, one pipeline or one Lua script. Scripts live next to this
+//! file as `*.lua`, each with its contract in its first line, and run
+//! through [`redis::Script`] (`EVALSHA`, loading the script again on
+//! `NOSCRIPT`). Keys and values reach scripts only as `KEYS`/`ARGV`. TTLs
+//! are sent in milliseconds, rounded up.
 //!
 //! | operation | Redis |
 //! |---|---|
@@ -68,9 +69,18 @@
 //! | `store_filled` | `fill_store.lua`: lease and key check, `SET`, `PUBLISH` |
 //! | `release_fill` | `fill_release.lua`: lease check, `DEL`, `PUBLISH` |
 //! | `mark_stale` | `mark_stale.lua`: stale marker by `SETRANGE`, TTL cut to the grace |
+//! | `exists` | `EXISTS` |
+//! | `touch` | `PEXPIRE` (a value marked stale stays stale) |
+//! | `increment` | `incr.lua`: `INCRBY`, an enveloped value unwrapped first; TTL kept |
+//! | `get_many` | `MGET` |
+//! | `set_many`, `delete_many` | a pipeline of `SET`s, of `delete.lua` |
+//! | `read_for_fill_many`, `store_filled_many` | a pipeline of `fill_read.lua`, of `fill_store.lua` |
+//! | `clear` | `SCAN MATCH` (the prefix, then its keys' companions) and `UNLINK`; no prefix: `FLUSHDB` |
 //!
-//! The fill leases are described in the `fill` module: the record
-//! [`fill_lease_key`] beside the value, voided by every write.
+//! A batch is one request per server; on a cluster, one per slot, sent
+//! together, since a pipeline must keep to one slot. The fill leases are
+//! described in the `fill` module: the record [`fill_lease_key`] beside
+//! the value, voided by every write.
 //!
 //! # Reserved names
 //!
@@ -232,16 +242,20 @@ use std::time::Duration;
 use crate::url::CacheUrl;
 use crate::Result;
 
+mod batch;
+mod clear;
 mod config;
 mod conn;
 #[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
 mod deploy;
 mod envelope;
 mod fill;
+mod fill_many;
 mod naming;
 mod ops;
 mod scripts;
 mod subscriber;
+mod surface;
 mod topology;
 mod undo;
 mod url;

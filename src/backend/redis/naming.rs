@@ -109,6 +109,36 @@ fn companion(key: &str, suffix: &str) -> Vec<u8> {
     name
 }
 
+/// The key `name` is a companion of, and whether `name` is its fill lease
+/// record; `None` when `name` is no companion name. The inverse of
+/// [`companion`], for `clear`, which finds companions by pattern.
+pub(super) fn companion_owner(name: &[u8]) -> Option<(&[u8], bool)> {
+    let rest = name.strip_prefix(&[RESERVED])?;
+    let (shape, body) = match rest {
+        [shape, b':', body @ ..] => (*shape, body),
+        _ => return None,
+    };
+    let fill = body.strip_suffix(FILL_SUFFIX.as_bytes());
+    let body = fill
+        .or_else(|| body.strip_suffix(FENCE_SUFFIX.as_bytes()))
+        .or_else(|| body.strip_suffix(RELEASED_SUFFIX.as_bytes()))?;
+    let owner = match shape {
+        b't' => body,
+        b'w' => body.strip_prefix(b"{")?.strip_suffix(b"}")?,
+        b'n' => {
+            let inner = body.strip_prefix(b"{")?;
+            let close = inner.iter().position(|&b| b == b'}')?;
+            let tag = &inner[..close];
+            if tag.is_empty() || !tag.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            &inner[close + 1..]
+        }
+        _ => return None,
+    };
+    Some((owner, fill.is_some()))
+}
+
 /// The hash tag of `key`, per the cluster spec: the bytes between the first
 /// `{` and the first `}` after it, when there are any.
 fn hash_tag(key: &[u8]) -> Option<&[u8]> {
@@ -310,6 +340,28 @@ mod tests {
     /// Any key: brace-heavy ones, and any Unicode.
     fn any_key() -> impl Strategy<Value = String> {
         prop_oneof!["[{}a:%-]{1,10}", "\\PC{1,12}"]
+    }
+
+    #[test]
+    fn companion_names_lead_back_to_their_key() {
+        for key in brace_keys()
+            .iter()
+            .map(String::as_str)
+            .chain(["app:x", "{a}b"])
+        {
+            let [fence, fill, channel] = companions(key);
+            assert_eq!(companion_owner(&fence), Some((key.as_bytes(), false)));
+            assert_eq!(companion_owner(&fill), Some((key.as_bytes(), true)));
+            assert_eq!(companion_owner(&channel), Some((key.as_bytes(), false)));
+        }
+        for name in [
+            &b"app:x:fill"[..],
+            b"\xFFw:{a}:other",
+            b"\xFFn:{1a}b:fill",
+            b"\xFF",
+        ] {
+            assert_eq!(companion_owner(name), None, "{name:?}");
+        }
     }
 
     proptest! {

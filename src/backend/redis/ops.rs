@@ -12,7 +12,8 @@ use super::envelope::{self, Expected};
 use super::undo::Undo;
 use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
 use crate::backend::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
+    ReleaseWatch,
 };
 use crate::{Error, Result};
 
@@ -117,7 +118,12 @@ impl RedisBackend {
 }
 
 /// `SET key stored [NX] [PX ttl]`.
-fn set_command(key: &str, stored: &[u8], only_new: bool, ttl: Option<Duration>) -> redis::Cmd {
+pub(super) fn set_command(
+    key: &str,
+    stored: &[u8],
+    only_new: bool,
+    ttl: Option<Duration>,
+) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(key).arg(stored);
     if only_new {
@@ -295,6 +301,46 @@ impl Backend for RedisBackend {
         // pub/sub outage, waiters wake if the lease record is gone.
         let record = naming::fill_lease_key(key);
         self.subscriber.watch_record(key, record, wake).await
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.read_many(keys).await
+    }
+
+    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        self.write_many(entries, ttl).await
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.remove_many(keys).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.key_exists(key).await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.expire(key, ttl).await
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.count(key, delta).await
+    }
+
+    fn clears_by_prefix(&self) -> bool {
+        true
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<()> {
+        self.clear_prefix(prefix).await
+    }
+
+    async fn read_for_fill_many(&self, keys: &[&str], lease: Duration) -> Result<Vec<FillRead>> {
+        self.fill_read_many(keys, lease).await
+    }
+
+    async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
+        self.fill_store_many(entries).await
     }
 }
 

@@ -70,6 +70,12 @@ pub(super) fn delete() -> &'static Script {
     &SCRIPT
 }
 
+/// Adds to a counter, bare or in our envelope, keeping its TTL.
+pub(super) fn incr() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("incr.lua")));
+    &SCRIPT
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -85,6 +91,7 @@ mod tests {
             include_str!("fill_release.lua"),
             include_str!("mark_stale.lua"),
             include_str!("delete.lua"),
+            include_str!("incr.lua"),
         ] {
             let first = source.lines().next().unwrap_or_default();
             assert!(

@@ -12,7 +12,7 @@
 
 use deadpool_redis::PoolError;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, RedisResult, Value};
 
 /// The pool a [`RedisBackend`](super::RedisBackend) takes its command
 /// connection from, by deployment.
@@ -126,6 +126,32 @@ impl Conn {
             Conn::Single(conn) => conn.set_response_timeout(timeout),
             #[cfg(feature = "redis-cluster")]
             Conn::Cluster(_) => {}
+        }
+    }
+
+    /// Sends `cmd` to the master of `slot` on a cluster: for commands
+    /// without a key, which redis-rs would send to any node (`SCAN`). On
+    /// one server it goes to that server.
+    pub(super) async fn query_on<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+        slot: u16,
+    ) -> RedisResult<T> {
+        match self {
+            Conn::Single(conn) => {
+                let _ = slot;
+                cmd.query_async(conn).await
+            }
+            #[cfg(feature = "redis-cluster")]
+            Conn::Cluster(conn) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let master =
+                    SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+                let reply = conn
+                    .route_command(cmd.clone(), RoutingInfo::SingleNode(master))
+                    .await?;
+                Ok(redis::from_redis_value(reply)?)
+            }
         }
     }
 }

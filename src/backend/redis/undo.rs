@@ -41,17 +41,23 @@ use super::topology::Conn;
 /// connection open): past the longest freeze or failover worth waiting for.
 pub(super) const UNDO_PATIENCE: Duration = Duration::from_secs(60);
 
-/// What takes back a create: an owner-checked release script, replying 1
-/// when it removed something.
+/// What takes back a create: owner-checked release scripts (one per
+/// record a batch may have made), each replying 1 when it removed
+/// something.
 pub(super) struct Undo {
     /// The create's operation, for the logs.
     operation: &'static str,
-    script: ScriptInvocation<'static>,
+    scripts: Vec<ScriptInvocation<'static>>,
 }
 
 impl Undo {
     pub(super) fn new(operation: &'static str, script: ScriptInvocation<'static>) -> Self {
-        Undo { operation, script }
+        Undo::all(operation, vec![script])
+    }
+
+    /// The undo of a batch of creates: every script, in order.
+    pub(super) fn all(operation: &'static str, scripts: Vec<ScriptInvocation<'static>>) -> Self {
+        Undo { operation, scripts }
     }
 }
 
@@ -96,13 +102,29 @@ impl Drop for InFlight {
     }
 }
 
-/// Sends `undo` on `conn` and logs the outcome.
-async fn send(undo: Undo, mut conn: Conn) {
-    conn.be_patient(UNDO_PATIENCE);
+/// Sends `undo`'s scripts on `conn`, all at once (each after the create,
+/// which is all that order matters for), and logs the outcome of each.
+async fn send(undo: Undo, conn: Conn) {
     let operation = undo.operation;
-    // Bounded here too: a cluster connection keeps its own response timeout.
-    let reply = tokio::time::timeout(UNDO_PATIENCE, undo.script.invoke_async::<i64>(&mut conn));
-    match reply.await {
+    let replies = undo.scripts.iter().map(|script| {
+        let mut conn = conn.clone();
+        async move {
+            conn.be_patient(UNDO_PATIENCE);
+            // Bounded here too: a cluster connection keeps its own response timeout.
+            tokio::time::timeout(UNDO_PATIENCE, script.invoke_async::<i64>(&mut conn)).await
+        }
+    });
+    for reply in futures::future::join_all(replies).await {
+        log(operation, reply);
+    }
+}
+
+/// Logs what one undo script did.
+fn log(
+    operation: &'static str,
+    reply: Result<redis::RedisResult<i64>, tokio::time::error::Elapsed>,
+) {
+    match reply {
         Ok(Ok(1)) => tracing::debug!(
             operation,
             "took back what a create whose caller gave up on it had made"
