@@ -1,14 +1,15 @@
 //! The [`Backend`] primitives on memcached's meta protocol (the table is
 //! in the [module docs](super)).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use memcache::exp::{Delete, Meta, MutationStatus};
+use memcache::exp::{Delete, Meta, MutationStatus, Set};
 use tokio::sync::Notify;
 
-use super::client::unexpected;
+use super::client::{self, unexpected};
 use super::{keys, ttl, watch, MemcachedBackend, KIND};
 use crate::backend::{
     Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
@@ -180,5 +181,93 @@ impl Backend for MemcachedBackend {
 
     fn lease_life(&self, lease: Duration) -> Duration {
         Duration::from_secs(u64::from(ttl::lease_secs(lease)))
+    }
+}
+
+/// What the primitives share: the call bound, checked stores, and plain reads.
+impl MemcachedBackend {
+    /// Runs `call` under the configured timeout.
+    pub(super) async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.client.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::BackendTimeout {
+                    backend: KIND,
+                    operation,
+                    after: self.client.timeout,
+                })
+            })
+    }
+
+    /// Refuses a value over the configured size before it is sent.
+    pub(super) fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
+        if value.len() > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                key: key.to_owned(),
+                size: value.len(),
+                limit: Some(self.max_value_size),
+                backend: KIND,
+            });
+        }
+        Ok(())
+    }
+
+    /// A store of `value` at `key` with `ttl`, checked and ready to send.
+    pub(super) fn store_op(
+        &self,
+        key: &str,
+        wire_key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Set> {
+        self.check_size(key, value)?;
+        let set = Set::new(wire_key, value);
+        Ok(match ttl {
+            Some(ttl) => set.ttl(ttl::exptime(ttl, "ttl")?),
+            None => set,
+        })
+    }
+
+    /// `ms … ME`: `Ok(false)` when the key holds a value. A fill's empty
+    /// placeholder is not a value: it is replaced, which voids the fill
+    /// (see [`replace_placeholder`](Self::replace_placeholder)).
+    pub(super) async fn create(
+        &self,
+        operation: &'static str,
+        wire: &str,
+        set: Set,
+    ) -> Result<bool> {
+        // Kept for the rare placeholder case; a `Set` clone copies the value.
+        let fallback = set.clone();
+        match self.client.store(operation, set.add()).await? {
+            MutationStatus::Applied => Ok(true),
+            MutationStatus::AlreadyExists => {
+                self.replace_placeholder(operation, wire, fallback).await
+            }
+            other => Err(unexpected(operation, other)),
+        }
+    }
+
+    /// A plain read (`mg <k> v c t`); hands back a stale item's refresh
+    /// token if the read won it by accident.
+    pub(super) async fn plain_read(
+        &self,
+        operation: &'static str,
+        wire: &str,
+    ) -> Result<Option<client::Item>> {
+        let item = self
+            .client
+            .read(operation, wire, Meta::NONE.cas().ttl())
+            .await?;
+        if let Some(item) = &item {
+            if item.stale && item.won {
+                self.give_back_win(wire, item.cas, item.ttl).await;
+            }
+        }
+        Ok(item)
     }
 }
