@@ -66,13 +66,26 @@ pub(super) fn is_placeholder(result: &GetResult) -> bool {
             && result.value_state != ValueState::Stale)
 }
 
-/// Whether a fill's store went in: `Ok(false)` when its lease was void.
+/// Whether a fill's store or give-back went in: `Ok(false)` when its
+/// lease was void.
 pub(super) fn filled(operation: &'static str, status: MutationStatus) -> Result<bool> {
     match status {
         MutationStatus::Applied => Ok(true),
         MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
         other => Err(unexpected(operation, other)),
     }
+}
+
+/// The give-back of `lease` on the key sent as `wire`: `md <k> C<cas>` for
+/// a placeholder, `md <k> I T<grace> C<cas>` for a stale item; `None` when
+/// `lease` is not a memcached lease.
+pub(super) fn release_op(wire: &str, lease: &LeaseToken) -> Option<Delete> {
+    let (kind, cas, grace) = untoken(lease)?;
+    Some(match kind {
+        Kind::Placeholder => Delete::new(wire).compare_cas(cas),
+        // Re-marking the item stale hands its token to the next reader.
+        Kind::Stale => restale(wire, grace, cas),
+    })
 }
 
 /// `mg <k> v c t N<lease>`: the read for a fill of the key sent as `wire`.
@@ -153,20 +166,12 @@ impl MemcachedBackend {
 
     pub(super) async fn fill_release(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
         let wire = keys::wire_key(key)?;
-        let Some((kind, cas, grace)) = untoken(lease) else {
+        let Some(delete) = release_op(&wire, lease) else {
             return Ok(false);
         };
-        let delete = match kind {
-            Kind::Placeholder => Delete::new(&*wire).compare_cas(cas),
-            // Re-marking the item stale hands its token to the next reader.
-            Kind::Stale => restale(&wire, grace, cas),
-        };
         self.bounded("release_fill", async {
-            match self.client.remove("release_fill", delete).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("release_fill", other)),
-            }
+            let status = self.client.remove("release_fill", delete).await?;
+            filled("release_fill", status)
         })
         .await
     }

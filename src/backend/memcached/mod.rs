@@ -31,6 +31,12 @@
 //! | `release`, nothing remembered | `mg <k> v c`, compare, `md <k> C<cas>` | 2 |
 //! | `extend`, nothing remembered | `mg <k> v c`, compare, `ms <k> C<cas> T<lease>` | 2 |
 //! | `watch_releases` | a poller: `mg <k>` every poll interval | — |
+//! | `get_many`, `set_many`, `delete_many` | the single-key commands, pipelined per server, the servers at once | 1 |
+//! | `read_for_fill_many`, `store_filled_many` | likewise (see `batch.rs`) | 1 |
+//! | `exists` | `mg <k> s c t`, without the value | 1 |
+//! | `touch` | `mg <k> s c t` and `mg <k> T<ttl>`, pipelined (see `surface.rs`) | 1 |
+//! | `increment` | `ma <k> D<delta>`; a CAS loop for negative values (see `counter.rs`) | 1–3 |
+//! | `clear("")` | `flush_all` on every server. A namespace is cleared by a new generation, above the backend: memcached cannot list keys | 1 |
 //!
 //! The `c` flag on the create and on the extend asks memcached for the
 //! record's new CAS unique in the same answer; it needs memcached 1.6.13 or
@@ -238,8 +244,10 @@
 //! item when it runs out of memory, lock records and fencing counters
 //! included: size the cache so that it does not.
 
+mod batch;
 mod client;
 mod config;
+mod counter;
 mod create;
 mod fill;
 mod keys;
@@ -247,6 +255,7 @@ mod lock;
 mod open;
 mod ops;
 mod remembered;
+mod surface;
 mod ttl;
 mod watch;
 

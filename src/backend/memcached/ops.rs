@@ -12,7 +12,8 @@ use tokio::sync::Notify;
 use super::client::{self, unexpected};
 use super::{keys, ttl, watch, MemcachedBackend, KIND};
 use crate::backend::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
+    ReleaseWatch,
 };
 use crate::{Error, Result};
 
@@ -181,6 +182,50 @@ impl Backend for MemcachedBackend {
 
     fn lease_life(&self, lease: Duration) -> Duration {
         Duration::from_secs(u64::from(ttl::lease_secs(lease)))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.many_get(keys).await
+    }
+
+    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        self.many_set(entries, ttl).await
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        self.many_delete(keys).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.key_exists(key).await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.touch_key(key, ttl).await
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.increment_by(key, delta).await
+    }
+
+    /// memcached cannot list its keys: a namespace is cleared by moving
+    /// it to a new generation, above this trait.
+    fn clears_by_prefix(&self) -> bool {
+        false
+    }
+
+    /// `flush_all` on every server for an empty prefix;
+    /// [`Error::Unsupported`] for any other.
+    async fn clear(&self, prefix: &str) -> Result<()> {
+        self.flush(prefix).await
+    }
+
+    async fn read_for_fill_many(&self, keys: &[&str], lease: Duration) -> Result<Vec<FillRead>> {
+        self.many_fill_reads(keys, lease).await
+    }
+
+    async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
+        self.many_fill_stores(entries).await
     }
 }
 
