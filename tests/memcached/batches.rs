@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use memcache::exp::{Get, GetStatus};
-use stampede::backend::memcached::{MemcachedBackend, MemcachedConfig, MAX_KEY_LEN};
+use stampede::backend::memcached::{
+    MemcachedBackend, MemcachedConfig, DEFAULT_MAX_VALUE_SIZE, MAX_KEY_LEN,
+};
 use stampede::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
+use stampede::Error;
 
 use crate::common::servers::{Server, MEMCACHED};
 use crate::proxy::DelayAnswers;
@@ -248,4 +251,62 @@ async fn a_batch_that_fails_in_part_gives_back_the_leases_it_got() {
     }
     let again = on_live.read_for_fill(&here, lease).await.unwrap();
     assert!(matches!(again.lease, FillLease::Granted(_)), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_anywhere_in_a_batch_is_refused_before_anything_is_sent() {
+    let mc = backend(&shared_url()).await;
+    let id = unique("bad-batch");
+    let (good, other) = (format!("{id}:good"), format!("{id}:other"));
+    let big = vec![b'x'; DEFAULT_MAX_VALUE_SIZE + 1];
+    let too_large = mc
+        .set_many(&[(good.as_str(), &b"v"[..]), (&other, &big)], None)
+        .await;
+    assert!(
+        matches!(too_large, Err(Error::ValueTooLarge { .. })),
+        "{too_large:?}"
+    );
+    let bad_key = mc
+        .set_many(&[(good.as_str(), &b"v"[..]), ("a b", b"v")], None)
+        .await;
+    assert!(
+        matches!(bad_key, Err(Error::InvalidKey { .. })),
+        "{bad_key:?}"
+    );
+    assert_eq!(mc.get(&good).await.unwrap(), None, "half a batch was sent");
+
+    let read = mc
+        .read_for_fill(&good, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let entries = [
+        FilledValue {
+            key: &good,
+            lease: granted(&read),
+            value: b"v",
+            ttl: None,
+        },
+        FilledValue {
+            key: &other,
+            lease: granted(&read),
+            value: &big,
+            ttl: None,
+        },
+    ];
+    let too_large = mc.store_filled_many(&entries).await;
+    assert!(
+        matches!(too_large, Err(Error::ValueTooLarge { .. })),
+        "{too_large:?}"
+    );
+    assert!(mc
+        .store_filled(&good, granted(&read), b"v", None)
+        .await
+        .unwrap());
+    for bad in [
+        mc.get_many(&[&good, "a\nb"]).await.map(drop),
+        mc.delete_many(&[&good, "a b"]).await.map(drop),
+    ] {
+        assert!(matches!(bad, Err(Error::InvalidKey { .. })), "{bad:?}");
+    }
+    assert_eq!(mc.get(&good).await.unwrap().as_deref(), Some(&b"v"[..]));
 }
