@@ -35,6 +35,11 @@ impl Namespace {
         Namespace(Some(prefix.into()))
     }
 
+    /// Whether this is the root (no namespace at all).
+    pub(crate) fn is_root(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// The prefix as given to backends (`""` for none).
     pub(crate) fn prefix(&self) -> &str {
         self.0.as_deref().unwrap_or("")
@@ -42,16 +47,7 @@ impl Namespace {
 
     /// The key a backend sees for `key`; borrows when there is no namespace.
     pub(crate) fn apply<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
-        check_key(key)?;
-        Ok(match &self.0 {
-            None => Cow::Borrowed(key),
-            Some(prefix) => {
-                let mut full = String::with_capacity(prefix.len() + key.len());
-                full.push_str(prefix);
-                full.push_str(key);
-                Cow::Owned(full)
-            }
-        })
+        apply_under(self.prefix(), key)
     }
 
     /// The key of the lock record guarding `key`: `<namespace>:<key>-lock`.
@@ -64,6 +60,18 @@ impl Namespace {
         full.push_str(LOCK_SUFFIX);
         Ok(full)
     }
+}
+
+/// `key` under an already resolved `prefix` (see `Cache::full_key`).
+pub(crate) fn apply_under<'k>(prefix: &str, key: &'k str) -> Result<Cow<'k, str>> {
+    check_key(key)?;
+    if prefix.is_empty() {
+        return Ok(Cow::Borrowed(key));
+    }
+    let mut full = String::with_capacity(prefix.len() + key.len());
+    full.push_str(prefix);
+    full.push_str(key);
+    Ok(Cow::Owned(full))
 }
 
 fn check_key(key: &str) -> Result<()> {

@@ -11,6 +11,7 @@ mod clock;
 mod error;
 mod key;
 mod lock;
+mod observe;
 pub mod typed;
 mod url;
 

@@ -2,18 +2,25 @@
 //!
 //! - `open`: making one, from a URL or from each backend's configuration.
 
+mod batch;
+mod generations;
 mod open;
+mod surface;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::backend::any::AnyBackend;
+use tracing::Instrument;
+
 use crate::backend::{Backend, CasToken};
-use crate::key::{check_ttl, Namespace};
+use crate::key::{apply_under, check_ttl, Namespace};
 use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
+use crate::observe::{self, op_span};
 use crate::typed::flight::Flights;
 use crate::{Error, Result};
 
@@ -42,6 +49,8 @@ use crate::{Error, Result};
 pub struct Cache {
     shared: Arc<Shared>,
     namespace: Namespace,
+    /// The TTL of writes that pass `None` ([`Cache::with_default_ttl`]).
+    default_ttl: Option<Duration>,
 }
 
 struct Shared {
@@ -51,12 +60,16 @@ struct Shared {
     fill_wakeups: Wakeups,
     held: HeldLocks,
     flights: Flights,
+    /// Namespace generations, for a backend that cannot clear by prefix.
+    generations: Option<generations::Generations>,
 }
 
 impl Cache {
     pub(crate) fn from_backend(backend: AnyBackend) -> Cache {
+        let generations = (!backend.clears_by_prefix()).then(Default::default);
         Cache {
             shared: Arc::new(Shared {
+                generations,
                 backend,
                 wakeups: Wakeups::default(),
                 fill_wakeups: Wakeups::default(),
@@ -64,6 +77,7 @@ impl Cache {
                 flights: Flights::default(),
             }),
             namespace: Namespace::default(),
+            default_ttl: None,
         }
     }
 
@@ -88,6 +102,7 @@ impl Cache {
         Cache {
             shared: Arc::clone(&self.shared),
             namespace: self.namespace.join(namespace),
+            default_ttl: self.default_ttl,
         }
     }
 
@@ -135,6 +150,32 @@ impl Cache {
         &self.namespace
     }
 
+    /// The prefix this handle's keys are stored under now.
+    async fn resolved_prefix(&self) -> Result<Option<Arc<str>>> {
+        match &self.shared.generations {
+            Some(generations) if !self.namespace.is_root() => Ok(Some(
+                generations
+                    .resolve(&self.shared.backend, &self.namespace)
+                    .await?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// The key the backend sees for `key`: namespaced, and on a backend
+    /// that clears namespaces by generation, in the current generation.
+    pub(crate) async fn full_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
+        match self.resolved_prefix().await? {
+            Some(prefix) => apply_under(&prefix, key),
+            None => self.namespace.apply(key),
+        }
+    }
+
+    /// `ttl`, or this handle's default TTL when it is `None`.
+    pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
+        ttl.or(self.default_ttl)
+    }
+
     /// Reads `key`. `None` when it is absent or expired.
     ///
     /// # Errors
@@ -145,8 +186,15 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let key = self.namespace.apply(key)?;
-        self.shared.backend.get(&key).await
+        let span = op_span!("get", self.backend_kind(), key);
+        let result = async {
+            let key = self.full_key(key).await?;
+            self.shared.backend.get(&key).await
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Stores `value` at `key`, replacing what was there. `ttl: None` keeps
@@ -168,11 +216,19 @@ impl Cache {
         value: impl AsRef<[u8]>,
         ttl: Option<Duration>,
     ) -> Result<()> {
-        check_ttl(ttl)?;
-        let key = self.namespace.apply(key)?;
-        self.shared.backend.set(&key, value.as_ref(), ttl).await?;
-        self.shared.flights.invalidate(&key);
-        Ok(())
+        let span = op_span!("set", self.backend_kind(), key);
+        let result = async {
+            let ttl = self.ttl_or_default(ttl);
+            check_ttl(ttl)?;
+            let key = self.full_key(key).await?;
+            self.shared.backend.set(&key, value.as_ref(), ttl).await?;
+            self.shared.flights.invalidate(&key);
+            Ok(())
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Stores `value` only if `key` is absent. `Ok(false)` when it exists.
@@ -192,13 +248,21 @@ impl Cache {
         value: impl AsRef<[u8]>,
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        check_ttl(ttl)?;
-        let key = self.namespace.apply(key)?;
-        let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
-        if added {
-            self.shared.flights.invalidate(&key);
+        let span = op_span!("add", self.backend_kind(), key);
+        let result = async {
+            let ttl = self.ttl_or_default(ttl);
+            check_ttl(ttl)?;
+            let key = self.full_key(key).await?;
+            let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
+            if added {
+                self.shared.flights.invalidate(&key);
+            }
+            Ok(added)
         }
-        Ok(added)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Removes `key`. `Ok(false)` when it was absent.
@@ -220,15 +284,22 @@ impl Cache {
     ///
     /// If the future is dropped, the key may or may not have been removed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let key = self.namespace.apply(key)?;
-        let removed = self.shared.backend.delete(&key).await?;
-        self.shared.flights.invalidate(&key);
-        if removed {
-            // It may have been a lock record: its waiters here go on now,
-            // as after a release, instead of sitting out the lease.
-            self.shared.wakeups.wake(&key);
+        let span = op_span!("delete", self.backend_kind(), key);
+        let result = async {
+            let key = self.full_key(key).await?;
+            let removed = self.shared.backend.delete(&key).await?;
+            self.shared.flights.invalidate(&key);
+            if removed {
+                // It may have been a lock record: its waiters here go on now,
+                // as after a release, instead of sitting out the lease.
+                self.shared.wakeups.wake(&key);
+            }
+            Ok(removed)
         }
-        Ok(removed)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Soft invalidation: marks the value at `key` stale, keeping it
@@ -270,16 +341,23 @@ impl Cache {
     ///
     /// If the future is dropped, the value may or may not have been marked.
     pub async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
-        if grace.is_zero() {
-            return Err(Error::InvalidArgument {
-                name: "grace",
-                reason: "the grace period must be longer than zero",
-            });
+        let span = op_span!("mark_stale", self.backend_kind(), key);
+        let result = async {
+            if grace.is_zero() {
+                return Err(Error::InvalidArgument {
+                    name: "grace",
+                    reason: "the grace period must be longer than zero",
+                });
+            }
+            let key = self.full_key(key).await?;
+            let marked = self.shared.backend.mark_stale(&key, grace).await?;
+            self.shared.flights.invalidate(&key);
+            Ok(marked)
         }
-        let key = self.namespace.apply(key)?;
-        let marked = self.shared.backend.mark_stale(&key, grace).await?;
-        self.shared.flights.invalidate(&key);
-        Ok(marked)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Reads `key` with a [`CasToken`] for [`cas`](Cache::cas). The token
@@ -293,8 +371,15 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let key = self.namespace.apply(key)?;
-        self.shared.backend.gets(&key).await
+        let span = op_span!("gets", self.backend_kind(), key);
+        let result = async {
+            let key = self.full_key(key).await?;
+            self.shared.backend.gets(&key).await
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Stores `value` only if `key` is unchanged since the [`gets`](Cache::gets)
@@ -330,17 +415,27 @@ impl Cache {
         token: Option<&CasToken>,
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        check_ttl(ttl)?;
-        let key = self.namespace.apply(key)?;
-        let stored = self
-            .shared
-            .backend
-            .cas(&key, value.as_ref(), token, ttl)
-            .await?;
-        if stored {
-            self.shared.flights.invalidate(&key);
+        let span = op_span!("cas", self.backend_kind(), key);
+        let result = async {
+            let ttl = self.ttl_or_default(ttl);
+            check_ttl(ttl)?;
+            let key = self.full_key(key).await?;
+            let stored = self
+                .shared
+                .backend
+                .cas(&key, value.as_ref(), token, ttl)
+                .await?;
+            if stored {
+                self.shared.flights.invalidate(&key);
+            } else {
+                crate::observe::cas_conflict(self.backend_kind(), "cas");
+            }
+            Ok(stored)
         }
-        Ok(stored)
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 }
 

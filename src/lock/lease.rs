@@ -84,6 +84,7 @@ impl Lease {
             still_held
         });
         if changed {
+            crate::observe::lease_lost(self.claim.cache().backend_kind());
             tracing::warn!(lock = self.claim.key(), why, "lease lost");
         }
     }

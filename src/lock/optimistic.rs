@@ -59,7 +59,7 @@ impl OptimisticLock {
     /// Cancel safe: it only reads.
     pub async fn acquire(cache: &Cache, key: impl Into<String>) -> Result<OptimisticLock> {
         let key = key.into();
-        let full_key = cache.namespace().apply(&key)?.into_owned();
+        let full_key = cache.full_key(&key).await?.into_owned();
         let seen = cache.backend().gets(&full_key).await?;
         Ok(OptimisticLock {
             cache: cache.clone(),
@@ -101,6 +101,7 @@ impl OptimisticLock {
     /// If the future is dropped, the write may or may not have happened;
     /// acquire again to find out.
     pub async fn cas(&self, value: impl AsRef<[u8]>, ttl: Option<Duration>) -> Result<()> {
+        let ttl = self.cache.ttl_or_default(ttl);
         check_ttl(ttl)?;
         let stored = self
             .cache
@@ -111,6 +112,7 @@ impl OptimisticLock {
             self.cache.flights().invalidate(&self.full_key);
             Ok(())
         } else {
+            crate::observe::cas_conflict(self.cache.backend_kind(), "optimistic_lock");
             Err(Error::Conflict {
                 key: self.key.clone(),
             })

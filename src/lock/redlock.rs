@@ -143,6 +143,8 @@ impl RedLock {
         let woken = self
             .wait_for_release(&lock_key, clock::deadline(started, self.lease))
             .await?;
+        let kind = self.cache.backend_kind();
+        crate::observe::lock_wait(kind, "released", started.elapsed());
         Ok(LockGuard::waited(woken))
     }
 
@@ -182,11 +184,16 @@ impl RedLock {
             let mut notified = pin!(waiter.notified());
             notified.as_mut().enable();
             let remaining = match self.attempt(&lock_key).await? {
-                Ok(guard) => return Ok(guard),
+                Ok(guard) => {
+                    let kind = backend.kind();
+                    crate::observe::lock_wait(kind, "acquired", started.elapsed());
+                    return Ok(guard);
+                }
                 Err(remaining) => remaining,
             };
             let now = Instant::now();
             if deadline.is_some_and(|deadline| now >= deadline) {
+                crate::observe::lock_wait(backend.kind(), "timeout", now - started);
                 return Err(Error::LockTimeout {
                     key: self.key.clone(),
                     waited: now - started,

@@ -94,6 +94,19 @@ impl Wakeups {
         }
     }
 
+    /// Wakes every waiter on a key that starts with `prefix`.
+    pub(crate) fn wake_prefix(&self, prefix: &str) {
+        fence(Ordering::SeqCst);
+        if self.keys_waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        for (key, registered) in self.slots().iter() {
+            if key.starts_with(prefix) {
+                registered.slot.notify.notify_waiters();
+            }
+        }
+    }
+
     /// How many keys have waiters in this process.
     pub(crate) fn len(&self) -> usize {
         self.slots().len()

@@ -25,7 +25,7 @@ use serde::Serialize;
 #[cfg(feature = "postcard")]
 pub use codec::Postcard;
 pub use codec::{Codec, Json};
-pub use fill::{Fill, DEFAULT_FILL_LEASE};
+pub use fill::{CacheIf, Fill, StoreAll, StorePolicy, TtlWith, DEFAULT_FILL_LEASE};
 pub use update::Retry;
 
 use crate::key::check_ttl;
@@ -103,7 +103,12 @@ impl Cache {
     /// # Cancel safety
     ///
     /// As for [`Typed::get_or_fill`].
-    pub async fn get_or_fill<T, E, F, Fut>(&self, key: &str, fill: Fill, f: F) -> Result<T, E>
+    pub async fn get_or_fill<T, E, F, Fut>(
+        &self,
+        key: &str,
+        fill: Fill<impl StorePolicy<T>>,
+        f: F,
+    ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         E: From<Error>,
@@ -126,7 +131,7 @@ impl Cache {
     pub async fn get_or_fill_detached<T, E, F, Fut>(
         &self,
         key: &str,
-        fill: Fill,
+        fill: Fill<impl StorePolicy<T> + Clone + Send + Sync + 'static>,
         f: F,
     ) -> Result<T, E>
     where
@@ -269,7 +274,12 @@ impl<C: Codec> Typed<C> {
     ///
     /// Dropping the future drops `f`'s future too and gives the lease back
     /// in the background, which wakes the waiters; one of them takes over.
-    pub async fn get_or_fill<T, E, F, Fut>(&self, key: &str, fill: Fill, f: F) -> Result<T, E>
+    pub async fn get_or_fill<T, E, F, Fut>(
+        &self,
+        key: &str,
+        fill: Fill<impl StorePolicy<T>>,
+        f: F,
+    ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         E: From<Error>,
@@ -317,7 +327,7 @@ impl<C: Codec> Typed<C> {
     pub async fn get_or_fill_detached<T, E, F, Fut>(
         &self,
         key: &str,
-        fill: Fill,
+        fill: Fill<impl StorePolicy<T> + Clone + Send + Sync + 'static>,
         f: F,
     ) -> Result<T, E>
     where
@@ -423,6 +433,7 @@ async fn set_value<C: Codec, T: Serialize + ?Sized>(
     value: &T,
     ttl: Option<Duration>,
 ) -> Result<()> {
+    let ttl = cache.ttl_or_default(ttl);
     check_ttl(ttl)?;
     let bytes = encode(codec, key, value, Meta::fresh_for(ttl, Duration::ZERO))?;
     cache.set(key, bytes, ttl).await

@@ -76,6 +76,7 @@ where
     T: Serialize + DeserializeOwned,
     F: FnMut(Option<T>) -> T,
 {
+    let ttl = cache.ttl_or_default(ttl);
     check_ttl(ttl)?;
     for attempt in 1..=retry.max_attempts {
         let lock = OptimisticLock::acquire(cache, key).await?;

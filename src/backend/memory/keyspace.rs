@@ -130,6 +130,16 @@ impl KeySpace {
     }
 
     /// Entry counts of both tables, for `Debug`.
+    /// Every key of either table that starts with `prefix`, each once.
+    /// Keys written meanwhile may or may not be in it.
+    pub(super) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut keys = super::records::keys_with_prefix(&self.values, prefix);
+        keys.extend(self.records.keys_with_prefix(prefix));
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
     pub(super) fn counts(&self) -> (u64, u64) {
         (self.values.entry_count(), self.records.len())
     }

@@ -63,6 +63,7 @@ mod entry;
 mod fill;
 mod keyspace;
 mod records;
+mod surface;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -323,5 +324,33 @@ impl Backend for MemoryBackend {
 
     async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
         Ok(self.inner.watchers.watch(key, wake))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+
+    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        for (key, value) in entries {
+            self.put_value_if(key, value, ttl, |_| true).await;
+        }
+        Ok(())
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
+        Ok(self.touch_entry(key, ttl).await)
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.add_to(key, delta).await
+    }
+
+    async fn clear(&self, prefix: &str) -> Result<()> {
+        self.clear_prefix(prefix).await;
+        Ok(())
     }
 }

@@ -14,6 +14,15 @@ use moka::future::Cache as MokaCache;
 
 use super::entry::{Entry, ReclaimAtExpiry, Table};
 
+/// The keys in `table` that start with `prefix`.
+pub(super) fn keys_with_prefix(table: &Table, prefix: &str) -> Vec<String> {
+    table
+        .iter()
+        .filter(|(key, _)| key.starts_with(prefix))
+        .map(|(key, _)| String::clone(&key))
+        .collect()
+}
+
 /// Lock records by key. See the module docs.
 pub(super) struct Records {
     table: Table,
@@ -40,6 +49,11 @@ impl Records {
     /// Drops the record at `key`, if any.
     pub(super) async fn remove(&self, key: &str) {
         self.table.invalidate(key).await;
+    }
+
+    /// The keys of every record kept (live or not) that start with `prefix`.
+    pub(super) fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        keys_with_prefix(&self.table, prefix)
     }
 
     /// About how many records are kept (moka counts lazily).

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::options::{Fill, Verdict};
+use super::policy::StorePolicy;
 use crate::backend::{Backend, CasToken, FillLease, FillRead, LeaseToken};
 use crate::clock::deadline;
 use crate::typed::frame::{now_unix_ms, Meta};
@@ -18,13 +19,13 @@ use crate::{Cache, Result};
 
 /// What one call works with: the cache, the codec, the key (as given and as
 /// the backend sees it), the options, and when it stops waiting for others.
-pub(super) struct Job<'a, C> {
+pub(super) struct Job<'a, C, P> {
     pub(super) cache: &'a Cache,
     pub(super) codec: &'a C,
     pub(super) key: &'a str,
     /// The key with the namespace applied.
     pub(super) full_key: Cow<'a, str>,
-    pub(super) fill: &'a Fill,
+    pub(super) fill: &'a Fill<P>,
     /// When the call began; its patience with others' leases counts from here.
     started: Instant,
 }
@@ -58,14 +59,14 @@ pub(super) enum Need {
     Replace(CasToken),
 }
 
-impl<'a, C: Codec> Job<'a, C> {
-    pub(super) fn new(
+impl<'a, C: Codec, P> Job<'a, C, P> {
+    pub(super) async fn new(
         cache: &'a Cache,
         codec: &'a C,
         key: &'a str,
-        fill: &'a Fill,
+        fill: &'a Fill<P>,
     ) -> Result<Self> {
-        let full_key = cache.namespace().apply(key)?;
+        let full_key = cache.full_key(key).await?;
         Ok(Job {
             cache,
             codec,
@@ -148,9 +149,23 @@ impl<'a, C: Codec> Job<'a, C> {
         })
     }
 
-    /// The value framed and encoded for storing.
-    pub(super) fn encode<T: Serialize>(&self, value: &T, fill_time: Duration) -> Result<Bytes> {
-        let meta = Meta::fresh_for(self.fill.ttl, fill_time);
+    /// Whether the fill's policy stores `value`, and with which TTL (fresh
+    /// time; see [`Fill::storage_ttl`] for how long the backend keeps it).
+    pub(super) fn store_for<T>(&self, value: &T) -> Option<Option<Duration>>
+    where
+        P: StorePolicy<T>,
+    {
+        self.fill.policy.store_for(value, self.fill.ttl)
+    }
+
+    /// The value framed and encoded for storing, fresh for `ttl`.
+    pub(super) fn encode<T: Serialize>(
+        &self,
+        value: &T,
+        fill_time: Duration,
+        ttl: Option<Duration>,
+    ) -> Result<Bytes> {
+        let meta = Meta::fresh_for(ttl, fill_time);
         Ok(Bytes::from(encode(self.codec, self.key, value, meta)?))
     }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::job::Job;
+use super::policy::StorePolicy;
 use crate::backend::{Backend, LeaseToken};
 use crate::typed::flight::Leader;
 use crate::typed::Codec;
@@ -92,14 +93,15 @@ pub(super) async fn give_back(cache: &Cache, key: &str, lease: &LeaseToken) {
 /// stored bytes for the flight's followers. The caller gets what `f`
 /// computed whether or not it could be stored, unless the backend refused
 /// it as invalid input (a TTL it cannot represent, a value over its limit).
-pub(super) async fn fill_leased<C, T, E, F, Fut>(
-    job: &Job<'_, C>,
+pub(super) async fn fill_leased<C, P, T, E, F, Fut>(
+    job: &Job<'_, C, P>,
     leader: Option<&Leader<'_>>,
     lease: LeaseToken,
     f: F,
 ) -> Result<T, E>
 where
     C: Codec,
+    P: StorePolicy<T>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
     F: FnOnce() -> Fut,
@@ -110,6 +112,7 @@ where
     let value = match f().await {
         Ok(value) => value,
         Err(error) => {
+            crate::observe::fill_error(job.cache.backend_kind(), started.elapsed());
             tracing::debug!(
                 key = job.key,
                 "fill failed; giving the lease back so that a waiter takes over"
@@ -118,7 +121,20 @@ where
             return Err(error);
         }
     };
-    let bytes = job.encode(&value, started.elapsed())?;
+    let Some(ttl) = job.store_for(&value) else {
+        // The policy keeps it out of the cache. This process's followers
+        // still get it; everyone else fills again.
+        tracing::debug!(
+            key = job.key,
+            "the fill's policy declined the value; not storing"
+        );
+        claim.give_back().await;
+        if let Some(leader) = leader {
+            leader.land(job.encode(&value, started.elapsed(), job.fill.ttl)?);
+        }
+        return Ok(value);
+    };
+    let bytes = job.encode(&value, started.elapsed(), ttl)?;
     if started.elapsed() >= job.fill.lease {
         // Our lease has run out: someone else may hold the next one and may
         // have read newer data than we did. Only they store.
@@ -126,7 +142,10 @@ where
         claim.give_back().await;
         return Ok(value);
     }
-    match claim.store(&bytes, job.fill.storage_ttl()).await {
+    let stored = claim.store(&bytes, job.fill.storage_ttl(ttl)).await;
+    let kind = job.cache.backend_kind();
+    crate::observe::fill(kind, matches!(stored, Ok(true)), started.elapsed());
+    match stored {
         Ok(true) => {
             tracing::debug!(key = job.key, fill_time = ?started.elapsed(), "filled");
             if let Some(leader) = leader {
@@ -152,13 +171,14 @@ where
 /// Past the caller's patience with someone else's lease (one that never
 /// runs out, or fills that keep outliving their leases): fill without a
 /// lease and without storing, as aiocache's waiters do after a lease.
-pub(super) async fn fill_unguarded<C, T, E, F, Fut>(
-    job: &Job<'_, C>,
+pub(super) async fn fill_unguarded<C, P, T, E, F, Fut>(
+    job: &Job<'_, C, P>,
     leader: Option<&Leader<'_>>,
     f: F,
 ) -> Result<T, E>
 where
     C: Codec,
+    P: StorePolicy<T>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
     F: FnOnce() -> Fut,
@@ -171,7 +191,7 @@ where
     let started = Instant::now();
     let value = f().await?;
     if let Some(leader) = leader {
-        leader.land(job.encode(&value, started.elapsed())?);
+        leader.land(job.encode(&value, started.elapsed(), job.fill.ttl)?);
     }
     Ok(value)
 }

@@ -26,22 +26,28 @@
 
 mod job;
 mod lease;
+mod many;
 mod options;
+mod policy;
 mod refresh;
+mod wait;
 
 use std::future::Future;
 use std::pin::pin;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::Instrument;
 
 use self::job::{Job, Need, Step};
 use self::refresh::Refresher;
 use super::flight::{Follower, Joined, Leader};
 use super::Codec;
 use crate::backend::LeaseToken;
+use crate::observe::{self, op_span};
 use crate::{Cache, Error, LockGuard, RedLock, Result};
 pub use options::{Fill, DEFAULT_FILL_LEASE};
+pub use policy::{CacheIf, StoreAll, StorePolicy, TtlWith};
 
 /// What a caller does, decided before the fill closure is touched.
 enum Decision<'a, T> {
@@ -67,9 +73,10 @@ enum Ran<T, E, F> {
 }
 
 /// Decides, and does everything but a refresh of a value that is there.
-async fn run<C, T, E, F, Fut>(job: &Job<'_, C>, f: F) -> Result<Ran<T, E, F>, E>
+async fn run<C, P, T, E, F, Fut>(job: &Job<'_, C, P>, f: F) -> Result<Ran<T, E, F>, E>
 where
     C: Codec,
+    P: StorePolicy<T>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
     F: FnOnce() -> Fut,
@@ -90,48 +97,55 @@ where
 }
 
 /// `get_or_fill`: the caller that refreshes waits for its own fill.
-pub(super) async fn get_or_fill<C, T, E, F, Fut>(
+pub(super) async fn get_or_fill<C, P, T, E, F, Fut>(
     cache: &Cache,
     codec: &C,
     key: &str,
-    fill: &Fill,
+    fill: &Fill<P>,
     f: F,
 ) -> Result<T, E>
 where
     C: Codec,
+    P: StorePolicy<T>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    fill.check()?;
-    let job = Job::new(cache, codec, key, fill)?;
-    let ran = run(&job, f).await?;
-    let outcome = match ran {
-        Ran::Done(outcome) => outcome,
-        Ran::Refresh(_, by, f) => refresh::refresh(&job, by, f).await,
-    };
+    let span = op_span!("get_or_fill", cache.backend_kind(), key);
+    let outcome = async {
+        fill.check()?;
+        let job = Job::new(cache, codec, key, fill).await?;
+        match run(&job, f).await? {
+            Ran::Done(outcome) => outcome,
+            Ran::Refresh(_, by, f) => refresh::refresh(&job, by, f).await,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("outcome", if outcome.is_ok() { "ok" } else { "error" });
     outcome
 }
 
 /// `get_or_fill_detached`: a caller that reads a value due for a refresh
 /// returns it at once and the refresh runs on a spawned task.
-pub(super) async fn get_or_fill_detached<C, T, E, F, Fut>(
+pub(super) async fn get_or_fill_detached<C, P, T, E, F, Fut>(
     cache: &Cache,
     codec: &C,
     key: &str,
-    fill: &Fill,
+    fill: &Fill<P>,
     f: F,
 ) -> Result<T, E>
 where
     C: Codec,
+    P: StorePolicy<T> + Clone + Send + Sync + 'static,
     T: Serialize + DeserializeOwned + Send + 'static,
     E: From<Error> + std::fmt::Display + Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
     fill.check()?;
-    let job = Job::new(cache, codec, key, fill)?;
+    let job = Job::new(cache, codec, key, fill).await?;
     let ran = run(&job, f).await?;
     let (stale, by, f) = match ran {
         Ran::Done(outcome) => return outcome,
@@ -139,7 +153,7 @@ where
     };
     let (cache, codec, key, fill) = (cache.clone(), codec.clone(), key.to_owned(), fill.clone());
     tokio::spawn(async move {
-        let refreshed = match Job::new(&cache, &codec, &key, &fill) {
+        let refreshed = match Job::new(&cache, &codec, &key, &fill).await {
             Ok(job) => refresh::refresh(&job, by, f).await,
             Err(error) => Err(E::from(error)),
         };
@@ -152,7 +166,9 @@ where
 
 /// Reads (or follows this process's flight) until the caller has a value or
 /// knows what to fill.
-async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Result<Decision<'a, T>> {
+async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
+    job: &'a Job<'_, C, P>,
+) -> Result<Decision<'a, T>> {
     let flights = job.cache.flights();
     loop {
         // A fill for this key is under way in this process: wait for it
@@ -164,7 +180,10 @@ async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Resul
             }
         }
         let need = match job.first_read::<T>().await? {
-            Step::Done(value, _) => return Ok(Decision::Value(value)),
+            Step::Done(value, _) => {
+                observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+                return Ok(Decision::Value(value));
+            }
             Step::Refresh(value, _, seen) => {
                 // One caller refreshes; everyone else keeps what they read.
                 let lock = RedLock::new(job.cache, job.key, job.fill.lease);
@@ -174,10 +193,17 @@ async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Resul
                 });
             }
             Step::ServeStale(value, Some(lease)) => {
-                return Ok(Decision::Refresh(value, Refresher::Lease(lease)))
+                observe::stale_served(job.cache.backend_kind());
+                return Ok(Decision::Refresh(value, Refresher::Lease(lease)));
             }
-            Step::ServeStale(value, None) => return Ok(Decision::Value(value)),
-            Step::Need(need) => need,
+            Step::ServeStale(value, None) => {
+                observe::stale_served(job.cache.backend_kind());
+                return Ok(Decision::Value(value));
+            }
+            Step::Need(need) => {
+                observe::misses(job.cache.backend_kind(), "get_or_fill", 1);
+                need
+            }
         };
         match flights.join(&job.full_key) {
             Joined::Lead(leader) => return lead(job, leader, need).await,
@@ -201,8 +227,8 @@ async fn decide<'a, C: Codec, T: DeserializeOwned>(job: &'a Job<'_, C>) -> Resul
 /// leader still busy after that has outlived its lease (its value will not
 /// be stored), so the flight is abandoned for newcomers and the caller goes
 /// to the backend, where the lease has run out. `None`: nothing landed.
-async fn follow<C: Codec, T: DeserializeOwned>(
-    job: &Job<'_, C>,
+async fn follow<C: Codec, P, T: DeserializeOwned>(
+    job: &Job<'_, C, P>,
     mut follower: Follower,
 ) -> Result<Option<T>> {
     match tokio::time::timeout_at(job.next_wake(), follower.landed()).await {
@@ -221,8 +247,8 @@ async fn follow<C: Codec, T: DeserializeOwned>(
 
 /// This process's one caller for the key: waits out other processes'
 /// leases until it holds one, or reads what they stored.
-async fn lead<'a, C: Codec, T: DeserializeOwned>(
-    job: &'a Job<'_, C>,
+async fn lead<'a, C: Codec, P, T: DeserializeOwned>(
+    job: &'a Job<'_, C, P>,
     leader: Leader<'a>,
     first: Need,
 ) -> Result<Decision<'a, T>> {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::policy::{CacheIf, StoreAll, TtlWith};
 use crate::key::{check_lease, check_ttl};
 use crate::typed::frame::Meta;
 use crate::{Error, Result};
@@ -22,13 +23,32 @@ pub const DEFAULT_FILL_LEASE: Duration = Duration::from_secs(10);
 ///     .stale_while_revalidate(Duration::from_secs(30)); // serve the old value while one caller refreshes
 /// # let _ = fill;
 /// ```
+///
+/// **Conditional caching.** [`cache_if`](Fill::cache_if) stores only the
+/// values a predicate accepts, and [`ttl_with`](Fill::ttl_with) computes
+/// each value's TTL from it. The predicate's type is part of the `Fill`
+/// (`Fill<P>`), so a predicate for the wrong value type is a compile error.
+///
+/// ```
+/// use std::time::Duration;
+/// use stampede::typed::Fill;
+///
+/// // Don't cache empty results; keep big ones longer.
+/// let fill = Fill::ttl(Duration::from_secs(60))
+///     .cache_if(|users: &Vec<String>| !users.is_empty())
+///     .ttl_with(|users: &Vec<String>| Duration::from_secs(60 * users.len().min(10) as u64));
+/// # let _ = fill;
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
-pub struct Fill {
+pub struct Fill<P = StoreAll> {
     pub(super) ttl: Option<Duration>,
     pub(super) lease: Duration,
     pub(super) early_refresh: Option<f64>,
     pub(super) stale_for: Option<Duration>,
+    /// Set by `ttl_with`: values get a TTL even when `ttl` is `None`.
+    pub(super) computes_ttl: bool,
+    pub(super) policy: P,
 }
 
 impl Fill {
@@ -39,6 +59,8 @@ impl Fill {
             lease: DEFAULT_FILL_LEASE,
             early_refresh: None,
             stale_for: None,
+            computes_ttl: false,
+            policy: StoreAll,
         }
     }
 
@@ -47,6 +69,79 @@ impl Fill {
         Fill {
             ttl: None,
             ..Fill::ttl(Duration::ZERO)
+        }
+    }
+}
+
+impl<P> Fill<P> {
+    /// Stores a fill's value only when `keep` returns `true` for it; the
+    /// caller gets the value either way. A value not stored is not shared:
+    /// callers in this process waiting on the fill get it too, but the next
+    /// caller after them (and other processes' waiters) fills again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use std::time::Duration;
+    /// use stampede::Fill;
+    ///
+    /// let cache = stampede::Cache::memory();
+    /// let fill = Fill::ttl(Duration::from_secs(60)).cache_if(|hits: &Vec<u32>| !hits.is_empty());
+    /// let hits: Vec<u32> = cache.get_or_fill("search:zzz", fill, || async { Ok::<_, stampede::Error>(vec![]) }).await?;
+    /// assert!(hits.is_empty());
+    /// assert!(!cache.exists("search:zzz").await?); // the empty result was not stored
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cache_if<T, F>(self, keep: F) -> Fill<CacheIf<P, F>>
+    where
+        F: Fn(&T) -> bool,
+    {
+        let policy = CacheIf {
+            inner: self.policy,
+            keep,
+        };
+        Fill {
+            ttl: self.ttl,
+            lease: self.lease,
+            early_refresh: self.early_refresh,
+            stale_for: self.stale_for,
+            computes_ttl: self.computes_ttl,
+            policy,
+        }
+    }
+
+    /// Stores each value with the TTL `ttl` computes from it, in place of
+    /// [`Fill::ttl`]'s (which then only applies to nothing; use
+    /// [`Fill::forever`] as the base if you like). A zero TTL means "do not
+    /// store". Early refresh and stale-while-revalidate work from the
+    /// computed TTL.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use stampede::Fill;
+    ///
+    /// // Hot prices for a minute, cold ones for an hour.
+    /// let fill = Fill::forever().ttl_with(|price: &(u64, bool)| {
+    ///     Duration::from_secs(if price.1 { 60 } else { 3600 })
+    /// });
+    /// # let _ = fill;
+    /// ```
+    pub fn ttl_with<T, F>(self, ttl: F) -> Fill<TtlWith<P, F>>
+    where
+        F: Fn(&T) -> Duration,
+    {
+        let policy = TtlWith {
+            inner: self.policy,
+            ttl,
+        };
+        Fill {
+            ttl: self.ttl,
+            lease: self.lease,
+            early_refresh: self.early_refresh,
+            stale_for: self.stale_for,
+            computes_ttl: true,
+            policy,
         }
     }
 
@@ -94,7 +189,7 @@ impl Fill {
             }
         }
         let refreshes = self.early_refresh.is_some() || self.stale_for.is_some();
-        if refreshes && self.ttl.is_none() {
+        if refreshes && self.ttl.is_none() && !self.computes_ttl {
             return Err(Error::InvalidArgument {
                 name: "fill",
                 reason: "early refresh and stale-while-revalidate need a TTL (Fill::ttl)",
@@ -109,10 +204,10 @@ impl Fill {
         Ok(())
     }
 
-    /// How long the backend keeps a value: fresh time plus the stale window.
-    pub(super) fn storage_ttl(&self) -> Option<Duration> {
-        self.ttl
-            .map(|ttl| ttl.saturating_add(self.stale_for.unwrap_or(Duration::ZERO)))
+    /// How long the backend keeps a value fresh for `ttl`: that plus the
+    /// stale window.
+    pub(super) fn storage_ttl(&self, ttl: Option<Duration>) -> Option<Duration> {
+        ttl.map(|ttl| ttl.saturating_add(self.stale_for.unwrap_or(Duration::ZERO)))
     }
 
     /// What a reader should do with a value carrying `meta`.

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::job::Job;
 use super::lease::fill_leased;
+use super::policy::StorePolicy;
 use crate::backend::{Backend, CasToken, LeaseToken};
 use crate::typed::flight::Leader;
 use crate::typed::Codec;
@@ -27,9 +28,14 @@ pub(super) enum Refresher {
 }
 
 /// Refreshes the key and returns the new value.
-pub(super) async fn refresh<C, T, E, F, Fut>(job: &Job<'_, C>, by: Refresher, f: F) -> Result<T, E>
+pub(super) async fn refresh<C, P, T, E, F, Fut>(
+    job: &Job<'_, C, P>,
+    by: Refresher,
+    f: F,
+) -> Result<T, E>
 where
     C: Codec,
+    P: StorePolicy<T>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
     F: FnOnce() -> Fut,
@@ -43,8 +49,8 @@ where
 
 /// Holding the key's fill lock: re-check, fill, compare-and-set against
 /// `seen`, land, release.
-pub(super) async fn fill_replacing<C, T, E, F, Fut>(
-    job: &Job<'_, C>,
+pub(super) async fn fill_replacing<C, P, T, E, F, Fut>(
+    job: &Job<'_, C, P>,
     leader: Option<&Leader<'_>>,
     guard: LockGuard,
     seen: CasToken,
@@ -52,6 +58,7 @@ pub(super) async fn fill_replacing<C, T, E, F, Fut>(
 ) -> Result<T, E>
 where
     C: Codec,
+    P: StorePolicy<T>,
     T: Serialize + DeserializeOwned,
     E: From<Error>,
     F: FnOnce() -> Fut,
@@ -72,11 +79,18 @@ where
     let started = Instant::now();
     let outcome = f().await;
     if let Ok(value) = &outcome {
-        let bytes = job.encode(value, started.elapsed())?;
+        let ttl = job.store_for(value);
+        let bytes = job.encode(value, started.elapsed(), ttl.unwrap_or(job.fill.ttl))?;
         let in_time = started.elapsed() < job.fill.lease;
         let stored = in_time
+            && ttl.is_some()
             && backend
-                .cas(&job.full_key, &bytes, Some(&seen), job.fill.storage_ttl())
+                .cas(
+                    &job.full_key,
+                    &bytes,
+                    Some(&seen),
+                    job.fill.storage_ttl(ttl.flatten()),
+                )
                 .await
                 .unwrap_or_else(|error| {
                     tracing::warn!(key = job.key, %error, "could not store the refreshed value");
@@ -88,7 +102,9 @@ where
                 leader.land(bytes);
             }
         }
+        crate::observe::fill(job.cache.backend_kind(), stored, started.elapsed());
     } else {
+        crate::observe::fill_error(job.cache.backend_kind(), started.elapsed());
         tracing::warn!(key = job.key, "refresh failed; the old value stays");
     }
     release(&guard, job.key).await;
