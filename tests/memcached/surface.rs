@@ -246,3 +246,21 @@ async fn clear_flushes_every_server_and_refuses_a_prefix() {
     mc.set("after", b"kept", None).await.unwrap();
     assert_eq!(text(&mc, "after").await.as_deref(), Some("kept"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_placeholder_voids_its_fill_but_removes_no_value() {
+    let mc = backend(&shared_url()).await;
+    let (one, many, value) = (unique("one"), unique("many"), unique("value"));
+    let leases = [
+        lease_on(&mc, &one, Duration::from_secs(10)).await,
+        lease_on(&mc, &many, Duration::from_secs(10)).await,
+    ];
+    mc.set(&value, b"v", None).await.unwrap();
+    assert!(!mc.delete(&one).await.unwrap());
+    assert_eq!(mc.delete_many(&[&many, &value]).await.unwrap(), 1);
+    for (key, lease) in [&one, &many].into_iter().zip(&leases) {
+        assert!(!mc.store_filled(key, lease, b"late", None).await.unwrap());
+        assert_eq!(raw(&mc, key).await, None, "{key} is gone");
+    }
+    assert_eq!(mc.get(&value).await.unwrap(), None);
+}

@@ -20,14 +20,16 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use memcache::exp::{Delete, Error as ClientError, Get, Meta, MutationStatus, Operation};
+use memcache::exp::{
+    Delete, Error as ClientError, Get, Meta, MutationStatus, Op, OpResult, Operation,
+};
 use tokio::runtime::Handle;
 
-use super::client::{self, restale, unexpected, whole_secs, Client, Refused};
-use super::fill::{fill_get, fill_result, filled, release_op};
-use super::{keys, MemcachedBackend};
+use super::client::{self, peek, restale, unexpected, whole_secs, Client, Refused};
+use super::fill::{fill_get, fill_result, filled, is_placeholder, release_op};
+use super::{keys, MemcachedBackend, KIND};
 use crate::backend::{FillLease, FillRead, FilledValue};
-use crate::Result;
+use crate::{Error, Result};
 
 impl Client {
     /// Runs `operations` pipelined, one exchange per server, the servers at
@@ -139,21 +141,37 @@ impl MemcachedBackend {
         .await
     }
 
-    /// `md <k>` for every key, as `delete` removes one.
-    pub(super) async fn many_delete(&self, keys: &[&str]) -> Result<usize> {
+    /// `mg <k> s c t` and `md <k>` for every key, pipelined: whether each
+    /// removed a value. A fill's placeholder is removed too (which voids
+    /// the fill) but, as for `get`, is no value: it was not there. Single
+    /// `delete`s go through here as batches of one.
+    pub(super) async fn removals(
+        &self,
+        operation: &'static str,
+        keys: &[&str],
+    ) -> Result<Vec<bool>> {
         let wires = wire_keys(keys)?;
-        let deletes = wires.iter().map(|wire| Delete::new(&**wire)).collect();
-        self.bounded("delete_many", async {
-            let results = self.client.batch("delete_many", deletes).await?;
-            let removed = results.into_iter().map(|result| match result {
-                Ok(delete) => match delete.status {
-                    MutationStatus::Applied => Ok(1),
-                    MutationStatus::NotFound => Ok(0),
-                    other => Err(unexpected("delete_many", other)),
-                },
-                Err(error) => Err(self.client.error("delete_many", error)),
-            });
-            Ok(all_ok(removed.collect())?.into_iter().sum())
+        let ops = wires
+            .iter()
+            .flat_map(|wire| [Op::from(peek(wire)), Op::from(Delete::new(&**wire))])
+            .collect();
+        self.bounded(operation, async {
+            let mut results = self.client.batch(operation, ops).await?.into_iter();
+            let mut removed = Vec::with_capacity(keys.len());
+            while let (Some(seen), Some(gone)) = (results.next(), results.next()) {
+                removed.push(match gone {
+                    Ok(OpResult::Mutation(gone)) => match gone.status {
+                        MutationStatus::Applied => {
+                            Ok(!matches!(seen, Ok(OpResult::Get(seen)) if is_placeholder(&seen)))
+                        }
+                        MutationStatus::NotFound => Ok(false),
+                        other => Err(unexpected(operation, other)),
+                    },
+                    Ok(other) => Err(Error::backend(KIND, operation, format!("{other:?}"))),
+                    Err(error) => Err(self.client.error(operation, error)),
+                });
+            }
+            all_ok(removed)
         })
         .await
     }

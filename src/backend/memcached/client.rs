@@ -262,6 +262,19 @@ pub(super) fn item_of(result: GetResult) -> Option<Item> {
     })
 }
 
+/// `mg <k> s c t` without the value: what is at the key, for `exists`,
+/// `touch` and `delete`.
+pub(super) fn peek(key: &str) -> Get {
+    Get::new(key)
+        .without_value()
+        .meta(Meta::NONE.cas().ttl().size())
+}
+
+/// Whether a read won a stale item's refresh token by accident.
+pub(super) fn won_stale(result: &GetResult) -> bool {
+    result.value_state == ValueState::Stale && result.lease_state == LeaseState::Granted
+}
+
 /// `md <key> I T<secs> C<cas>`: marks the item stale (again) for `secs`,
 /// at least one, if it is still the one whose CAS unique is `cas`. The next
 /// reader wins its refresh token.

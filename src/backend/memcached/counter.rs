@@ -45,11 +45,11 @@
 //!   overshot value, and other increments of the key fail the same way.
 
 use memcache::exp::{
-    Arithmetic, Error as ClientError, Get, GetResult, GetStatus, LeaseState, Meta, MutationStatus,
-    Op, OpResult, Set, ValueState,
+    Arithmetic, Error as ClientError, Get, GetResult, GetStatus, Meta, MutationStatus, Op,
+    OpResult, Set, ValueState,
 };
 
-use super::client::{remaining, unexpected, Client};
+use super::client::{remaining, unexpected, won_stale, Client};
 use super::{keys, ttl, MemcachedBackend, KIND};
 use crate::backend::surface::{add_to_counter, parse_counter};
 use crate::{Error, Result};
@@ -217,11 +217,6 @@ fn sum(key: &str, seen: &GetResult, delta: i64) -> Result<i64> {
 fn keep_as_was(set: Set, seen: &GetResult) -> Set {
     set.ttl_raw(ttl::kept(remaining(seen.item.ttl)))
         .client_flags(seen.client_flags.unwrap_or(0))
-}
-
-/// Whether a read won a stale item's refresh token by accident.
-fn won_stale(seen: &GetResult) -> bool {
-    seen.value_state == ValueState::Stale && seen.lease_state == LeaseState::Granted
 }
 
 /// Whether memcached refused an `ma` because the value is not a `u64`

@@ -20,7 +20,7 @@
 //! | `get` | `mg <k> v` | 1 |
 //! | `set` | `ms <k> T<ttl>` | 1 |
 //! | `add`, `cas(None)` | `ms <k> ME T<ttl>` | 1 |
-//! | `delete` | `md <k>` | 1 |
+//! | `delete` | `mg <k> s c t` and `md <k>`, pipelined (a fill's placeholder is removed, but no value was there) | 1 |
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
 //! | `try_lock` | `ms <k> ME T<lease> c`, on a task of its own (see [Failures](#failures)); held: `Held { remaining: None }` | 1 |
@@ -33,7 +33,7 @@
 //! | `watch_releases` | a poller: `mg <k>` every poll interval | — |
 //! | `get_many`, `set_many`, `delete_many` | the single-key commands, pipelined per server, the servers at once | 1 |
 //! | `read_for_fill_many`, `store_filled_many` | likewise (see `batch.rs`) | 1 |
-//! | `exists` | `mg <k> s c t`, without the value | 1 |
+//! | `exists` | `mg <k> s c t` (without the value) | 1 |
 //! | `touch` | `mg <k> s c t` and `mg <k> T<ttl>`, pipelined (see `surface.rs`) | 1 |
 //! | `increment` | `ma <k> D<delta>`; a CAS loop for negative values (see `counter.rs`) | 1–3 |
 //! | `clear("")` | `flush_all` on every server. A namespace is cleared by a new generation, above the backend: memcached cannot list keys | 1 |

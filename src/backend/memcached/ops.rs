@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use memcache::exp::{Delete, Meta, MutationStatus, Set};
+use memcache::exp::{Meta, MutationStatus, Set};
 use tokio::sync::Notify;
 
 use super::client::{self, unexpected};
@@ -50,15 +50,8 @@ impl Backend for MemcachedBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let key = keys::wire_key(key)?;
-        self.bounded("delete", async {
-            match self.client.remove("delete", Delete::new(&*key)).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("delete", other)),
-            }
-        })
-        .await
+        let removed = self.removals("delete", &[key]).await?;
+        Ok(removed.first() == Some(&true))
     }
 
     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
@@ -193,7 +186,8 @@ impl Backend for MemcachedBackend {
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        self.many_delete(keys).await
+        let removed = self.removals("delete_many", keys).await?;
+        Ok(removed.into_iter().filter(|&removed| removed).count())
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {

@@ -17,26 +17,14 @@
 //! filler died). A placeholder created in the microseconds between the two
 //! commands keeps the new TTL until its filler stores (which sets its own).
 
-use memcache::exp::{Get, GetResult, GetStatus, LeaseState, Meta, ValueState};
+use memcache::exp::{Get, GetResult, GetStatus};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::client::remaining;
+use super::client::{peek, remaining, won_stale};
 use super::fill::is_placeholder;
 use super::{keys, ttl, MemcachedBackend, KIND};
 use crate::{Error, Result};
-
-/// `mg <k> s c t` without the value.
-fn peek(wire: &str) -> Get {
-    Get::new(wire)
-        .without_value()
-        .meta(Meta::NONE.cas().ttl().size())
-}
-
-/// Whether a read won a stale item's refresh token by accident.
-fn won_stale(result: &GetResult) -> bool {
-    result.value_state == ValueState::Stale && result.lease_state == LeaseState::Granted
-}
 
 impl MemcachedBackend {
     pub(super) async fn key_exists(&self, key: &str) -> Result<bool> {
