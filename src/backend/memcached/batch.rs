@@ -71,6 +71,21 @@ fn wire_keys<'k>(keys: &[&'k str]) -> Result<Vec<Cow<'k, str>>> {
     keys.iter().map(|key| keys::wire_key(key)).collect()
 }
 
+/// The give-back of a stale item's refresh token that a plain read won by
+/// accident (see `Client::give_back_win`).
+fn win_to_hand_back(wire: &str, item: &client::Item) -> Option<Delete> {
+    match item {
+        client::Item {
+            stale: true,
+            won: true,
+            cas: Some(cas),
+            ttl: Some(ttl),
+            ..
+        } => Some(restale(wire, whole_secs(*ttl), *cas)),
+        _ => None,
+    }
+}
+
 /// The first error of a batch's results in the caller's order, or the
 /// results.
 fn all_ok<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
@@ -88,25 +103,14 @@ impl MemcachedBackend {
         self.bounded("get_many", async {
             let mut wins = Vec::new();
             let mut values = Vec::with_capacity(keys.len());
-            for (wire, result) in wires
-                .iter()
-                .zip(self.client.batch("get_many", reads).await?)
-            {
-                let item = result.map_err(|e| self.client.error("get_many", e));
-                let item = item.map(client::item_of).map(|item| {
-                    if let Some(client::Item {
-                        stale: true,
-                        won: true,
-                        cas: Some(cas),
-                        ttl: Some(ttl),
-                        ..
-                    }) = &item
-                    {
-                        wins.push(restale(wire, whole_secs(*ttl), *cas));
-                    }
-                    item.map(|item| item.value)
-                });
-                values.push(item);
+            let results = self.client.batch("get_many", reads).await?;
+            for (wire, result) in wires.iter().zip(results) {
+                let item = result.map(client::item_of);
+                let item = item.map_err(|error| self.client.error("get_many", error));
+                if let Ok(Some(item)) = &item {
+                    wins.extend(win_to_hand_back(wire, item));
+                }
+                values.push(item.map(|item| item.map(|item| item.value)));
             }
             self.client.give_back_wins(wins).await;
             all_ok(values)
