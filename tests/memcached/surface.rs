@@ -264,3 +264,26 @@ async fn deleting_a_placeholder_voids_its_fill_but_removes_no_value() {
     }
     assert_eq!(mc.get(&value).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_across_zero_lose_nothing() {
+    let key = unique("across-zero");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (mc, key) = (backend(&shared_url()).await, key.clone());
+        // `ma` while the counter is at or above zero, the loop below it,
+        // and every change of the one voiding the other's read.
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                mc.increment(&key, if i % 2 == 0 { 2 } else { -3 })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mc = backend(&shared_url()).await;
+    assert_eq!(text(&mc, &key).await.as_deref(), Some("-80"));
+}
