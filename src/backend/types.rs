@@ -3,9 +3,10 @@
 //! watches.
 
 use bytes::Bytes;
+
 use std::time::Duration;
 
-/// Whether [`Backend::try_lock`] issues a fencing token.
+/// Whether [`Backend::try_lock`](super::Backend::try_lock) issues a fencing token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fencing {
     /// Only create the record (the stampede guard does not need a token).
@@ -14,7 +15,7 @@ pub enum Fencing {
     Issue,
 }
 
-/// What [`Backend::try_lock`] found.
+/// What [`Backend::try_lock`](super::Backend::try_lock) found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockAttempt {
     /// The record is ours.
@@ -30,7 +31,7 @@ pub enum LockAttempt {
     },
 }
 
-/// A lock record as [`Backend::lock_record`] reads it.
+/// A lock record as [`Backend::lock_record`](super::Backend::lock_record) reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockRecord {
     /// The owner token stored in the record.
@@ -43,7 +44,7 @@ pub struct LockRecord {
 ///
 /// Get one from [`Cache::gets`](crate::Cache::gets) and hand it back to
 /// [`Cache::cas`](crate::Cache::cas). Tokens are opaque to users; the
-/// constructors are for [`Backend`] implementations.
+/// constructors are for [`Backend`](super::Backend) implementations.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CasToken(TokenRepr);
 
@@ -84,7 +85,7 @@ impl CasToken {
 
 /// Keeps a cross-process release subscription alive; dropping it ends it.
 ///
-/// Returned by [`Backend::watch_releases`]. A backend puts whatever undoes
+/// Returned by [`Backend::watch_releases`](super::Backend::watch_releases). A backend puts whatever undoes
 /// its subscription (an unsubscribe on drop, an aborted poller) inside.
 #[must_use = "the watch ends when this is dropped"]
 pub struct ReleaseWatch {

@@ -3,6 +3,7 @@
 //! - `open`: making one, from a URL or from each backend's configuration.
 
 mod batch;
+mod cas;
 mod generations;
 mod open;
 mod surface;
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use crate::backend::any::AnyBackend;
 use tracing::Instrument;
 
-use crate::backend::{Backend, CasToken};
+use crate::backend::Backend;
 use crate::key::{apply_under, check_ttl, Namespace};
 use crate::lock::held::HeldLocks;
 use crate::lock::wakeups::Wakeups;
@@ -353,84 +354,6 @@ impl Cache {
             let marked = self.shared.backend.mark_stale(&key, grace).await?;
             self.shared.flights.invalidate(&key);
             Ok(marked)
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
-    }
-
-    /// Reads `key` with a [`CasToken`] for [`cas`](Cache::cas). The token
-    /// changes on every write, even one that stores the same bytes.
-    ///
-    /// # Errors
-    ///
-    /// An empty key, or a backend failure.
-    ///
-    /// # Cancel safety
-    ///
-    /// A read: dropping the future changes nothing.
-    pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let span = op_span!("gets", self.backend_kind(), key);
-        let result = async {
-            let key = self.full_key(key).await?;
-            self.shared.backend.gets(&key).await
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
-    }
-
-    /// Stores `value` only if `key` is unchanged since the [`gets`](Cache::gets)
-    /// that produced `token`; with `token: None`, only if `key` is absent.
-    /// `Ok(false)` on a conflict, and the key keeps the other writer's value.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> stampede::Result<()> {
-    /// let cache = stampede::Cache::memory();
-    /// cache.set("k", b"v", None).await?;
-    /// let seen = cache.gets("k").await?;
-    /// let token = seen.as_ref().map(|(_, token)| token);
-    /// assert!(cache.cas("k", b"new", token, None).await?);
-    /// assert!(!cache.cas("k", b"newer", token, None).await?); // token is stale now
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`set`](Cache::set). A conflict is `Ok(false)`, not an error.
-    ///
-    /// # Cancel safety
-    ///
-    /// Once the request is sent the backend applies it whether or not the
-    /// future is still there, so a dropped write may or may not have landed;
-    /// it is never half-applied.
-    pub async fn cas(
-        &self,
-        key: &str,
-        value: impl AsRef<[u8]>,
-        token: Option<&CasToken>,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        let span = op_span!("cas", self.backend_kind(), key);
-        let result = async {
-            let ttl = self.ttl_or_default(ttl);
-            check_ttl(ttl)?;
-            let key = self.full_key(key).await?;
-            let stored = self
-                .shared
-                .backend
-                .cas(&key, value.as_ref(), token, ttl)
-                .await?;
-            if stored {
-                self.shared.flights.invalidate(&key);
-            } else {
-                crate::observe::cas_conflict(self.backend_kind(), "cas");
-            }
-            Ok(stored)
         }
         .instrument(span.clone())
         .await;

@@ -138,8 +138,8 @@ impl Cache {
     ///
     /// # Errors
     ///
-    /// An empty key; [`Error::NotACounter`] when `key` holds something that
-    /// is not a decimal integer in `i64` range; [`Error::CounterOverflow`]
+    /// An empty key; [`Error::NotACounter`](crate::Error::NotACounter) when `key` holds something that
+    /// is not a decimal integer in `i64` range; [`Error::CounterOverflow`](crate::Error::CounterOverflow)
     /// when the result would leave `i64` (the counter keeps its value); a
     /// backend failure.
     ///

@@ -28,9 +28,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::claims::Claims;
 use super::options::Fill;
 use super::policy::StorePolicy;
-use super::wait::wait_for_others;
+use super::wait::{index_of, wait_for_others};
 use crate::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
 use crate::observe;
 use crate::observe::op_span;
@@ -104,63 +105,49 @@ where
         .read_for_fill_many(&full, fill.lease)
         .await?;
     let mut claims = Claims::new(cache);
-    let (mut led, mut waiting) = (Vec::new(), Vec::new());
+    let mut waiting = Vec::new();
     for (i, read) in reads.into_iter().enumerate() {
-        match judge(codec, fill, &keys.names[i], read) {
-            Ok(Found::Value(value)) => {
+        // A decode error drops `claims`, which gives the leases back.
+        match judge(codec, fill, &keys.names[i], read)? {
+            Found::Value(value) => {
                 found.insert(keys.names[i].clone(), value);
             }
-            Ok(Found::Lease(lease)) => {
-                claims.held.push((keys.full[i].clone(), lease));
-                led.push(i);
-            }
-            Ok(Found::Wait) => waiting.push(i),
-            Err(error) => {
-                claims.give_back().await;
-                return Err(error.into());
-            }
+            Found::Lease(lease) => claims.held.push((keys.full[i].clone(), lease)),
+            Found::Wait => waiting.push(i),
         }
     }
     let kind = cache.backend_kind();
     observe::hits(kind, "get_or_fill_many", found.len() as u64);
-    observe::misses(kind, "get_or_fill_many", (led.len() + waiting.len()) as u64);
+    let missing = claims.held.len() + waiting.len();
+    observe::misses(kind, "get_or_fill_many", missing as u64);
     let mut fills = Some(f);
-    if !led.is_empty() {
-        if let Some(f) = fills.take() {
-            let names = led.iter().map(|&i| keys.names[i].clone()).collect();
-            let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
-            found.extend(filled);
+    while !claims.held.is_empty() || !waiting.is_empty() {
+        if !waiting.is_empty() {
+            // While we may still fill, gather the leases of keys whose
+            // fillers give up (for a moment, if we hold some already);
+            // after our fill, a lease we are granted is a key nobody fills.
+            let waited = wait_for_others(cache, codec, fill, &keys, &waiting, started, claims);
+            let waited = waited.await?;
+            found.extend(waited.found);
+            waiting = waited.left;
+            claims = waited.claims;
         }
-    }
-    while !waiting.is_empty() {
-        let waited = wait_for_others(
-            cache,
-            codec,
-            fill,
-            &keys,
-            &waiting,
-            started,
-            fills.is_some(),
-        );
-        let waited = waited.await?;
-        found.extend(waited.found);
-        waiting = waited.left;
-        if waited.leases.is_empty() {
+        if claims.held.is_empty() {
             continue;
         }
-        // Nobody fills these any more, and our fill has not run: lead them.
-        let mut claims = Claims::new(cache);
-        let led: Vec<usize> = waited.leases.iter().map(|(i, _)| *i).collect();
-        claims.held = waited
-            .leases
-            .into_iter()
-            .map(|(i, lease)| (keys.full[i].clone(), lease))
+        let led: Vec<usize> = claims
+            .held
+            .iter()
+            .map(|(key, _)| index_of(&keys, key))
             .collect();
-        if let Some(f) = fills.take() {
-            let names = led.iter().map(|&i| keys.names[i].clone()).collect();
-            let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
-            found.extend(filled);
-        }
+        let Some(f) = fills.take() else {
+            claims.give_back().await;
+            let key = keys.names[led[0]].clone();
+            return Err(Error::FilledElsewhereFailed { key }.into());
+        };
+        let names = led.iter().map(|&i| keys.names[i].clone()).collect();
+        let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
+        found.extend(filled);
     }
     Ok(found)
 }
@@ -385,68 +372,6 @@ where
     claims.forget(&stored_keys);
     claims.give_back().await;
     Ok(filled)
-}
-
-/// The fill leases a call holds. Given back on every way out; dropped with
-/// leases still held (the call was cancelled), it gives them back from a
-/// background task so that waiters take over at once.
-pub(super) struct Claims {
-    cache: Cache,
-    pub(super) held: Vec<(String, LeaseToken)>,
-}
-
-impl Claims {
-    pub(super) fn new(cache: &Cache) -> Claims {
-        Claims {
-            cache: cache.clone(),
-            held: Vec::new(),
-        }
-    }
-
-    fn leases(&self) -> HashMap<&str, &LeaseToken> {
-        self.held
-            .iter()
-            .map(|(key, lease)| (key.as_str(), lease))
-            .collect()
-    }
-
-    /// Drops the leases that ended with a store, and wakes their waiters.
-    fn forget(&mut self, stored: &[String]) {
-        self.held.retain(|(key, _)| !stored.contains(key));
-        for key in stored {
-            self.cache.fill_wakeups().wake(key);
-        }
-    }
-
-    /// Gives every lease still held back, all at once.
-    pub(super) async fn give_back(&mut self) {
-        let held = std::mem::take(&mut self.held);
-        give_back_all(&self.cache, held).await;
-    }
-}
-
-impl Drop for Claims {
-    fn drop(&mut self) {
-        if self.held.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut self.held);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                "fill leases dropped outside a tokio runtime; they run out on their own"
-            );
-            return;
-        };
-        let cache = self.cache.clone();
-        runtime.spawn(async move { give_back_all(&cache, held).await });
-    }
-}
-
-async fn give_back_all(cache: &Cache, held: Vec<(String, LeaseToken)>) {
-    let gives = held
-        .iter()
-        .map(|(key, lease)| super::lease::give_back(cache, key, lease));
-    futures::future::join_all(gives).await;
 }
 
 /// How long a caller waits for others' fills in all: twice the lease, as

@@ -24,6 +24,7 @@
 //! - `lease`: filling under a fill lease;
 //! - `refresh`: replacing a stored value.
 
+mod claims;
 mod job;
 mod lease;
 mod many;
@@ -175,7 +176,11 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
         // without touching the backend.
         if let Some(follower) = flights.in_progress(&job.full_key) {
             match follow(job, follower).await? {
-                Some(value) => return Ok(Decision::Value(value)),
+                Some(value) => {
+                    // Served by this process's fill: a hit for this caller.
+                    observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+                    return Ok(Decision::Value(value));
+                }
                 None => continue, // it failed, was cancelled or could not store
             }
         }
@@ -185,6 +190,7 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
                 return Ok(Decision::Value(value));
             }
             Step::Refresh(value, _, seen) => {
+                observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
                 // One caller refreshes; everyone else keeps what they read.
                 let lock = RedLock::new(job.cache, job.key, job.fill.lease);
                 return Ok(match lock.try_acquire().await? {

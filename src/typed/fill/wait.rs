@@ -1,38 +1,46 @@
-//! The last step of `get_or_fill_many`: waiting for the keys other callers
-//! are filling, woken as their leases end (in this process at once, in
-//! others through the backend), and reading them again in one batch.
+//! The waiting step of `get_or_fill_many`: waiting for the keys other
+//! callers are filling, woken as their leases end (in this process at once,
+//! in others through the backend), and reading them again in one batch.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::time::Duration;
 
 use futures::future::join_all;
 use serde::de::DeserializeOwned;
 use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
-use super::many::{judge, patience, Claims, Found, Keys};
+use super::claims::Claims;
+use super::many::{judge, patience, Found, Keys};
 use super::options::Fill;
-use crate::backend::{Backend, LeaseToken};
+use crate::backend::Backend;
 use crate::clock::deadline;
 use crate::typed::Codec;
 use crate::{Cache, Error, Result};
+
+/// How long a caller holds leases while other keys of its call are still
+/// being filled by others, before it fills what it holds. Leases that end
+/// together (a caller cancelled, a fill failed) are collected into one
+/// fill; two callers each holding what the other waits for fill after it.
+const GATHER: Duration = Duration::from_millis(20);
 
 /// What a wait ended with.
 pub(super) struct Waited<T> {
     /// Values that arrived, by name.
     pub(super) found: HashMap<String, T>,
-    /// Leases this caller was granted (keys nobody fills any more), by
-    /// index into the call's keys; only when it may still fill.
-    pub(super) leases: Vec<(usize, LeaseToken)>,
+    /// The leases this caller holds: those it came in with, and those it
+    /// was granted (keys whose fillers gave up).
+    pub(super) claims: Claims,
     /// Keys still being filled by others.
     pub(super) left: Vec<usize>,
 }
 
-/// Waits until every key in `waiting` (indexes into `keys`) has a value,
-/// or, when `can_lead`, until some key has nobody filling it any more and
-/// this caller got its lease. A key whose lease ends without a value when
-/// this caller cannot fill it (its fill has run) is
-/// [`Error::FilledElsewhereFailed`]; so is waiting past twice the lease.
+/// Waits until every key in `waiting` (indexes into `keys`) has a value or
+/// a lease granted to this caller, and returns once nothing is out, or
+/// [`GATHER`] after it first held a lease (counting `granted`, the leases
+/// it came in with). Waiting past twice the lease is
+/// [`Error::FilledElsewhereFailed`].
 pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     cache: &Cache,
     codec: &C,
@@ -40,7 +48,7 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     keys: &Keys,
     waiting: &[usize],
     started: Instant,
-    can_lead: bool,
+    mut granted: Claims,
 ) -> Result<Waited<T>> {
     let wakeups = cache.fill_wakeups();
     let waiters: Vec<_> = waiting
@@ -54,6 +62,7 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     )
     .await;
     let gives_up = deadline(started, patience(cache, fill));
+    let mut gather_until = (!granted.held.is_empty()).then(|| deadline(Instant::now(), GATHER));
     let mut found = HashMap::with_capacity(waiting.len());
     let mut left: Vec<usize> = (0..waiting.len()).collect();
     loop {
@@ -70,70 +79,59 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
             .iter()
             .map(|&w| keys.full[waiting[w]].as_str())
             .collect();
+        // An error drops `granted`, which gives its leases back.
         let reads = cache
             .backend()
             .read_for_fill_many(&full, fill.lease)
             .await?;
         let mut still = Vec::with_capacity(left.len());
-        let mut leases = Vec::new();
-        let mut orphans = Claims::new(cache);
         for (&w, read) in left.iter().zip(reads) {
             let i = waiting[w];
-            match judge::<C, P, T>(codec, fill, &keys.names[i], read) {
-                Ok(Found::Value(value)) => {
+            match judge::<C, P, T>(codec, fill, &keys.names[i], read)? {
+                Found::Value(value) => {
                     found.insert(keys.names[i].clone(), value);
                 }
-                Ok(Found::Wait) => still.push(w),
-                Ok(Found::Lease(lease)) if can_lead => leases.push((i, lease)),
-                // Nobody is filling it any more, and our fill has run.
-                Ok(Found::Lease(lease)) => orphans.held.push((keys.full[i].clone(), lease)),
-                Err(error) => {
-                    orphans
-                        .held
-                        .extend(leases.drain(..).map(|(i, l)| (keys.full[i].clone(), l)));
-                    orphans.give_back().await;
-                    return Err(error);
-                }
+                Found::Wait => still.push(w),
+                Found::Lease(lease) => granted.held.push((keys.full[i].clone(), lease)),
             }
         }
-        let left_now = || still.iter().map(|&w| waiting[w]).collect();
-        if !leases.is_empty() {
+        let now = Instant::now();
+        if !granted.held.is_empty() {
+            let until = *gather_until.get_or_insert(deadline(now, GATHER));
+            if still.is_empty() || now >= until {
+                let left = still.iter().map(|&w| waiting[w]).collect();
+                return Ok(Waited {
+                    found,
+                    claims: granted,
+                    left,
+                });
+            }
+        } else if still.is_empty() {
             return Ok(Waited {
                 found,
-                leases,
-                left: left_now(),
-            });
-        }
-        if let Some((key, _)) = orphans.held.first() {
-            let name = name_of(keys, key);
-            orphans.give_back().await;
-            return Err(Error::FilledElsewhereFailed { key: name });
-        }
-        if still.is_empty() {
-            return Ok(Waited {
-                found,
-                leases,
+                claims: granted,
                 left: Vec::new(),
             });
         }
-        if Instant::now() >= gives_up {
-            let name = keys.names[waiting[still[0]]].clone();
-            tracing::warn!(key = name, "gave up waiting for another caller's fill");
-            return Err(Error::FilledElsewhereFailed { key: name });
+        if now >= gives_up {
+            let key = keys.names[waiting[still[0]]].clone();
+            tracing::warn!(key, "gave up waiting for another caller's fill");
+            return Err(Error::FilledElsewhereFailed { key });
         }
-        let wake = deadline(Instant::now(), cache.backend().lease_life(fill.lease)).min(gives_up);
+        let lease_end = deadline(now, cache.backend().lease_life(fill.lease));
+        let wake = gather_until.map_or(lease_end, |until| until.min(lease_end));
         tokio::select! {
             _ = futures::future::select_all(woken) => {}
-            () = tokio::time::sleep_until(wake) => {}
+            () = tokio::time::sleep_until(wake.min(gives_up)) => {}
         }
         left = still;
     }
 }
 
-/// The caller's name for a backend key of this call.
-fn name_of(keys: &Keys, full: &str) -> String {
+/// The index in the call's keys of a backend key.
+pub(super) fn index_of(keys: &Keys, full: &str) -> usize {
     keys.full
         .iter()
         .position(|key| key == full)
-        .map_or_else(|| full.to_owned(), |i| keys.names[i].clone())
+        .unwrap_or_default()
 }
