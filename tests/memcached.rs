@@ -15,8 +15,14 @@
 //! - `failures`: a killed, restarted, hung or frozen (`SIGSTOP`) server,
 //!   and a fencing token that comes back after the lease.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
+//! - `batches`: long keys in every batch, one round trip over two servers,
+//!   batched fill reads and stores, leases of a half-failed batch given back.
+//! - `surface`: counters shared with memcached's `ma`, below zero and at the
+//!   edge of `i64`; `touch` and `exists` on placeholders; `clear`.
 #![cfg(feature = "memcached")]
 
+#[path = "memcached/batches.rs"]
+mod batches;
 mod common;
 #[path = "memcached/failures.rs"]
 mod failures;
@@ -36,6 +42,8 @@ mod processes;
 mod proxy;
 #[allow(dead_code)]
 mod suite;
+#[path = "memcached/surface.rs"]
+mod surface;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -6,14 +6,19 @@
 //!   read (`mg`) and its compare-and-delete (`md C<cas>`), or a fencing
 //!   token's increment (`ma`) delayed;
 //! - [`CountRequests`] logs the command word of every request, so a test can
-//!   count the round trips an operation took.
+//!   count the round trips an operation took;
+//! - [`DelayAnswers`] delays every answer, so a test can tell one pipelined
+//!   exchange from one exchange per command by the time a call takes.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
 
 /// Holds every request of one kind until
 /// [`let_one_through`](Self::let_one_through).
@@ -140,6 +145,59 @@ async fn relay(
             requests.read_exact(&mut line[start..]).await.unwrap();
         }
         if server_write.write_all(&line).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Delays every answer by a fixed time, however the answers are cut into
+/// packets: an exchange on one connection takes at least that time, and a
+/// pipelined batch about that time in all, where one exchange per command
+/// would take it once per command.
+pub struct DelayAnswers {
+    pub addr: SocketAddr,
+}
+
+impl DelayAnswers {
+    /// Starts a proxy to the memcached server at `upstream`.
+    pub async fn start(upstream: String, delay: Duration) -> DelayAnswers {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let server = TcpStream::connect(&upstream).await.unwrap();
+                client.set_nodelay(true).unwrap();
+                server.set_nodelay(true).unwrap();
+                let (mut client_read, client_write) = client.into_split();
+                let (server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                tokio::spawn(delayed(server_read, client_write, delay));
+            }
+        });
+        DelayAnswers { addr }
+    }
+}
+
+/// Copies `from` to `to`, each chunk `delay` after it arrived.
+async fn delayed(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+    let (chunks, mut queued) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    tokio::spawn(async move {
+        while let Some((arrived, chunk)) = queued.recv().await {
+            tokio::time::sleep_until(arrived + delay).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buffer = vec![0; 64 * 1024];
+    while let Ok(read @ 1..) = from.read(&mut buffer).await {
+        if chunks
+            .send((Instant::now(), buffer[..read].to_vec()))
+            .is_err()
+        {
             return;
         }
     }

@@ -40,7 +40,7 @@ pub(super) struct Client {
 
 impl Client {
     /// Turns a client error into the crate's, naming the operation.
-    fn error(&self, operation: &'static str, error: ClientError) -> Error {
+    pub(super) fn error(&self, operation: &'static str, error: ClientError) -> Error {
         if is_timeout(&error) {
             Error::BackendTimeout {
                 backend: KIND,
@@ -60,18 +60,7 @@ impl Client {
         meta: Meta,
     ) -> Result<Option<Item>> {
         let result = self.get(operation, Get::new(key).meta(meta)).await?;
-        // A `Pending` item is another client's empty lease placeholder: no
-        // value has been stored there.
-        if result.status != GetStatus::Hit {
-            return Ok(None);
-        }
-        Ok(Some(Item {
-            stale: result.value_state == ValueState::Stale,
-            won: result.lease_state == LeaseState::Granted,
-            value: result.value.map(Bytes::from).unwrap_or_default(),
-            cas: result.item.cas,
-            ttl: remaining(result.item.ttl),
-        }))
+        Ok(item_of(result))
     }
 
     /// `mg`, with whatever flags `get` carries, as the client parsed it.
@@ -130,7 +119,12 @@ impl Client {
     /// Turns a client error on a store into the crate's: a value the
     /// server refused as too large is [`Error::ValueTooLarge`], with `key`
     /// as sent (mapped if it was) and no limit (the server does not say).
-    fn store_error(&self, operation: &'static str, refused: Refused, error: ClientError) -> Error {
+    pub(super) fn store_error(
+        &self,
+        operation: &'static str,
+        refused: Refused,
+        error: ClientError,
+    ) -> Error {
         if !too_large(&error) {
             return self.error(operation, error);
         }
@@ -253,6 +247,34 @@ impl Client {
     }
 }
 
+/// The item a plain `mg` found; `None` on a miss. A `Pending` item is
+/// another client's empty lease placeholder: no value has been stored there.
+pub(super) fn item_of(result: GetResult) -> Option<Item> {
+    if result.status != GetStatus::Hit {
+        return None;
+    }
+    Some(Item {
+        stale: result.value_state == ValueState::Stale,
+        won: result.lease_state == LeaseState::Granted,
+        value: result.value.map(Bytes::from).unwrap_or_default(),
+        cas: result.item.cas,
+        ttl: remaining(result.item.ttl),
+    })
+}
+
+/// `mg <k> s c t` without the value: what is at the key, for `exists`,
+/// `touch` and `delete`.
+pub(super) fn peek(key: &str) -> Get {
+    Get::new(key)
+        .without_value()
+        .meta(Meta::NONE.cas().ttl().size())
+}
+
+/// Whether a read won a stale item's refresh token by accident.
+pub(super) fn won_stale(result: &GetResult) -> bool {
+    result.value_state == ValueState::Stale && result.lease_state == LeaseState::Granted
+}
+
 /// `md <key> I T<secs> C<cas>`: marks the item stale (again) for `secs`,
 /// at least one, if it is still the one whose CAS unique is `cas`. The next
 /// reader wins its refresh token.
@@ -286,13 +308,13 @@ fn is_timeout(error: &ClientError) -> bool {
 
 /// What a too-large error names: the key and size of a store, kept before
 /// the store is sent.
-struct Refused {
+pub(super) struct Refused {
     key: Vec<u8>,
     size: usize,
 }
 
 impl Refused {
-    fn of(set: &Set) -> Refused {
+    pub(super) fn of(set: &Set) -> Refused {
         Refused {
             key: set.key.clone(),
             size: set.value.len(),

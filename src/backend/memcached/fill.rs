@@ -59,46 +59,76 @@ fn untoken(lease: &LeaseToken) -> Option<(Kind, u64, u32)> {
 }
 
 /// Whether a read (without the value) found a fill's empty placeholder.
-fn is_placeholder(result: &GetResult) -> bool {
+pub(super) fn is_placeholder(result: &GetResult) -> bool {
     result.status == GetStatus::Pending
         || (result.item.size == Some(0)
             && result.lease_state != LeaseState::None
             && result.value_state != ValueState::Stale)
 }
 
+/// Whether a fill's store or give-back went in: `Ok(false)` when its
+/// lease was void.
+pub(super) fn filled(operation: &'static str, status: MutationStatus) -> Result<bool> {
+    match status {
+        MutationStatus::Applied => Ok(true),
+        MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
+        other => Err(unexpected(operation, other)),
+    }
+}
+
+/// The give-back of `lease` on the key sent as `wire`: `md <k> C<cas>` for
+/// a placeholder, `md <k> I T<grace> C<cas>` for a stale item; `None` when
+/// `lease` is not a memcached lease.
+pub(super) fn release_op(wire: &str, lease: &LeaseToken) -> Option<Delete> {
+    let (kind, cas, grace) = untoken(lease)?;
+    Some(match kind {
+        Kind::Placeholder => Delete::new(wire).compare_cas(cas),
+        // Re-marking the item stale hands its token to the next reader.
+        Kind::Stale => restale(wire, grace, cas),
+    })
+}
+
+/// `mg <k> v c t N<lease>`: the read for a fill of the key sent as `wire`.
+pub(super) fn fill_get(wire: &str, lease: Duration) -> Get {
+    Get::new(wire)
+        .meta(Meta::NONE.cas().ttl())
+        .lease_ttl(ttl::lease_secs(lease))
+}
+
+/// What a [`fill_get`] found, as a [`FillRead`].
+pub(super) fn fill_result(result: GetResult) -> FillRead {
+    let cas = result.item.cas.unwrap_or(0);
+    let stale = result.value_state == ValueState::Stale;
+    let value = match (result.status, result.value) {
+        (GetStatus::Hit, Some(value)) => Some((Bytes::from(value), CasToken::from_version(cas))),
+        _ => None,
+    };
+    let lease = match result.lease_state {
+        LeaseState::Granted if stale => {
+            FillLease::Granted(token(Kind::Stale, cas, remaining(result.item.ttl)))
+        }
+        LeaseState::Granted if value.is_none() => {
+            FillLease::Granted(token(Kind::Placeholder, cas, None))
+        }
+        // A miss that did not vivify: nobody holds a lease we can see, so
+        // wait and read again.
+        _ if value.is_none() || stale => FillLease::Busy,
+        _ => FillLease::NotNeeded,
+    };
+    FillRead {
+        value,
+        stale,
+        lease,
+    }
+}
+
 impl MemcachedBackend {
     pub(super) async fn fill_read(&self, key: &str, lease: Duration) -> Result<FillRead> {
         let wire = keys::wire_key(key)?;
-        let get = Get::new(&*wire)
-            .meta(Meta::NONE.cas().ttl())
-            .lease_ttl(ttl::lease_secs(lease));
+        let get = fill_get(&wire, lease);
         self.bounded("read_for_fill", async {
             let result = self.client.get("read_for_fill", get).await?;
-            let cas = result.item.cas.unwrap_or(0);
-            let stale = result.value_state == ValueState::Stale;
-            let value = match (result.status, result.value) {
-                (GetStatus::Hit, Some(value)) => {
-                    Some((Bytes::from(value), CasToken::from_version(cas)))
-                }
-                _ => None,
-            };
-            let lease = match result.lease_state {
-                LeaseState::Granted if stale => {
-                    FillLease::Granted(token(Kind::Stale, cas, remaining(result.item.ttl)))
-                }
-                LeaseState::Granted if value.is_none() => {
-                    FillLease::Granted(token(Kind::Placeholder, cas, None))
-                }
-                // A miss that did not vivify: nobody holds a lease we can
-                // see, so wait and read again.
-                _ if value.is_none() || stale => FillLease::Busy,
-                _ => FillLease::NotNeeded,
-            };
-            Ok(FillRead {
-                value,
-                stale,
-                lease,
-            })
+            Ok(fill_result(result))
         })
         .await
     }
@@ -110,41 +140,38 @@ impl MemcachedBackend {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        let wire = keys::wire_key(key)?;
-        let set = self.store_op(key, &wire, value, ttl)?;
-        let Some((_, cas, _)) = untoken(lease) else {
+        let Some(set) = self.fill_set(key, lease, value, ttl)? else {
             return Ok(false);
         };
         self.bounded("store_filled", async {
-            match self
-                .client
-                .store("store_filled", set.compare_cas(cas))
-                .await?
-            {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("store_filled", other)),
-            }
+            let status = self.client.store("store_filled", set).await?;
+            filled("store_filled", status)
         })
         .await
     }
 
+    /// `ms <k> C<cas> T<ttl>`: a fill's store, checked (key, size, TTL);
+    /// `None` when `lease` is not a memcached lease (it can never match).
+    pub(super) fn fill_set(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Set>> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        Ok(untoken(lease).map(|(_, cas, _)| set.compare_cas(cas)))
+    }
+
     pub(super) async fn fill_release(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
         let wire = keys::wire_key(key)?;
-        let Some((kind, cas, grace)) = untoken(lease) else {
+        let Some(delete) = release_op(&wire, lease) else {
             return Ok(false);
         };
-        let delete = match kind {
-            Kind::Placeholder => Delete::new(&*wire).compare_cas(cas),
-            // Re-marking the item stale hands its token to the next reader.
-            Kind::Stale => restale(&wire, grace, cas),
-        };
         self.bounded("release_fill", async {
-            match self.client.remove("release_fill", delete).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::CasMismatch | MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("release_fill", other)),
-            }
+            let status = self.client.remove("release_fill", delete).await?;
+            filled("release_fill", status)
         })
         .await
     }

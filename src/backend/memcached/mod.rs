@@ -20,7 +20,7 @@
 //! | `get` | `mg <k> v` | 1 |
 //! | `set` | `ms <k> T<ttl>` | 1 |
 //! | `add`, `cas(None)` | `ms <k> ME T<ttl>` | 1 |
-//! | `delete` | `md <k>` | 1 |
+//! | `delete` | `mg <k> s c t` and `md <k>`, pipelined (a fill's placeholder is removed, but no value was there) | 1 |
 //! | `gets` | `mg <k> v c`; the CAS unique is the token | 1 |
 //! | `cas(Some(token))` | `ms <k> C<cas> T<ttl>` | 1 |
 //! | `try_lock` | `ms <k> ME T<lease> c`, on a task of its own (see [Failures](#failures)); held: `Held { remaining: None }` | 1 |
@@ -31,6 +31,12 @@
 //! | `release`, nothing remembered | `mg <k> v c`, compare, `md <k> C<cas>` | 2 |
 //! | `extend`, nothing remembered | `mg <k> v c`, compare, `ms <k> C<cas> T<lease>` | 2 |
 //! | `watch_releases` | a poller: `mg <k>` every poll interval | — |
+//! | `get_many`, `set_many`, `delete_many` | the single-key commands, pipelined per server, the servers at once | 1 |
+//! | `read_for_fill_many`, `store_filled_many` | likewise (see `batch.rs`) | 1 |
+//! | `exists` | `mg <k> s c t` (without the value) | 1 |
+//! | `touch` | `mg <k> s c t` and `mg <k> T<ttl>`, pipelined (see `surface.rs`) | 1 |
+//! | `increment` | `ma <k> D<delta>`; a CAS loop for negative values (see `counter.rs`) | 1–3 |
+//! | `clear("")` | `flush_all` on every server. A namespace is cleared by a new generation, above the backend: memcached cannot list keys | 1 |
 //!
 //! The `c` flag on the create and on the extend asks memcached for the
 //! record's new CAS unique in the same answer; it needs memcached 1.6.13 or
@@ -238,8 +244,10 @@
 //! item when it runs out of memory, lock records and fencing counters
 //! included: size the cache so that it does not.
 
+mod batch;
 mod client;
 mod config;
+mod counter;
 mod create;
 mod fill;
 mod keys;
@@ -247,17 +255,17 @@ mod lock;
 mod open;
 mod ops;
 mod remembered;
+mod surface;
 mod ttl;
 mod watch;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use memcache;
-use memcache::exp::{AsyncMetaClient, Meta, MutationStatus, Set};
+use memcache::exp::AsyncMetaClient;
 
-use self::client::{unexpected, Client};
+use self::client::Client;
 pub use self::config::{
     MemcachedConfig, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_VALUE_SIZE, DEFAULT_POLL_INTERVAL,
     DEFAULT_PORT, DEFAULT_TIMEOUT,
@@ -266,7 +274,7 @@ pub use self::create::CREATE_PATIENCE;
 pub use self::keys::{fence_key, MAX_KEY_LEN};
 pub use self::ttl::CLOCK_MARGIN_SECS;
 use crate::url::CacheUrl;
-use crate::{Error, Result};
+use crate::Result;
 
 /// The backend's name in errors and logs.
 const KIND: &str = "memcached";
@@ -327,86 +335,6 @@ impl MemcachedBackend {
     #[doc(hidden)]
     pub fn remembered_lock_count(&self) -> usize {
         self.remembered.len()
-    }
-
-    /// Runs `call` under the configured timeout.
-    async fn bounded<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        tokio::time::timeout(self.client.timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::BackendTimeout {
-                    backend: KIND,
-                    operation,
-                    after: self.client.timeout,
-                })
-            })
-    }
-
-    /// Refuses a value over the configured size before it is sent.
-    fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
-        if value.len() > self.max_value_size {
-            return Err(Error::ValueTooLarge {
-                key: key.to_owned(),
-                size: value.len(),
-                limit: Some(self.max_value_size),
-                backend: KIND,
-            });
-        }
-        Ok(())
-    }
-
-    /// A store of `value` at `key` with `ttl`, checked and ready to send.
-    fn store_op(
-        &self,
-        key: &str,
-        wire_key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<Set> {
-        self.check_size(key, value)?;
-        let set = Set::new(wire_key, value);
-        Ok(match ttl {
-            Some(ttl) => set.ttl(ttl::exptime(ttl, "ttl")?),
-            None => set,
-        })
-    }
-
-    /// `ms … ME`: `Ok(false)` when the key holds a value. A fill's empty
-    /// placeholder is not a value: it is replaced, which voids the fill
-    /// (see [`replace_placeholder`](Self::replace_placeholder)).
-    async fn create(&self, operation: &'static str, wire: &str, set: Set) -> Result<bool> {
-        // Kept for the rare placeholder case; a `Set` clone copies the value.
-        let fallback = set.clone();
-        match self.client.store(operation, set.add()).await? {
-            MutationStatus::Applied => Ok(true),
-            MutationStatus::AlreadyExists => {
-                self.replace_placeholder(operation, wire, fallback).await
-            }
-            other => Err(unexpected(operation, other)),
-        }
-    }
-
-    /// A plain read (`mg <k> v c t`); hands back a stale item's refresh
-    /// token if the read won it by accident.
-    async fn plain_read(
-        &self,
-        operation: &'static str,
-        wire: &str,
-    ) -> Result<Option<client::Item>> {
-        let item = self
-            .client
-            .read(operation, wire, Meta::NONE.cas().ttl())
-            .await?;
-        if let Some(item) = &item {
-            if item.stale && item.won {
-                self.give_back_win(wire, item.cas, item.ttl).await;
-            }
-        }
-        Ok(item)
     }
 }
 

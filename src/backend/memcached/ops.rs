@@ -1,17 +1,19 @@
 //! The [`Backend`] primitives on memcached's meta protocol (the table is
 //! in the [module docs](super)).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use memcache::exp::{Delete, Meta, MutationStatus};
+use memcache::exp::{Meta, MutationStatus, Set};
 use tokio::sync::Notify;
 
-use super::client::unexpected;
+use super::client::{self, unexpected};
 use super::{keys, ttl, watch, MemcachedBackend, KIND};
 use crate::backend::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
+    ReleaseWatch,
 };
 use crate::{Error, Result};
 
@@ -48,15 +50,8 @@ impl Backend for MemcachedBackend {
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        let key = keys::wire_key(key)?;
-        self.bounded("delete", async {
-            match self.client.remove("delete", Delete::new(&*key)).await? {
-                MutationStatus::Applied => Ok(true),
-                MutationStatus::NotFound => Ok(false),
-                other => Err(unexpected("delete", other)),
-            }
-        })
-        .await
+        let removed = self.removals("delete", &[key]).await?;
+        Ok(removed.first() == Some(&true))
     }
 
     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
@@ -180,5 +175,138 @@ impl Backend for MemcachedBackend {
 
     fn lease_life(&self, lease: Duration) -> Duration {
         Duration::from_secs(u64::from(ttl::lease_secs(lease)))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.many_get(keys).await
+    }
+
+    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
+        self.many_set(entries, ttl).await
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
+        let removed = self.removals("delete_many", keys).await?;
+        Ok(removed.into_iter().filter(|&removed| removed).count())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.key_exists(key).await
+    }
+
+    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
+        self.touch_key(key, ttl).await
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
+        self.increment_by(key, delta).await
+    }
+
+    /// memcached cannot list its keys: a namespace is cleared by moving
+    /// it to a new generation, above this trait.
+    fn clears_by_prefix(&self) -> bool {
+        false
+    }
+
+    /// `flush_all` on every server for an empty prefix;
+    /// [`Error::Unsupported`] for any other.
+    async fn clear(&self, prefix: &str) -> Result<()> {
+        self.flush(prefix).await
+    }
+
+    async fn read_for_fill_many(&self, keys: &[&str], lease: Duration) -> Result<Vec<FillRead>> {
+        self.many_fill_reads(keys, lease).await
+    }
+
+    async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
+        self.many_fill_stores(entries).await
+    }
+}
+
+/// What the primitives share: the call bound, checked stores, and plain reads.
+impl MemcachedBackend {
+    /// Runs `call` under the configured timeout.
+    pub(super) async fn bounded<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.client.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::BackendTimeout {
+                    backend: KIND,
+                    operation,
+                    after: self.client.timeout,
+                })
+            })
+    }
+
+    /// Refuses a value over the configured size before it is sent.
+    pub(super) fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
+        if value.len() > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                key: key.to_owned(),
+                size: value.len(),
+                limit: Some(self.max_value_size),
+                backend: KIND,
+            });
+        }
+        Ok(())
+    }
+
+    /// A store of `value` at `key` with `ttl`, checked and ready to send.
+    pub(super) fn store_op(
+        &self,
+        key: &str,
+        wire_key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Set> {
+        self.check_size(key, value)?;
+        let set = Set::new(wire_key, value);
+        Ok(match ttl {
+            Some(ttl) => set.ttl(ttl::exptime(ttl, "ttl")?),
+            None => set,
+        })
+    }
+
+    /// `ms … ME`: `Ok(false)` when the key holds a value. A fill's empty
+    /// placeholder is not a value: it is replaced, which voids the fill
+    /// (see [`replace_placeholder`](Self::replace_placeholder)).
+    pub(super) async fn create(
+        &self,
+        operation: &'static str,
+        wire: &str,
+        set: Set,
+    ) -> Result<bool> {
+        // Kept for the rare placeholder case; a `Set` clone copies the value.
+        let fallback = set.clone();
+        match self.client.store(operation, set.add()).await? {
+            MutationStatus::Applied => Ok(true),
+            MutationStatus::AlreadyExists => {
+                self.replace_placeholder(operation, wire, fallback).await
+            }
+            other => Err(unexpected(operation, other)),
+        }
+    }
+
+    /// A plain read (`mg <k> v c t`); hands back a stale item's refresh
+    /// token if the read won it by accident.
+    pub(super) async fn plain_read(
+        &self,
+        operation: &'static str,
+        wire: &str,
+    ) -> Result<Option<client::Item>> {
+        let item = self
+            .client
+            .read(operation, wire, Meta::NONE.cas().ttl())
+            .await?;
+        if let Some(item) = &item {
+            if item.stale && item.won {
+                self.give_back_win(wire, item.cas, item.ttl).await;
+            }
+        }
+        Ok(item)
     }
 }

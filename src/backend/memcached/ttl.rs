@@ -85,6 +85,18 @@ pub(super) fn raw_exptime(duration: Duration) -> u32 {
     u32::try_from(raw.min(LAST_EXPTIME)).unwrap_or(u32::MAX)
 }
 
+/// The raw exptime that keeps what is left of an item's life, as `mg … t`
+/// reported it, for a write that must not change it (a counter written
+/// back, a touch undone): 0 (never expires) for `None`, else the seconds
+/// left, at least one, as a Unix time past 30 days. No margin is added:
+/// the item keeps the expiry it had, to the second.
+pub(super) fn kept(left: Option<Duration>) -> u32 {
+    left.map_or(0, |left| {
+        let raw = as_sent(left.as_secs().max(1)).min(LAST_EXPTIME);
+        u32::try_from(raw).unwrap_or(u32::MAX)
+    })
+}
+
 /// `duration` in whole seconds, rounded up.
 fn whole_secs_up(duration: Duration) -> u64 {
     duration
@@ -181,6 +193,17 @@ mod tests {
         let expected = unix_secs() + MAX_RELATIVE_SECS + 12;
         assert!(at.abs_diff(expected) <= 2, "{at} vs {expected}");
         assert_eq!(u64::from(raw_exptime(Duration::MAX)), LAST_EXPTIME);
+    }
+
+    #[test]
+    fn kept_lifetimes_are_what_was_left_never_zero_unless_endless() {
+        assert_eq!(kept(None), 0);
+        assert_eq!(kept(Some(Duration::ZERO)), 1);
+        assert_eq!(kept(Some(Duration::from_secs(90))), 90);
+        let month_and_a_bit = Duration::from_secs(MAX_RELATIVE_SECS + 10);
+        let at = u64::from(kept(Some(month_and_a_bit)));
+        let expected = unix_secs() + MAX_RELATIVE_SECS + 10;
+        assert!(at.abs_diff(expected) <= 2, "{at} vs {expected}");
     }
 
     #[test]
