@@ -62,7 +62,18 @@ mod tests {
         }
         let max = i64::MAX.to_string();
         assert_eq!(parse_counter("k", max.as_bytes()).ok(), Some(i64::MAX));
-        for text in ["", "-", "-0", "007", "+5", " 5", "5 ", "1e3", "9223372036854775808", "x"] {
+        for text in [
+            "",
+            "-",
+            "-0",
+            "007",
+            "+5",
+            " 5",
+            "5 ",
+            "1e3",
+            "9223372036854775808",
+            "x",
+        ] {
             assert!(parse_counter("k", text.as_bytes()).is_err(), "{text:?}");
         }
     }

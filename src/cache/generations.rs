@@ -31,7 +31,7 @@ use crate::backend::any::AnyBackend;
 use crate::backend::surface::parse_counter;
 use crate::backend::Backend;
 use crate::key::Namespace;
-use crate::Result;
+use crate::{Error, Result};
 
 /// How long a process trusts the generations it read.
 pub(crate) const REFRESH: Duration = Duration::from_secs(1);
@@ -68,7 +68,14 @@ impl Generations {
         let read_at = Instant::now();
         let counters = counter_keys(prefix);
         let keys: Vec<&str> = counters.iter().map(String::as_str).collect();
-        let stored = backend.get_many(&keys).await?;
+        let stored = backend.get_many(&keys).await.map_err(|error| match error {
+            // Name the namespace, not the counter key the user never wrote.
+            Error::InvalidKey { reason, .. } => Error::InvalidKey {
+                key: prefix.to_owned(),
+                reason,
+            },
+            other => other,
+        })?;
         let mut resolved = String::with_capacity(prefix.len() + 8 * keys.len());
         for (segment, (counter, value)) in segments(prefix).zip(keys.iter().zip(&stored)) {
             let generation = match value {
