@@ -92,6 +92,30 @@ where
     F: FnOnce(Vec<String>) -> Fut,
     Fut: Future<Output = Result<HashMap<String, T>, E>>,
 {
+    let span = op_span!("get_or_fill_many", cache.backend_kind(), keys.len());
+    let filled = fill_many(cache, codec, keys, fill, f)
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", if filled.is_ok() { "ok" } else { "error" });
+    filled
+}
+
+async fn fill_many<C, P, T, E, F, Fut, K>(
+    cache: &Cache,
+    codec: &C,
+    keys: &[K],
+    fill: &Fill<P>,
+    f: F,
+) -> Result<HashMap<String, T>, E>
+where
+    C: Codec,
+    P: StorePolicy<T>,
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    K: AsRef<str>,
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<HashMap<String, T>, E>>,
+{
     fill.check()?;
     let started = Instant::now();
     let keys = distinct(cache, keys).await?;
@@ -222,12 +246,7 @@ impl Cache {
         F: FnOnce(Vec<String>) -> Fut,
         Fut: Future<Output = Result<HashMap<String, T>, E>>,
     {
-        let span = op_span!("get_or_fill_many", self.backend_kind(), keys.len());
-        let filled = get_or_fill_many(self, &Json, keys, &fill, f)
-            .instrument(span.clone())
-            .await;
-        span.record("outcome", if filled.is_ok() { "ok" } else { "error" });
-        filled
+        get_or_fill_many(self, &Json, keys, &fill, f).await
     }
 }
 
