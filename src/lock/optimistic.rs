@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use crate::backend::{Backend, CasToken};
 use crate::key::check_ttl;
+use crate::observe::{self, op_span};
 use crate::{Cache, Error, Result};
 
 /// Optimistic concurrency on one key: remember what was there, and write
@@ -59,8 +61,16 @@ impl OptimisticLock {
     /// Cancel safe: it only reads.
     pub async fn acquire(cache: &Cache, key: impl Into<String>) -> Result<OptimisticLock> {
         let key = key.into();
-        let full_key = cache.full_key(&key).await?.into_owned();
-        let seen = cache.backend().gets(&full_key).await?;
+        let span = op_span!("optimistic_acquire", cache.backend_kind(), &*key);
+        let seen = async {
+            let full_key = cache.full_key(&key).await?.into_owned();
+            let seen = cache.backend().gets(&full_key).await?;
+            Ok((full_key, seen))
+        }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &seen, "ok");
+        let (full_key, seen) = seen?;
         Ok(OptimisticLock {
             cache: cache.clone(),
             key,
@@ -103,16 +113,22 @@ impl OptimisticLock {
     pub async fn cas(&self, value: impl AsRef<[u8]>, ttl: Option<Duration>) -> Result<()> {
         let ttl = self.cache.ttl_or_default(ttl);
         check_ttl(ttl)?;
-        let stored = self
-            .cache
-            .backend()
-            .cas(&self.full_key, value.as_ref(), self.token(), ttl)
-            .await?;
+        let span = op_span!("optimistic_cas", self.cache.backend_kind(), &*self.key);
+        let backend = self.cache.backend();
+        let stored = backend.cas(&self.full_key, value.as_ref(), self.token(), ttl);
+        let stored = stored.instrument(span.clone()).await;
+        let outcome = match &stored {
+            Ok(true) => "stored",
+            Ok(false) => "conflict",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        let stored = stored?;
         if stored {
             self.cache.flights().invalidate(&self.full_key);
             Ok(())
         } else {
-            crate::observe::cas_conflict(self.cache.backend_kind(), "optimistic_lock");
+            observe::cas_conflict(self.cache.backend_kind(), "optimistic_lock");
             Err(Error::Conflict {
                 key: self.key.clone(),
             })

@@ -9,9 +9,12 @@ use tokio::time::Instant;
 use super::claim::Claim;
 use super::guard::LockGuard;
 use super::lease::LeaseGuard;
+use tracing::Instrument;
+
 use crate::backend::{Backend, Fencing, LockAttempt};
 use crate::clock;
 use crate::key::check_lease;
+use crate::observe::{self, op_span};
 use crate::{Cache, Error, Result};
 
 /// A lease lock on the record `<key>-lock`, with aiocache's `RedLock`
@@ -134,18 +137,25 @@ impl RedLock {
     /// leaves nothing behind. Cancelled while the create was in flight, it
     /// releases the record in the background in case the create landed.
     pub async fn acquire(&self) -> Result<LockGuard> {
-        let started = Instant::now();
-        if let Some(guard) = self.try_acquire().await? {
-            tracing::debug!(lock = self.key, "acquired");
-            return Ok(guard);
+        let span = op_span!("acquire", self.cache.backend_kind(), &*self.key);
+        let result = async {
+            let started = Instant::now();
+            if let Some(guard) = self.try_acquire().await? {
+                tracing::debug!(lock = self.key, "acquired");
+                return Ok(guard);
+            }
+            let lock_key = self.checked_lock_key()?;
+            let woken = self
+                .wait_for_release(&lock_key, clock::deadline(started, self.lease))
+                .await?;
+            let kind = self.cache.backend_kind();
+            crate::observe::lock_wait(kind, "released", started.elapsed());
+            Ok(LockGuard::waited(woken))
         }
-        let lock_key = self.checked_lock_key()?;
-        let woken = self
-            .wait_for_release(&lock_key, clock::deadline(started, self.lease))
-            .await?;
-        let kind = self.cache.backend_kind();
-        crate::observe::lock_wait(kind, "released", started.elapsed());
-        Ok(LockGuard::waited(woken))
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Waits until *we* hold the lock, exclusively, and returns its lease.
@@ -166,55 +176,62 @@ impl RedLock {
     /// Cancel safe: a cancelled wait leaves nothing behind, and a create
     /// that was in flight is released in the background.
     pub async fn lock(&self) -> Result<LeaseGuard> {
-        let lock_key = self.checked_lock_key()?;
-        let started = Instant::now();
-        let deadline = self
-            .wait_timeout
-            .map(|timeout| clock::deadline(started, timeout));
-        if let Ok(guard) = self.attempt(&lock_key).await? {
-            return Ok(guard);
-        }
-        let backend = self.cache.backend();
-        let waiter = self.cache.wakeups().register(&lock_key);
-        waiter.watch_remote_releases(backend).await;
-        tracing::debug!(lock = &*lock_key, "waiting to lock");
-        loop {
-            // Enabled before the attempt, so a release right after a failed
-            // attempt still wakes us.
-            let mut notified = pin!(waiter.notified());
-            notified.as_mut().enable();
-            let remaining = match self.attempt(&lock_key).await? {
-                Ok(guard) => {
-                    let kind = backend.kind();
-                    crate::observe::lock_wait(kind, "acquired", started.elapsed());
-                    return Ok(guard);
+        let span = op_span!("lock", self.cache.backend_kind(), &*self.key);
+        let result = async {
+            let lock_key = self.checked_lock_key()?;
+            let started = Instant::now();
+            let deadline = self
+                .wait_timeout
+                .map(|timeout| clock::deadline(started, timeout));
+            if let Ok(guard) = self.attempt(&lock_key).await? {
+                return Ok(guard);
+            }
+            let backend = self.cache.backend();
+            let waiter = self.cache.wakeups().register(&lock_key);
+            waiter.watch_remote_releases(backend).await;
+            tracing::debug!(lock = &*lock_key, "waiting to lock");
+            loop {
+                // Enabled before the attempt, so a release right after a failed
+                // attempt still wakes us.
+                let mut notified = pin!(waiter.notified());
+                notified.as_mut().enable();
+                let remaining = match self.attempt(&lock_key).await? {
+                    Ok(guard) => {
+                        let kind = backend.kind();
+                        crate::observe::lock_wait(kind, "acquired", started.elapsed());
+                        return Ok(guard);
+                    }
+                    Err(remaining) => remaining,
+                };
+                let now = Instant::now();
+                if deadline.is_some_and(|deadline| now >= deadline) {
+                    crate::observe::lock_wait(backend.kind(), "timeout", now - started);
+                    return Err(Error::LockTimeout {
+                        key: self.key.clone(),
+                        waited: now - started,
+                    });
                 }
-                Err(remaining) => remaining,
-            };
-            let now = Instant::now();
-            if deadline.is_some_and(|deadline| now >= deadline) {
-                crate::observe::lock_wait(backend.kind(), "timeout", now - started);
-                return Err(Error::LockTimeout {
-                    key: self.key.clone(),
-                    waited: now - started,
-                });
-            }
-            // Try again when the holder's record is sure to be gone, if
-            // nobody wakes us first: not sooner, so a short lease that the
-            // backend keeps longer (memcached: whole seconds) is not
-            // hammered with attempts.
-            let retry_at = clock::deadline(
-                now,
-                remaining
-                    .unwrap_or_else(|| backend.lease_life(self.lease))
-                    .max(Duration::from_millis(1)),
-            );
-            let wake_at = deadline.map_or(retry_at, |deadline| deadline.min(retry_at));
-            tokio::select! {
-                () = notified => tracing::debug!(lock = &*lock_key, "woken"),
-                () = tokio::time::sleep_until(wake_at) => {}
+                // Try again when the holder's record is sure to be gone, if
+                // nobody wakes us first: not sooner, so a short lease that the
+                // backend keeps longer (memcached: whole seconds) is not
+                // hammered with attempts.
+                let retry_at = clock::deadline(
+                    now,
+                    remaining
+                        .unwrap_or_else(|| backend.lease_life(self.lease))
+                        .max(Duration::from_millis(1)),
+                );
+                let wake_at = deadline.map_or(retry_at, |deadline| deadline.min(retry_at));
+                tokio::select! {
+                    () = notified => tracing::debug!(lock = &*lock_key, "woken"),
+                    () = tokio::time::sleep_until(wake_at) => {}
+                }
             }
         }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Takes the lock if it is free, without waiting.
@@ -229,15 +246,22 @@ impl RedLock {
     ///
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_lock(&self) -> Result<LeaseGuard> {
-        let lock_key = self.checked_lock_key()?;
-        match self.attempt(&lock_key).await? {
-            Ok(guard) => Ok(guard),
-            Err(Some(remaining)) => Err(self.locked(Some(remaining))),
-            Err(None) => {
-                let record = self.cache.backend().lock_record(&lock_key).await?;
-                Err(self.locked(record.and_then(|record| record.remaining)))
+        let span = op_span!("try_lock", self.cache.backend_kind(), &*self.key);
+        let result = async {
+            let lock_key = self.checked_lock_key()?;
+            match self.attempt(&lock_key).await? {
+                Ok(guard) => Ok(guard),
+                Err(Some(remaining)) => Err(self.locked(Some(remaining))),
+                Err(None) => {
+                    let record = self.cache.backend().lock_record(&lock_key).await?;
+                    Err(self.locked(record.and_then(|record| record.remaining)))
+                }
             }
         }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     fn locked(&self, remaining: Option<Duration>) -> Error {
@@ -302,20 +326,27 @@ impl RedLock {
     ///
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
-        let lock_key = self.checked_lock_key()?;
-        let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
-        let attempt = self
-            .cache
-            .backend()
-            .try_lock(&lock_key, claim.owner(), self.lease, Fencing::Skip)
-            .await?;
-        match attempt {
-            LockAttempt::Acquired { .. } => Ok(Some(LockGuard::holding(claim))),
-            LockAttempt::Held { .. } => {
-                claim.disarm();
-                Ok(None)
+        let span = op_span!("try_acquire", self.cache.backend_kind(), &*self.key);
+        let result = async {
+            let lock_key = self.checked_lock_key()?;
+            let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
+            let attempt = self
+                .cache
+                .backend()
+                .try_lock(&lock_key, claim.owner(), self.lease, Fencing::Skip)
+                .await?;
+            match attempt {
+                LockAttempt::Acquired { .. } => Ok(Some(LockGuard::holding(claim))),
+                LockAttempt::Held { .. } => {
+                    claim.disarm();
+                    Ok(None)
+                }
             }
         }
+        .instrument(span.clone())
+        .await;
+        observe::outcome(&span, &result, "ok");
+        result
     }
 
     /// Waits until the record at `lock_key` is released (`true`) or the

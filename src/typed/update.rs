@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::frame::Meta;
 use super::{decode, encode, Codec};
+use tracing::Instrument;
+
 use crate::key::check_ttl;
+use crate::observe::{self, op_span};
 use crate::{Cache, Error, OptimisticLock, Result};
 
 /// How [`update`](crate::Cache::update) retries on conflict: up to
@@ -64,6 +67,27 @@ impl Retry {
 }
 
 pub(super) async fn update<C, T, F>(
+    cache: &Cache,
+    codec: &C,
+    key: &str,
+    ttl: Option<Duration>,
+    retry: &Retry,
+    f: F,
+) -> Result<T>
+where
+    C: Codec,
+    T: Serialize + DeserializeOwned,
+    F: FnMut(Option<T>) -> T,
+{
+    let span = op_span!("update", cache.backend_kind(), key);
+    let updated = retried(cache, codec, key, ttl, retry, f)
+        .instrument(span.clone())
+        .await;
+    observe::outcome(&span, &updated, "ok");
+    updated
+}
+
+async fn retried<C, T, F>(
     cache: &Cache,
     codec: &C,
     key: &str,

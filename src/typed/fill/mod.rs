@@ -145,10 +145,16 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    fill.check()?;
-    let job = Job::new(cache, codec, key, fill).await?;
-    let ran = run(&job, f).await?;
-    let (stale, by, f) = match ran {
+    let span = op_span!("get_or_fill_detached", cache.backend_kind(), key);
+    let ran = async {
+        fill.check()?;
+        let job = Job::new(cache, codec, key, fill).await?;
+        run(&job, f).await
+    }
+    .instrument(span.clone())
+    .await;
+    span.record("outcome", if ran.is_ok() { "ok" } else { "error" });
+    let (stale, by, f) = match ran? {
         Ran::Done(outcome) => return outcome,
         Ran::Refresh(stale, by, f) => (stale, by, f),
     };
