@@ -13,7 +13,10 @@ async fn root_clear_empties_the_store(cache: Cache) {
     nested.set("inner", b"2", None).await.unwrap();
     assert_eq!(cache.increment("counter", 5).await.unwrap(), 5);
     cache.clear().await.unwrap();
-    let left = cache.get_many(&["top", "counter", "app:inner"]).await.unwrap();
+    let left = cache
+        .get_many(&["top", "counter", "app:inner"])
+        .await
+        .unwrap();
     assert!(left.iter().all(Option::is_none), "{left:?}");
     assert_eq!(nested.get("inner").await.unwrap(), None);
 }

@@ -180,13 +180,31 @@ pub async fn a_cancelled_call_gives_its_leases_back(store: Store) {
     started_rx.await.unwrap();
     stuck.abort();
     let started = Instant::now();
-    let got: HashMap<String, u32> = cache
-        .get_or_fill_many(&["p", "q"], fill(), |missing: Vec<String>| async move {
-            Ok::<_, Error>(missing.into_iter().map(|k| (k, 9)).collect())
-        })
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 2);
+    let filled = |missing: Vec<String>| async move {
+        Ok::<_, Error>(missing.into_iter().map(|k| (k, 9)).collect())
+    };
+    let got: HashMap<String, u32> = match cache.get_or_fill_many(&["p", "q"], fill(), filled).await
+    {
+        Ok(got) => got,
+        // The documented race: this call read one key already given back
+        // and the other not yet, filled the first, and was then handed the
+        // second with its fill spent. The key is free: the next call fills it.
+        Err(Error::FilledElsewhereFailed { key }) => {
+            assert!(key == "p" || key == "q", "{key}");
+            cache
+                .get_or_fill_many(&["p", "q"], fill(), |missing: Vec<String>| async move {
+                    assert_eq!(missing, [key], "only the key given back late");
+                    Ok::<_, Error>(missing.into_iter().map(|k| (k, 9)).collect())
+                })
+                .await
+                .unwrap()
+        }
+        Err(other) => panic!("{other:?}"),
+    };
+    assert_eq!(
+        got,
+        HashMap::from([("p".to_string(), 9), ("q".to_string(), 9)])
+    );
     assert!(
         started.elapsed() < LEASE / 4,
         "waited {:?} for leases",

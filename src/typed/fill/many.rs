@@ -1,7 +1,10 @@
 //! `get_or_fill_many`: the stampede guard over a set of keys.
 //!
 //! 1. **Read** every key in one batch that also takes the fill lease of
-//!    each key needing a fill ([`Backend::read_for_fill_many`]).
+//!    each key needing a fill ([`Backend::read_for_fill_many`]). When some
+//!    keys came back leased to this caller and others busy, the busy ones
+//!    are read once more, at once, so that leases given back together (by
+//!    a cancelled caller) are taken together.
 //! 2. **Fill** the keys whose lease this caller got, with one call of the
 //!    fill, and store what it returned in one batch, each value under its
 //!    key's lease ([`Backend::store_filled_many`]); leases of keys it did
@@ -10,14 +13,18 @@
 //!    overlapping key sets cannot wait on each other.
 //! 3. **Wait** for the keys other callers are filling, woken as their
 //!    leases end, and read them again in one batch each time. If this
-//!    caller has not filled yet (it led no key) and gets the lease of a key
-//!    whose filler gave up, it fills that key then.
+//!    caller has not filled yet (it led no key) and is granted the leases
+//!    of keys whose fillers gave up, it gathers them for a moment
+//!    (`wait::GATHER`) and fills them then.
 //!
 //! The fill runs at most once per call, so a key whose other filler fails
 //! after this caller's fill has run cannot be filled here:
 //! [`Error::FilledElsewhereFailed`] says so, and the next call fills it.
-//! Values are served as read: no early refresh, and a value in its
-//! stale-while-revalidate window is served until the window ends.
+//! That includes a race: a caller that reads just as another caller's
+//! leases are given back one by one may take the first, fill it, and be
+//! handed the second afterwards. Values are served as read: no early
+//! refresh, and a value in its stale-while-revalidate window is served
+//! until the window ends.
 
 use std::collections::HashMap;
 use std::future::Future;

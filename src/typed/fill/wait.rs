@@ -19,10 +19,11 @@ use crate::clock::deadline;
 use crate::typed::Codec;
 use crate::{Cache, Error, Result};
 
-/// How long a caller holds leases while other keys of its call are still
-/// being filled by others, before it fills what it holds. Leases that end
-/// together (a caller cancelled, a fill failed) are collected into one
-/// fill; two callers each holding what the other waits for fill after it.
+/// How long a caller that waited holds leases it was then granted while
+/// other keys of its call are still being filled by others, before it
+/// fills what it holds. Leases that end together (a caller cancelled, a
+/// fill failed) are collected into one fill; two callers each holding what
+/// the other waits for fill after it.
 const GATHER: Duration = Duration::from_millis(20);
 
 /// What a wait ended with.
@@ -38,8 +39,8 @@ pub(super) struct Waited<T> {
 
 /// Waits until every key in `waiting` (indexes into `keys`) has a value or
 /// a lease granted to this caller, and returns once nothing is out, or
-/// [`GATHER`] after it first held a lease (counting `granted`, the leases
-/// it came in with). Waiting past twice the lease is
+/// [`GATHER`] after it was first granted a lease. Coming in with leases
+/// (`granted`), it reads once and returns. Waiting past twice the lease is
 /// [`Error::FilledElsewhereFailed`].
 pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     cache: &Cache,
@@ -62,7 +63,11 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     )
     .await;
     let gives_up = deadline(started, patience(cache, fill));
-    let mut gather_until = (!granted.held.is_empty()).then(|| deadline(Instant::now(), GATHER));
+    // Coming in with leases (the call's first read found some keys free
+    // and others busy), read the busy ones once more before filling: leases
+    // given back together (a cancelled caller's) are seen together, at the
+    // cost of one round trip and no waiting.
+    let mut gather_until = (!granted.held.is_empty()).then(Instant::now);
     let mut found = HashMap::with_capacity(waiting.len());
     let mut left: Vec<usize> = (0..waiting.len()).collect();
     loop {
