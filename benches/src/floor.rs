@@ -11,6 +11,9 @@
 //! | [`MemcachedFloor`] | `ms k ME T`, `mg k v c`, `md k C<cas>` | `mg k v c`, `ms k C<cas>` |
 //! | [`MemoryFloor`] | moka `and_compute_with` insert-if-absent, then compare-remove | moka `get`, then `and_compute_with` compare-put |
 //!
+//! Batch reads (`MGET`, a pipelined `mg` batch, moka `get`s in a loop, and
+//! [`MemoryBatchFloor`]) are in the `batch` submodule.
+//!
 //! The Redis floors use stampede's own Lua scripts (the files in
 //! `src/backend/redis/`) with the same arguments: on one server over one
 //! multiplexed connection taken from a deadpool pool, on a cluster over
@@ -30,6 +33,10 @@ use moka::ops::compute::{CompResult, Op};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::Script;
+
+mod batch;
+
+pub use self::batch::MemoryBatchFloor;
 
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../src/backend/redis/release.lua")));

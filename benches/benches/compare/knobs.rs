@@ -40,6 +40,45 @@ pub struct Knobs {
     pub python: String,
     /// `STAMPEDE_BENCH_WRITE` (1): 0 prints the report without writing BENCHMARKS.md.
     pub write: bool,
+    /// `STAMPEDE_BENCH_MANY_FILL_MS` (5): how long a `get_or_fill_many` fill takes.
+    pub many_fill: Duration,
+    /// `STAMPEDE_BENCH_MANY_RUNS` (20): `get_or_fill_many` rounds per backend,
+    /// each of 50 callers on 100 fresh keys; latencies pooled.
+    pub many_runs: usize,
+    /// `STAMPEDE_BENCH_ONLY` (unset: the whole comparison): `batches` runs the
+    /// batch rows alone, `batches:memory,redis` on those backends alone;
+    /// only the servers they need are started, the tables are printed and
+    /// BENCHMARKS.md is left alone.
+    pub only: Option<Vec<&'static str>>,
+}
+
+/// The backends, in the tables' order.
+pub const BACKENDS: [&str; 4] = ["memory", "redis", "redis-cluster", "memcached"];
+
+/// `STAMPEDE_BENCH_ONLY`'s backends: every one for `batches`, those named
+/// for `batches:<backend>,…`.
+fn only(value: &str) -> Vec<&'static str> {
+    let (part, backends) = value.split_once(':').unwrap_or((value, ""));
+    assert_eq!(
+        part.trim(),
+        "batches",
+        "STAMPEDE_BENCH_ONLY={value:?}: the only part that runs alone is `batches`"
+    );
+    if backends.trim().is_empty() {
+        return BACKENDS.to_vec();
+    }
+    backends
+        .split(',')
+        .map(|name| {
+            let name = name.trim();
+            BACKENDS
+                .into_iter()
+                .find(|known| *known == name)
+                .unwrap_or_else(|| {
+                    panic!("STAMPEDE_BENCH_ONLY: unknown backend {name:?}; one of {BACKENDS:?}")
+                })
+        })
+        .collect()
 }
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -73,6 +112,12 @@ impl Knobs {
             aiocache: var("STAMPEDE_BENCH_AIOCACHE", 1u8) != 0,
             python: var("STAMPEDE_BENCH_PYTHON", "python3".to_owned()),
             write: var("STAMPEDE_BENCH_WRITE", 1u8) != 0,
+            many_fill: Duration::from_millis(var("STAMPEDE_BENCH_MANY_FILL_MS", 5)),
+            many_runs: var("STAMPEDE_BENCH_MANY_RUNS", 20usize).max(1),
+            only: std::env::var("STAMPEDE_BENCH_ONLY")
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+                .map(|value| only(&value)),
         }
     }
 

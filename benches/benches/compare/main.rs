@@ -12,17 +12,23 @@
 //! start them unless `STAMPEDE_REDIS_URL` / `STAMPEDE_REDIS_CLUSTER_URL` /
 //! `STAMPEDE_MEMCACHED_URL` name servers. aiocache runs in a virtualenv
 //! made under `target/aiocache-venv` on first use (`pip install`).
+//!
+//! `STAMPEDE_BENCH_ONLY=batches:memory` runs the batch rows alone (on the
+//! backends named; all four without a list) and writes nothing.
 
+mod batches;
 mod cas;
 mod chart;
 mod child;
 mod environment;
+mod fill_many;
 mod knobs;
 mod memory;
 mod pairs;
 mod pairs_redis;
 mod race;
 mod report;
+mod report_batches;
 mod report_fills;
 mod report_seed;
 mod round_trips;
@@ -36,23 +42,25 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stampede::Cache;
 use stampede_benches::{runtime, servers};
 
-use crate::knobs::Knobs;
+use crate::knobs::{Knobs, BACKENDS};
 use crate::pairs::Targets;
 use crate::report::Results;
 
 /// Steps shown by the progress bar: starting the servers, pair rows (ten
 /// specs, two modes each), stampedes (four in one process, two across
-/// processes), CAS, round trips, races, memory, aiocache.
-const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 1 + 1;
-
-/// The order of the stampede table's backends.
-const BACKENDS: [&str; 4] = ["memory", "redis", "redis-cluster", "memcached"];
+/// processes), CAS, round trips, races, batches (`get_many` and
+/// `get_or_fill_many` on four backends), memory, aiocache.
+const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 8 + 1 + 1;
 
 fn main() {
     if child::run_if_child() {
         return;
     }
     let knobs = Knobs::from_env();
+    if let Some(backends) = &knobs.only {
+        batches::run_alone(&knobs, backends);
+        return;
+    }
     let started = Instant::now();
     let progress = ProgressBar::new(STEPS).with_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
@@ -157,6 +165,10 @@ fn main() {
         ));
         races.push((backend, outcome));
     }
+    let batches = rt.block_on(async {
+        let on = batches::on_targets(&targets).await;
+        batches::run(&on, &knobs, &step).await
+    });
     stampedes.sort_by_key(|(backend, procs, _)| {
         let rank = BACKENDS.iter().position(|b| b == backend);
         (rank, *procs)
@@ -193,6 +205,7 @@ fn main() {
         memory,
         round_trips,
         races,
+        batches,
         seed,
         environment,
         command: command.join(" "),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use stampede_benches::measure::percentile;
 
+use crate::batches::Batches;
 use crate::cas::CasOutcome;
 use crate::environment::Environment;
 use crate::knobs::Knobs;
@@ -28,6 +29,8 @@ pub struct Results {
     pub round_trips: Vec<RoundTrips>,
     /// (backend, delete-during-fill races)
     pub races: Vec<(&'static str, RaceOutcome)>,
+    /// `get_many` and `get_or_fill_many`, per backend.
+    pub batches: Batches,
     pub seed: Result<Value, String>,
     pub environment: Environment,
     pub command: String,
@@ -93,6 +96,8 @@ fn floor_target(backend: &str) -> f64 {
     }
 }
 
+/// Every target of a run: (target, what was measured, met).
+#[derive(Default)]
 pub(crate) struct Verdicts(Vec<(String, String, bool)>);
 
 impl Verdicts {
@@ -210,6 +215,7 @@ pub fn markdown(results: &Results) -> String {
     crate::report_seed::seed_section(w, results, &mut verdicts);
     crate::report_seed::stampede_section(w, results, &mut verdicts);
     crate::report_fills::fills_section(w, results, &mut verdicts);
+    crate::report_batches::section(w, &results.batches, k, &mut verdicts);
     memory_section(w, results, &mut verdicts);
 
     let _ = writeln!(
@@ -219,6 +225,16 @@ pub fn markdown(results: &Results) -> String {
         crate::chart::FILE
     );
 
+    targets_section(w, &verdicts);
+    let analysis = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ANALYSIS.md");
+    if let Ok(text) = std::fs::read_to_string(analysis) {
+        let _ = writeln!(w, "{}", text.trim_end());
+    }
+    out
+}
+
+/// The table of every target, met or missed, and the count missed.
+pub(crate) fn targets_section(w: &mut String, verdicts: &Verdicts) {
     let _ = writeln!(w, "## Targets\n\n| target | measured | |\n|---|---|---|");
     for (target, measured, met) in &verdicts.0 {
         let _ = writeln!(
@@ -229,11 +245,6 @@ pub fn markdown(results: &Results) -> String {
     }
     let missed = verdicts.0.iter().filter(|(_, _, met)| !met).count();
     let _ = writeln!(w, "\n{missed} of {} targets missed.\n", verdicts.0.len());
-    let analysis = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ANALYSIS.md");
-    if let Ok(text) = std::fs::read_to_string(analysis) {
-        let _ = writeln!(w, "{}", text.trim_end());
-    }
-    out
 }
 
 fn memory_section(w: &mut String, results: &Results, verdicts: &mut Verdicts) {
