@@ -74,7 +74,7 @@ pub(crate) fn apply_under<'k>(prefix: &str, key: &'k str) -> Result<Cow<'k, str>
     Ok(Cow::Owned(full))
 }
 
-fn check_key(key: &str) -> Result<()> {
+pub(crate) fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::invalid_key(key, "a key must not be empty"));
     }

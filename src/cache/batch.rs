@@ -1,6 +1,5 @@
 //! Batches on [`Cache`]: many keys in one request per server.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,16 +7,53 @@ use tracing::Instrument;
 
 use super::Cache;
 use crate::backend::Backend;
-use crate::key::check_ttl;
+use crate::key::{check_key, check_ttl};
 use crate::observe::{self, op_span};
 use crate::Result;
 
+/// A batch's keys as the backend sees them, in one buffer.
+pub(crate) struct FullKeys {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl FullKeys {
+    /// The keys, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+
+    /// The keys as a slice of `&str`, for a backend batch.
+    pub(crate) fn to_vec(&self) -> Vec<&str> {
+        self.iter().collect()
+    }
+}
+
 impl Cache {
-    /// The keys as the backend sees them, each checked, in order.
-    pub(crate) async fn full_keys<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<String>> {
-        let mut full = Vec::with_capacity(keys.len());
+    /// The keys as the backend sees them, each checked, in order, in one
+    /// buffer: one allocation per batch, and the namespace's prefix
+    /// resolved once.
+    pub(crate) async fn full_keys<K: AsRef<str>>(&self, keys: &[K]) -> Result<FullKeys> {
         for key in keys {
-            full.push(self.full_key(key.as_ref()).await.map(Cow::into_owned)?);
+            check_key(key.as_ref())?;
+        }
+        let resolved = self.resolved_prefix().await?;
+        let prefix = resolved.as_deref().unwrap_or(self.namespace().prefix());
+        let size = keys
+            .iter()
+            .map(|key| prefix.len() + key.as_ref().len())
+            .sum();
+        let mut full = FullKeys {
+            text: String::with_capacity(size),
+            ends: Vec::with_capacity(keys.len()),
+        };
+        for key in keys {
+            full.text.push_str(prefix);
+            full.text.push_str(key.as_ref());
+            full.ends.push(full.text.len());
         }
         Ok(full)
     }
@@ -56,8 +92,7 @@ impl Cache {
         let span = op_span!("get_many", self.backend_kind(), keys.len());
         let read = async {
             let full = self.full_keys(keys).await?;
-            let full: Vec<&str> = full.iter().map(String::as_str).collect();
-            self.backend().get_many(&full).await
+            self.backend().get_many(&full.to_vec()).await
         }
         .instrument(span.clone())
         .await;
@@ -116,10 +151,10 @@ impl Cache {
             let batch: Vec<(&str, &[u8])> = full
                 .iter()
                 .zip(entries)
-                .map(|(key, (_, value))| (key.as_str(), value.as_ref()))
+                .map(|(key, (_, value))| (key, value.as_ref()))
                 .collect();
             self.backend().set_many(&batch, ttl).await?;
-            for key in &full {
+            for key in full.iter() {
                 self.flights().invalidate(key);
             }
             Ok(())
@@ -160,9 +195,8 @@ impl Cache {
         let span = op_span!("delete_many", self.backend_kind(), keys.len());
         let removed = async {
             let full = self.full_keys(keys).await?;
-            let batch: Vec<&str> = full.iter().map(String::as_str).collect();
-            let removed = self.backend().delete_many(&batch).await;
-            for key in &full {
+            let removed = self.backend().delete_many(&full.to_vec()).await;
+            for key in full.iter() {
                 self.flights().invalidate(key);
                 self.wakeups().wake(key);
             }

@@ -152,7 +152,7 @@ impl Cache {
     }
 
     /// The prefix this handle's keys are stored under now.
-    async fn resolved_prefix(&self) -> Result<Option<Arc<str>>> {
+    pub(crate) async fn resolved_prefix(&self) -> Result<Option<Arc<str>>> {
         match &self.shared.generations {
             Some(generations) if !self.namespace.is_root() => Ok(Some(
                 generations

@@ -59,7 +59,10 @@ impl KeySpace {
     /// hit is the key's current content; a miss may still be a lock record
     /// whose copy was evicted (see [`read`](Self::read)).
     pub(super) async fn cached(&self, key: &str) -> Option<Entry> {
-        let now = Instant::now();
+        self.cached_at(key, Instant::now()).await
+    }
+
+    async fn cached_at(&self, key: &str, now: Instant) -> Option<Entry> {
         self.values
             .get(key)
             .await
@@ -68,10 +71,29 @@ impl KeySpace {
 
     /// The live entry at `key`, read without a lock.
     pub(super) async fn read(&self, key: &str) -> Option<Entry> {
-        if let Some(entry) = self.cached(key).await {
+        self.read_at(key, Instant::now()).await
+    }
+
+    /// The live values at `keys`, in order, read without a lock and with
+    /// one reading of the clock; lock records read as values, as in `read`.
+    pub(super) async fn values_of(&self, keys: &[&str]) -> Vec<Option<Bytes>> {
+        let now = Instant::now();
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let value = match self.values.get(*key).await {
+                Some(entry) if entry.is_live(now) => entry.value,
+                _ => self.read_at(key, now).await.and_then(|entry| entry.value),
+            };
+            values.push(value);
+        }
+        values
+    }
+
+    /// [`read`](KeySpace::read) as of `now`.
+    pub(super) async fn read_at(&self, key: &str, now: Instant) -> Option<Entry> {
+        if let Some(entry) = self.cached_at(key, now).await {
             return Some(entry);
         }
-        let now = Instant::now();
         self.records
             .get(key)
             .await

@@ -327,11 +327,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            values.push(self.get(key).await?);
-        }
-        Ok(values)
+        Ok(self.inner.keys.values_of(keys).await)
     }
 
     async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {

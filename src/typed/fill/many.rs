@@ -311,6 +311,7 @@ async fn distinct<K: AsRef<str>>(cache: &Cache, keys: &[K]) -> Result<Keys> {
         }
     }
     let full = cache.full_keys(&names).await?;
+    let full = full.iter().map(str::to_owned).collect();
     Ok(Keys { names, full })
 }
 
