@@ -12,7 +12,10 @@ pub(crate) fn check(function: &ItemFn, attribute: &str) -> syn::Result<()> {
     if sig.asyncness.is_none() {
         return Err(syn::Error::new_spanned(
             sig.fn_token,
-            format!("#[{attribute}] goes on an `async fn`; write `async fn {}`", sig.ident),
+            format!(
+                "#[{attribute}] goes on an `async fn`; write `async fn {}`",
+                sig.ident
+            ),
         ));
     }
     let returns_result = match &sig.output {
@@ -76,7 +79,11 @@ pub(crate) fn key(
                         "`{{{placeholder}}}` in `{option}` is not an argument of `{}`; \
                          the arguments are: {}",
                         function.sig.ident,
-                        if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+                        if list.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            list.join(", ")
+                        }
                     ),
                 ));
             }
@@ -95,7 +102,9 @@ pub(crate) fn key(
         format.push_str(":{}");
         values.push(name.clone());
     }
-    Ok(quote!(::std::format!(#format, ::std::module_path!() #(, #values)*)))
+    Ok(quote!(
+        ::std::format!(#format, ::std::module_path!() #(, #values)*)
+    ))
 }
 
 /// The argument names a format string uses: `{id}`, `{id:>4}`; `{{` and
@@ -116,7 +125,10 @@ fn placeholders(template: &LitStr) -> syn::Result<Vec<String>> {
                 })?;
                 let inside = &text[at + 1..end];
                 let name = inside.split(':').next().unwrap_or_default();
-                let is_name = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                let is_name = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
                     && name.chars().all(|c| c.is_alphanumeric() || c == '_');
                 if !is_name {
                     return Err(syn::Error::new(

@@ -39,10 +39,19 @@ type Body = fn(proc_macro2::TokenStream, &ItemFn) -> syn::Result<proc_macro2::To
 
 /// Parses the function, builds its new body, and keeps everything else
 /// (attributes, docs, visibility, signature) as written.
+/// On a mistake, the error comes with the function as written, so that the
+/// error is the only one (no "cannot find function" or unused imports).
 fn expand(args: TokenStream, item: TokenStream, body: Body) -> TokenStream {
-    let function = match syn::parse::<ItemFn>(item) {
+    let function = match syn::parse::<ItemFn>(item.clone()) {
         Ok(function) => function,
-        Err(error) => return error.to_compile_error().into(),
+        Err(error) => {
+            let item = proc_macro2::TokenStream::from(item);
+            return quote!(#item)
+                .into_iter()
+                .chain(error.to_compile_error())
+                .collect::<proc_macro2::TokenStream>()
+                .into();
+        }
     };
     match body(args.into(), &function) {
         Ok(block) => {
@@ -51,11 +60,17 @@ fn expand(args: TokenStream, item: TokenStream, body: Body) -> TokenStream {
             } = &function;
             quote!(#(#attrs)* #vis #sig { #block }).into()
         }
-        Err(error) => error.to_compile_error().into(),
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#error #[allow(unused)] #function).into()
+        }
     }
 }
 
-fn cached_body(args: proc_macro2::TokenStream, function: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+fn cached_body(
+    args: proc_macro2::TokenStream,
+    function: &ItemFn,
+) -> syn::Result<proc_macro2::TokenStream> {
     let opts = options::parse(args, "cached", CACHED)?;
     function::check(function, "cached")?;
     let cache = &take(&opts, "cache")
@@ -98,7 +113,13 @@ fn synchronized_body(
     let opts = options::parse(args, "synchronized", SYNCHRONIZED)?;
     function::check(function, "synchronized")?;
     let cache = &take(&opts, "cache")
-        .ok_or_else(|| missing("synchronized", "cache", "cache = &CACHE, name = \"job:{id}\""))?
+        .ok_or_else(|| {
+            missing(
+                "synchronized",
+                "cache",
+                "cache = &CACHE, name = \"job:{id}\"",
+            )
+        })?
         .value;
     let template = take(&opts, "name").map(string).transpose()?;
     let name = function::key(function, template.as_ref(), "name")?;
@@ -107,10 +128,13 @@ fn synchronized_body(
         None => quote!(::stampede::DEFAULT_SYNCHRONIZED_LEASE),
     };
     let mut lock = quote!(::stampede::RedLock::new(::stampede::__private::as_cache(#cache), __stampede_name, #lease));
-    let renew = take(&opts, "auto_renew").map_or_else(|| quote!(true), |opt| {
-        let value = &opt.value;
-        quote!(#value)
-    });
+    let renew = take(&opts, "auto_renew").map_or_else(
+        || quote!(true),
+        |opt| {
+            let value = &opt.value;
+            quote!(#value)
+        },
+    );
     lock = quote!(#lock.auto_renew(#renew));
     if let Some(wait) = take(&opts, "wait") {
         let wait = duration(wait)?;

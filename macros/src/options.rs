@@ -26,7 +26,10 @@ pub(crate) fn parse(
         let Some(name) = pair.path.get_ident().cloned() else {
             return Err(syn::Error::new_spanned(
                 &pair.path,
-                format!("#[{attribute}] options are plain names: {}", known.join(", ")),
+                format!(
+                    "#[{attribute}] options are plain names: {}",
+                    known.join(", ")
+                ),
             ));
         };
         let written = name.to_string();
@@ -123,7 +126,9 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
         }
         let number: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let per_unit = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -139,12 +144,12 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
 }
 
 /// The known name closest to `written`, when it is close enough to be a
-/// typo (at most a third of its letters wrong).
+/// typo (about a third of its letters wrong, a swap counting as two).
 fn nearest<'a>(written: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|name| (edit_distance(written, name), *name))
-        .filter(|(distance, name)| *distance <= name.len().max(3) / 3)
+        .filter(|(distance, name)| *distance <= name.len().div_ceil(3))
         .min()
         .map(|(_, name)| name)
 }
@@ -196,5 +201,9 @@ mod tests {
         assert_eq!(nearest("leese", &known), Some("lease"));
         assert_eq!(nearest("early_refrsh", &known), Some("early_refresh"));
         assert_eq!(nearest("colour", &known), None);
+        assert_eq!(
+            nearest("wiat", &["cache", "name", "lease", "wait"]),
+            Some("wait")
+        );
     }
 }
