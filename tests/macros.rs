@@ -46,19 +46,26 @@ async fn a_free_function_on_a_static_cache_fills_once_and_keeps_its_error_type()
     assert_eq!(load_user(1).await.unwrap(), "user 1");
     assert_eq!(CALLS.load(Ordering::SeqCst) - before, 1);
     assert!(matches!(load_user(0).await, Err(AppError::NotFound(0))));
-    // The cache's own errors arrive as the caller's type too.
-    let AppError::Cache(error) = AppError::from(Error::Unsupported {
-        backend: "b",
-        operation: "o",
-    }) else {
-        unreachable!()
-    };
-    assert!(error.is_invalid_input());
     assert_eq!(
         CACHE.get_value::<String>("user:0").await.unwrap(),
         None,
         "errors are not cached"
     );
+}
+
+#[cached(cache = cache, key = "{name}")]
+async fn named(cache: &Cache, name: &str) -> Result<u32, AppError> {
+    Ok(u32::try_from(name.len()).unwrap_or(u32::MAX))
+}
+
+#[tokio::test]
+async fn the_caches_own_errors_arrive_as_the_callers_type() {
+    let cache = Cache::memory();
+    assert_eq!(named(&cache, "abc").await.unwrap(), 3);
+    match named(&cache, "").await {
+        Err(AppError::Cache(error)) => assert!(error.is_invalid_input(), "{error}"),
+        other => panic!("an empty key must be the cache's error: {other:?}"),
+    }
 }
 
 struct Reports {
