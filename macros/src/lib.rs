@@ -23,13 +23,13 @@ const CACHED: &[&str] = &[
 
 const SYNCHRONIZED: &[&str] = &["cache", "name", "lease", "wait", "auto_renew"];
 
-/// See `stampede::cached`.
+/// `#[cached]`: `get_or_fill` as a function attribute (expanded by `stampede-macros`).
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, cached_body)
 }
 
-/// See `stampede::synchronized`.
+/// `#[synchronized]`: `RedLock::synchronized` as a function attribute (expanded by `stampede-macros`).
 #[proc_macro_attribute]
 pub fn synchronized(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args, item, synchronized_body)
