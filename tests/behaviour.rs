@@ -118,6 +118,15 @@ macro_rules! all_cases {
             many::a_waiter_whose_key_failed_elsewhere_gets_a_clear_error,
             many::cache_if_and_ttl_with_decide_what_is_stored,
         }
+
+        /// The attributes, where the `macros` feature is on.
+        #[cfg(feature = "macros")]
+        mod attributes {
+            cases! { $kind;
+                macros::cached_runs_the_body_once_for_a_thousand_callers,
+                macros::synchronized_calls_never_overlap,
+            }
+        }
     };
 }
 

@@ -18,6 +18,7 @@ pub use guard::LockGuard;
 pub use lease::{LeaseGuard, LeaseState};
 pub use optimistic::OptimisticLock;
 pub use redlock::RedLock;
+pub use synchronized::DEFAULT_SYNCHRONIZED_LEASE;
 
 /// A lock owner's identity: a fresh uuid v4 in its 36-byte text form, so a
 /// record read with `redis-cli` or `cache.get("k-lock")` is legible.

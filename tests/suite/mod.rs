@@ -7,6 +7,8 @@ pub mod fill;
 pub mod keyspace;
 pub mod kv;
 pub mod lease;
+#[cfg(feature = "macros")]
+pub mod macros;
 pub mod many;
 pub mod optimistic;
 pub mod redlock;

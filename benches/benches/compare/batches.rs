@@ -135,6 +135,8 @@ pub struct GetManyRow {
 pub struct Batches {
     pub get_many: Vec<GetManyRow>,
     pub fill_many: Vec<FillMany>,
+    /// `#[cached]` hits against the hand-written call.
+    pub attribute: Vec<crate::attribute::AttributeRow>,
 }
 
 /// Measures every batch row on every backend of `on`; `step` is told each.
@@ -153,6 +155,12 @@ pub async fn run(on: &[On], knobs: &Knobs, mut step: impl FnMut(&str)) -> Batche
         batches
             .fill_many
             .push(fill_many::run(on.backend, &on.cache, knobs).await);
+    }
+    for on in on {
+        step(&format!("{}: a #[cached] hit", on.backend));
+        batches
+            .attribute
+            .push(crate::attribute::row(on, knobs).await);
     }
     batches
 }
@@ -238,7 +246,7 @@ fn ours_gets(cache: &Cache, names: &Arc<Vec<String>>) -> Contender {
 /// Runs each contender `n` times per round after a warm-up of a tenth,
 /// the one going first rotating from round to round; the median µs per
 /// call of each.
-async fn interleaved<const N: usize>(
+pub async fn interleaved<const N: usize>(
     contenders: &[(&Contender, usize); N],
     rounds: usize,
 ) -> [f64; N] {

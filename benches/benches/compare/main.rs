@@ -16,6 +16,7 @@
 //! `STAMPEDE_BENCH_ONLY=batches:memory` runs the batch rows alone (on the
 //! backends named; all four without a list) and writes nothing.
 
+mod attribute;
 mod batches;
 mod cas;
 mod chart;
@@ -48,9 +49,10 @@ use crate::report::Results;
 
 /// Steps shown by the progress bar: starting the servers, pair rows (ten
 /// specs, two modes each), stampedes (four in one process, two across
-/// processes), CAS, round trips, races, batches (`get_many` and
-/// `get_or_fill_many` on four backends), memory, aiocache.
-const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 8 + 1 + 1;
+/// processes), CAS, round trips, races, batches (`get_many`,
+/// `get_or_fill_many` and a `#[cached]` hit on four backends), memory,
+/// aiocache.
+const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 12 + 1 + 1;
 
 fn main() {
     if child::run_if_child() {

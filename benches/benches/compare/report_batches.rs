@@ -51,6 +51,40 @@ pub fn section(w: &mut String, batches: &Batches, knobs: &Knobs, verdicts: &mut 
         let _ = writeln!(w, "- {}: {}", row.backend, row.floor_does);
     }
     fill_many_section(w, batches, knobs, verdicts);
+    attribute_section(w, batches, knobs, verdicts);
+}
+
+fn attribute_section(w: &mut String, batches: &Batches, knobs: &Knobs, verdicts: &mut Verdicts) {
+    let target = crate::attribute::TARGET;
+    let _ = writeln!(
+        w,
+        "\n## `#[cached]`: a hit through the attribute against the same call by hand\n\n\
+         A hit of `#[cached(cache = cache, key = \"record:{{id}}\", ttl = \"10m\", lease = \"10s\")]` \
+         against the `format!` + `Fill` + `get_or_fill` it stands for, written by hand \
+         (`benches/benches/compare/attribute.rs`), one call after another; the median of \
+         {} interleaved rounds. Target: ≤ {target}×.\n\n\
+         | backend | `#[cached]` hit | by hand | ratio | target |\n\
+         |---|---:|---:|---:|---:|",
+        knobs.rounds
+    );
+    for row in &batches.attribute {
+        let ratio = row.attribute / row.by_hand;
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {ratio:.3} | ≤ {target} |",
+            row.backend,
+            us(row.attribute),
+            us(row.by_hand)
+        );
+        verdicts.check(
+            format!(
+                "{}: a #[cached] hit ≤ {target}× the hand-written get_or_fill",
+                row.backend
+            ),
+            format!("{ratio:.3}×"),
+            ratio <= target,
+        );
+    }
 }
 
 fn fill_many_section(w: &mut String, batches: &Batches, knobs: &Knobs, verdicts: &mut Verdicts) {

@@ -131,7 +131,7 @@
 //! [`LeaseGuard::lost`](crate::LeaseGuard::lost) resolves when it runs out
 //! (at once for a lease shorter than a round trip, which makes
 //! [`synchronized`](crate::Cache::synchronized) stop its work with
-//! [`Error::LockLost`] unless the work finished first), and waiters in
+//! [`Error::LockLost`](crate::Error::LockLost) unless the work finished first), and waiters in
 //! [`acquire`](crate::RedLock::acquire) give up after it. A
 //! [`lock`](crate::RedLock::lock) waiting on a record that gives no
 //! remaining lease retries when the record is sure to be gone, after
@@ -150,7 +150,7 @@
 //! ASCII whitespace or control characters. Here:
 //!
 //! - a key with a space, a control character (`0x00`–`0x1f`) or DEL is
-//!   [`Error::InvalidKey`], naming the character and its byte position,
+//!   [`Error::InvalidKey`](crate::Error::InvalidKey), naming the character and its byte position,
 //!   before anything is sent (non-ASCII UTF-8 is fine);
 //! - a key over 250 bytes, or one that ends like a mapped key (`#` and 64
 //!   hex digits, either case, at any length), is *mapped*: sent as its
@@ -173,11 +173,11 @@
 //!
 //! A value over [`MemcachedConfig::max_value_size`] (default 1 MiB − 1 KiB,
 //! to fit memcached's default 1 MiB item limit together with the key and the
-//! item header) is [`Error::ValueTooLarge`] before anything is sent.
+//! item header) is [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) before anything is sent.
 //!
 //! A value the server refuses (`SERVER_ERROR object too large for cache`,
 //! when `max_value_size` is set above what its `-I` limit leaves) is
-//! [`Error::ValueTooLarge`] too, with no `limit` (the server does not say
+//! [`Error::ValueTooLarge`](crate::Error::ValueTooLarge) too, with no `limit` (the server does not say
 //! it) and the key as sent. Nothing was stored, but memcached has removed
 //! the key's old item, whatever the command (`set`, `add` or `cas`): keep
 //! `max_value_size` below the server's limit so that it never comes to that.
@@ -197,8 +197,8 @@
 //! # Failures
 //!
 //! Every call is bounded by [`MemcachedConfig::timeout`] (2 s by default):
-//! past it, [`Error::BackendTimeout`]; a refused or broken connection is
-//! [`Error::Backend`]. Connections are pooled and redialled, so after a
+//! past it, [`Error::BackendTimeout`](crate::Error::BackendTimeout); a refused or broken connection is
+//! [`Error::Backend`](crate::Error::Backend). Connections are pooled and redialled, so after a
 //! server restart the same [`Cache`](crate::Cache) works again. The client sends one
 //! request at a time per connection; at most
 //! [`MemcachedConfig::max_connections`] (64) are open to each server (and
@@ -223,7 +223,7 @@
 //! mid-way (it never reuses one with an answer pending), but a request the
 //! server has already received still runs: a frozen server (`SIGSTOP`, a
 //! stalled VM) runs its queued requests when it wakes, after the callers
-//! got [`Error::BackendTimeout`]. For a value written with `set`, `add`,
+//! got [`Error::BackendTimeout`](crate::Error::BackendTimeout). For a value written with `set`, `add`,
 //! `cas` or `delete` that is the usual doubt about a write that timed out.
 //! A lock create, though, would leave a record held by nobody for its whole
 //! lease. So creates run on a task of their own, on a pool of their own

@@ -1,0 +1,8 @@
+use stampede::{cached, Cache, Error};
+
+#[cached(cache = cache, key = "n:{n}", leese = "10s")]
+async fn square(cache: &Cache, n: u32) -> Result<u32, Error> {
+    Ok(n * n)
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use stampede::{cached, Cache, Error};
+
+#[cached(cache = cache, colour = "blue")]
+async fn square(cache: &Cache, n: u32) -> Result<u32, Error> {
+    Ok(n * n)
+}
+
+fn main() {}
