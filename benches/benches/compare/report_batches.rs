@@ -62,10 +62,10 @@ fn attribute_section(w: &mut String, batches: &Batches, knobs: &Knobs, verdicts:
          A hit of `#[cached(cache = cache, key = \"record:{{id}}\", ttl = \"10m\", lease = \"10s\")]` \
          against the `format!` + `Fill` + `get_or_fill` it stands for, written by hand \
          (`benches/benches/compare/attribute.rs`), one call after another; the median of \
-         {} interleaved rounds. Target: ≤ {target}×.\n\n\
+         {} short interleaved rounds. Target: ≤ {target}×.\n\n\
          | backend | `#[cached]` hit | by hand | ratio | target |\n\
          |---|---:|---:|---:|---:|",
-        knobs.rounds
+        knobs.rounds * 8
     );
     for row in &batches.attribute {
         let ratio = row.attribute / row.by_hand;
