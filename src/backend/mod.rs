@@ -77,47 +77,7 @@ mod types;
 /// backend's configured timeout returns
 /// [`Error::BackendTimeout`](crate::Error::BackendTimeout) rather than hang.
 ///
-/// # Example: a backend that counts calls
-///
-/// ```
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use std::time::Duration;
-/// use bytes::Bytes;
-/// use stampede::backend::{Backend, CasToken, Fencing, LockAttempt, LockRecord, memory::MemoryBackend};
-/// use stampede::{Cache, Result};
-///
-/// struct Counting { inner: MemoryBackend, calls: AtomicUsize }
-///
-/// impl Counting {
-///     fn tick(&self) { self.calls.fetch_add(1, Ordering::Relaxed); }
-/// }
-///
-/// impl Backend for Counting {
-///     fn kind(&self) -> &'static str { "counting" }
-///     async fn get(&self, key: &str) -> Result<Option<Bytes>> { self.tick(); self.inner.get(key).await }
-///     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> { self.tick(); self.inner.set(key, value, ttl).await }
-///     async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> { self.tick(); self.inner.add(key, value, ttl).await }
-///     async fn delete(&self, key: &str) -> Result<bool> { self.tick(); self.inner.delete(key).await }
-///     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> { self.tick(); self.inner.gets(key).await }
-///     async fn cas(&self, key: &str, value: &[u8], expected: Option<&CasToken>, ttl: Option<Duration>) -> Result<bool> {
-///         self.tick(); self.inner.cas(key, value, expected, ttl).await
-///     }
-///     async fn try_lock(&self, key: &str, owner: &[u8], lease: Duration, fencing: Fencing) -> Result<LockAttempt> {
-///         self.tick(); self.inner.try_lock(key, owner, lease, fencing).await
-///     }
-///     async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> { self.tick(); self.inner.lock_record(key).await }
-///     async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> { self.tick(); self.inner.release(key, owner).await }
-///     async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> { self.tick(); self.inner.extend(key, owner, lease).await }
-/// }
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> stampede::Result<()> {
-/// let cache = Cache::custom(Counting { inner: MemoryBackend::default(), calls: AtomicUsize::new(0) });
-/// cache.set("k", b"v", None).await?;
-/// assert_eq!(cache.get("k").await?.as_deref(), Some(&b"v"[..]));
-/// # Ok(())
-/// # }
-/// ```
+#[doc = include_str!("counting_example.md")]
 pub trait Backend: Send + Sync + 'static {
     /// A short name for errors and logs: `"memory"`, `"redis"`, …
     fn kind(&self) -> &'static str;
