@@ -100,7 +100,10 @@ impl MemcachedBackend {
             Op::from(Get::new(wire).without_value().meta(Meta::NONE.cas().ttl())),
         ];
         let mut results = self.client.batch("increment", ops).await?.into_iter();
-        let counted = match results.next().expect("one answer per command") {
+        let first = results
+            .next()
+            .ok_or_else(|| super::surface::short_batch("increment"))?;
+        let counted = match first {
             Ok(OpResult::Arithmetic(counted)) => counted,
             Err(error) if non_numeric(&error) => return Ok(Step::ByCas),
             Err(error) => return Err(self.client.error("increment", error)),

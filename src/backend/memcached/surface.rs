@@ -47,7 +47,7 @@ impl MemcachedBackend {
         self.bounded("touch", async {
             let mut results = self.client.batch("touch", reads).await?.into_iter();
             let mut next = || {
-                let result = results.next().expect("one answer per command");
+                let result = results.next().ok_or_else(|| short_batch("touch"))?;
                 result.map_err(|error| self.client.error("touch", error))
             };
             let (before, after) = (next()?, next()?);
@@ -116,4 +116,14 @@ async fn flush_all(server: String) -> Result<()> {
         "clear",
         format!("{server} answered flush_all with {:?}", answer.trim_end()),
     ))
+}
+
+/// A batch that came back with fewer answers than commands: a client or
+/// server fault, reported rather than trusted.
+pub(super) fn short_batch(operation: &'static str) -> crate::Error {
+    crate::Error::backend(
+        super::KIND,
+        operation,
+        "memcached answered fewer commands than the batch sent",
+    )
 }
