@@ -72,27 +72,6 @@ pub(super) async fn update<C, T, F>(
     key: &str,
     ttl: Option<Duration>,
     retry: &Retry,
-    f: F,
-) -> Result<T>
-where
-    C: Codec,
-    T: Serialize + DeserializeOwned,
-    F: FnMut(Option<T>) -> T,
-{
-    let span = op_span!("update", cache.backend_kind(), key);
-    let updated = retried(cache, codec, key, ttl, retry, f)
-        .instrument(span.clone())
-        .await;
-    observe::outcome(&span, &updated, "ok");
-    updated
-}
-
-async fn retried<C, T, F>(
-    cache: &Cache,
-    codec: &C,
-    key: &str,
-    ttl: Option<Duration>,
-    retry: &Retry,
     mut f: F,
 ) -> Result<T>
 where
@@ -100,31 +79,38 @@ where
     T: Serialize + DeserializeOwned,
     F: FnMut(Option<T>) -> T,
 {
-    let ttl = cache.ttl_or_default(ttl);
-    check_ttl(ttl)?;
-    for attempt in 1..=retry.max_attempts {
-        let lock = OptimisticLock::acquire(cache, key).await?;
-        let old = match lock.value() {
-            Some(bytes) => Some(decode(codec, key, bytes)?.1),
-            None => None,
-        };
-        let new = f(old);
-        let bytes = encode(codec, key, &new, Meta::fresh_for(ttl, Duration::ZERO))?;
-        match lock.cas(bytes, ttl).await {
-            Ok(()) => return Ok(new),
-            Err(error) if error.is_conflict() => {
-                tracing::trace!(key, attempt, "update conflicted; retrying");
-                if attempt < retry.max_attempts {
-                    tokio::time::sleep(retry.pause(attempt)).await;
+    let span = op_span!("update", cache.backend_kind(), key);
+    let updated = async {
+        let ttl = cache.ttl_or_default(ttl);
+        check_ttl(ttl)?;
+        for attempt in 1..=retry.max_attempts {
+            let lock = OptimisticLock::acquire(cache, key).await?;
+            let old = match lock.value() {
+                Some(bytes) => Some(decode(codec, key, bytes)?.1),
+                None => None,
+            };
+            let new = f(old);
+            let bytes = encode(codec, key, &new, Meta::fresh_for(ttl, Duration::ZERO))?;
+            match lock.cas(bytes, ttl).await {
+                Ok(()) => return Ok(new),
+                Err(error) if error.is_conflict() => {
+                    tracing::trace!(key, attempt, "update conflicted; retrying");
+                    if attempt < retry.max_attempts {
+                        tokio::time::sleep(retry.pause(attempt)).await;
+                    }
                 }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
         }
+        Err(Error::TooManyConflicts {
+            key: key.to_owned(),
+            attempts: retry.max_attempts,
+        })
     }
-    Err(Error::TooManyConflicts {
-        key: key.to_owned(),
-        attempts: retry.max_attempts,
-    })
+    .instrument(span.clone())
+    .await;
+    observe::outcome(&span, &updated, "ok");
+    updated
 }
 
 #[cfg(test)]

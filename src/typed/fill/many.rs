@@ -100,87 +100,70 @@ where
     Fut: Future<Output = Result<HashMap<String, T>, E>>,
 {
     let span = op_span!("get_or_fill_many", cache.backend_kind(), keys.len());
-    let filled = fill_many(cache, codec, keys, fill, f)
-        .instrument(span.clone())
-        .await;
+    let filled: Result<HashMap<String, T>, E> = async {
+        fill.check()?;
+        let started = Instant::now();
+        let keys = distinct(cache, keys).await?;
+        let mut found = HashMap::with_capacity(keys.names.len());
+        if keys.names.is_empty() {
+            return Ok(found);
+        }
+        let full: Vec<&str> = keys.full.iter().map(String::as_str).collect();
+        let reads = cache
+            .backend()
+            .read_for_fill_many(&full, fill.lease)
+            .await?;
+        let mut claims = Claims::new(cache);
+        let mut waiting = Vec::new();
+        for (i, read) in reads.into_iter().enumerate() {
+            // A decode error drops `claims`, which gives the leases back.
+            match judge(codec, fill, &keys.names[i], read)? {
+                Found::Value(value) => {
+                    found.insert(keys.names[i].clone(), value);
+                }
+                Found::Lease(lease) => claims.held.push((keys.full[i].clone(), lease)),
+                Found::Wait => waiting.push(i),
+            }
+        }
+        let kind = cache.backend_kind();
+        observe::hits(kind, "get_or_fill_many", found.len() as u64);
+        let missing = claims.held.len() + waiting.len();
+        observe::misses(kind, "get_or_fill_many", missing as u64);
+        let mut fills = Some(f);
+        while !claims.held.is_empty() || !waiting.is_empty() {
+            if !waiting.is_empty() {
+                // While we may still fill, gather the leases of keys whose
+                // fillers give up (for a moment, if we hold some already);
+                // after our fill, a lease we are granted is a key nobody fills.
+                let waited = wait_for_others(cache, codec, fill, &keys, &waiting, started, claims);
+                let waited = waited.await?;
+                found.extend(waited.found);
+                waiting = waited.left;
+                claims = waited.claims;
+            }
+            if claims.held.is_empty() {
+                continue;
+            }
+            let led: Vec<usize> = claims
+                .held
+                .iter()
+                .map(|(key, _)| index_of(&keys, key))
+                .collect();
+            let Some(f) = fills.take() else {
+                claims.give_back().await;
+                let key = keys.names[led[0]].clone();
+                return Err(Error::FilledElsewhereFailed { key }.into());
+            };
+            let names = led.iter().map(|&i| keys.names[i].clone()).collect();
+            let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
+            found.extend(filled);
+        }
+        Ok(found)
+    }
+    .instrument(span.clone())
+    .await;
     span.record("outcome", if filled.is_ok() { "ok" } else { "error" });
     filled
-}
-
-async fn fill_many<C, P, T, E, F, Fut, K>(
-    cache: &Cache,
-    codec: &C,
-    keys: &[K],
-    fill: &Fill<P>,
-    f: F,
-) -> Result<HashMap<String, T>, E>
-where
-    C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    K: AsRef<str>,
-    F: FnOnce(Vec<String>) -> Fut,
-    Fut: Future<Output = Result<HashMap<String, T>, E>>,
-{
-    fill.check()?;
-    let started = Instant::now();
-    let keys = distinct(cache, keys).await?;
-    let mut found = HashMap::with_capacity(keys.names.len());
-    if keys.names.is_empty() {
-        return Ok(found);
-    }
-    let full: Vec<&str> = keys.full.iter().map(String::as_str).collect();
-    let reads = cache
-        .backend()
-        .read_for_fill_many(&full, fill.lease)
-        .await?;
-    let mut claims = Claims::new(cache);
-    let mut waiting = Vec::new();
-    for (i, read) in reads.into_iter().enumerate() {
-        // A decode error drops `claims`, which gives the leases back.
-        match judge(codec, fill, &keys.names[i], read)? {
-            Found::Value(value) => {
-                found.insert(keys.names[i].clone(), value);
-            }
-            Found::Lease(lease) => claims.held.push((keys.full[i].clone(), lease)),
-            Found::Wait => waiting.push(i),
-        }
-    }
-    let kind = cache.backend_kind();
-    observe::hits(kind, "get_or_fill_many", found.len() as u64);
-    let missing = claims.held.len() + waiting.len();
-    observe::misses(kind, "get_or_fill_many", missing as u64);
-    let mut fills = Some(f);
-    while !claims.held.is_empty() || !waiting.is_empty() {
-        if !waiting.is_empty() {
-            // While we may still fill, gather the leases of keys whose
-            // fillers give up (for a moment, if we hold some already);
-            // after our fill, a lease we are granted is a key nobody fills.
-            let waited = wait_for_others(cache, codec, fill, &keys, &waiting, started, claims);
-            let waited = waited.await?;
-            found.extend(waited.found);
-            waiting = waited.left;
-            claims = waited.claims;
-        }
-        if claims.held.is_empty() {
-            continue;
-        }
-        let led: Vec<usize> = claims
-            .held
-            .iter()
-            .map(|(key, _)| index_of(&keys, key))
-            .collect();
-        let Some(f) = fills.take() else {
-            claims.give_back().await;
-            let key = keys.names[led[0]].clone();
-            return Err(Error::FilledElsewhereFailed { key }.into());
-        };
-        let names = led.iter().map(|&i| keys.names[i].clone()).collect();
-        let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
-        found.extend(filled);
-    }
-    Ok(found)
 }
 
 impl Cache {
