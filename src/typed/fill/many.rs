@@ -252,7 +252,7 @@ impl<C: Codec> Typed<C> {
     /// let typed = stampede::Cache::memory().with_codec(Json);
     /// let squares: HashMap<String, u64> = typed
     ///     .get_or_fill_many(&["2", "3"], Fill::forever(), |keys: Vec<String>| async move {
-    ///         Ok::<_, stampede::Error>(keys.into_iter().map(|k| { let n: u64 = k.parse().unwrap(); (k, n * n) }).collect())
+    ///         Ok::<_, stampede::Error>(keys.into_iter().map(|k| { let n: u64 = k.parse().unwrap_or(0); (k, n * n) }).collect())
     ///     })
     ///     .await?;
     /// assert_eq!(squares["3"], 9);
