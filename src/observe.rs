@@ -45,6 +45,17 @@ pub(crate) fn outcome<T, E: std::fmt::Display>(
     };
 }
 
+/// Runs `work` inside `span` and records its outcome there: `ok`, or the
+/// error.
+pub(crate) async fn traced<T, E: std::fmt::Display>(
+    span: tracing::Span,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let result = tracing::Instrument::instrument(work, span.clone()).await;
+    outcome(&span, &result, "ok");
+    result
+}
+
 #[cfg(feature = "metrics")]
 mod enabled {
     use std::time::Duration;

@@ -145,7 +145,7 @@ impl Cache {
             return Ok(());
         }
         let span = op_span!("set_many", self.backend_kind(), entries.len());
-        let stored = async {
+        observe::traced(span, async {
             let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_ref()).collect();
             let full = self.full_keys(&keys).await?;
             let batch: Vec<(&str, &[u8])> = full
@@ -158,11 +158,8 @@ impl Cache {
                 self.flights().invalidate(key);
             }
             Ok(())
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &stored, "ok");
-        stored
+        })
+        .await
     }
 
     /// Removes every key in `keys`; returns how many of them were there.
@@ -193,7 +190,7 @@ impl Cache {
             return Ok(0);
         }
         let span = op_span!("delete_many", self.backend_kind(), keys.len());
-        let removed = async {
+        observe::traced(span, async {
             let full = self.full_keys(keys).await?;
             let removed = self.backend().delete_many(&full.to_vec()).await;
             for key in full.iter() {
@@ -201,10 +198,7 @@ impl Cache {
                 self.wakeups().wake(key);
             }
             removed
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &removed, "ok");
-        removed
+        })
+        .await
     }
 }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracing::Instrument;
 
 use super::Cache;
 use crate::backend::{Backend, CasToken};
@@ -24,14 +23,11 @@ impl Cache {
     /// A read: dropping the future changes nothing.
     pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
         let span = op_span!("gets", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             let key = self.full_key(key).await?;
             self.shared.backend.gets(&key).await
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Stores `value` only if `key` is unchanged since the [`gets`](Cache::gets)
@@ -68,7 +64,7 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let span = op_span!("cas", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
@@ -83,10 +79,7 @@ impl Cache {
                 crate::observe::cas_conflict(self.backend_kind(), "cas");
             }
             Ok(stored)
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 }

@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::backend::any::AnyBackend;
-use tracing::Instrument;
 
 use crate::backend::Backend;
 use crate::key::{apply_under, check_ttl, Namespace};
@@ -188,14 +187,11 @@ impl Cache {
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let span = op_span!("get", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             let key = self.full_key(key).await?;
             self.shared.backend.get(&key).await
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Stores `value` at `key`, replacing what was there. `ttl: None` keeps
@@ -218,18 +214,15 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<()> {
         let span = op_span!("set", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
             self.shared.backend.set(&key, value.as_ref(), ttl).await?;
             self.shared.flights.invalidate(&key);
             Ok(())
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Stores `value` only if `key` is absent. `Ok(false)` when it exists.
@@ -250,7 +243,7 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let span = op_span!("add", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
@@ -259,11 +252,8 @@ impl Cache {
                 self.shared.flights.invalidate(&key);
             }
             Ok(added)
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Removes `key`. `Ok(false)` when it was absent.
@@ -286,7 +276,7 @@ impl Cache {
     /// If the future is dropped, the key may or may not have been removed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let span = op_span!("delete", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             let key = self.full_key(key).await?;
             let removed = self.shared.backend.delete(&key).await?;
             self.shared.flights.invalidate(&key);
@@ -296,11 +286,8 @@ impl Cache {
                 self.shared.wakeups.wake(&key);
             }
             Ok(removed)
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Soft invalidation: marks the value at `key` stale, keeping it
@@ -343,7 +330,7 @@ impl Cache {
     /// If the future is dropped, the value may or may not have been marked.
     pub async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
         let span = op_span!("mark_stale", self.backend_kind(), key);
-        let result = async {
+        observe::traced(span, async {
             if grace.is_zero() {
                 return Err(Error::InvalidArgument {
                     name: "grace",
@@ -354,11 +341,8 @@ impl Cache {
             let marked = self.shared.backend.mark_stale(&key, grace).await?;
             self.shared.flights.invalidate(&key);
             Ok(marked)
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 }
 

@@ -69,14 +69,11 @@ impl Cache {
     /// A read: dropping the future changes nothing.
     pub async fn exists(&self, key: &str) -> Result<bool> {
         let span = op_span!("exists", self.backend_kind(), key);
-        let found = async {
+        observe::traced(span, async {
             let key = self.full_key(key).await?;
             self.backend().exists(&key).await
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &found, "ok");
-        found
+        })
+        .await
     }
 
     /// Gives the value at `key` a new TTL, `ttl` from now, without changing
@@ -106,14 +103,11 @@ impl Cache {
     pub async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
         check_ttl(Some(ttl))?;
         let span = op_span!("touch", self.backend_kind(), key);
-        let touched = async {
+        observe::traced(span, async {
             let key = self.full_key(key).await?;
             self.backend().touch(&key, ttl).await
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &touched, "ok");
-        touched
+        })
+        .await
     }
 
     /// Adds `delta` (negative to subtract) to the counter at `key`,
@@ -149,16 +143,13 @@ impl Cache {
     /// applied, once at most.
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         let span = op_span!("increment", self.backend_kind(), key);
-        let counted = async {
+        observe::traced(span, async {
             let key = self.full_key(key).await?;
             let counted = self.backend().increment(&key, delta).await;
             self.flights().invalidate(&key);
             counted
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &counted, "ok");
-        counted
+        })
+        .await
     }
 
     /// Removes every key of this handle's namespace, nested namespaces

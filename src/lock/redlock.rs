@@ -9,7 +9,6 @@ use tokio::time::Instant;
 use super::claim::Claim;
 use super::guard::LockGuard;
 use super::lease::LeaseGuard;
-use tracing::Instrument;
 
 use crate::backend::{Backend, Fencing, LockAttempt};
 use crate::clock;
@@ -138,7 +137,7 @@ impl RedLock {
     /// releases the record in the background in case the create landed.
     pub async fn acquire(&self) -> Result<LockGuard> {
         let span = op_span!("acquire", self.cache.backend_kind(), &*self.key);
-        let result = async {
+        observe::traced(span, async {
             let started = Instant::now();
             if let Some(guard) = self.try_acquire().await? {
                 tracing::debug!(lock = self.key, "acquired");
@@ -151,11 +150,8 @@ impl RedLock {
             let kind = self.cache.backend_kind();
             crate::observe::lock_wait(kind, "released", started.elapsed());
             Ok(LockGuard::waited(woken))
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Waits until *we* hold the lock, exclusively, and returns its lease.
@@ -177,7 +173,7 @@ impl RedLock {
     /// that was in flight is released in the background.
     pub async fn lock(&self) -> Result<LeaseGuard> {
         let span = op_span!("lock", self.cache.backend_kind(), &*self.key);
-        let result = async {
+        observe::traced(span, async {
             let lock_key = self.checked_lock_key()?;
             let started = Instant::now();
             let deadline = self
@@ -227,11 +223,8 @@ impl RedLock {
                     () = tokio::time::sleep_until(wake_at) => {}
                 }
             }
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Takes the lock if it is free, without waiting.
@@ -247,7 +240,7 @@ impl RedLock {
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_lock(&self) -> Result<LeaseGuard> {
         let span = op_span!("try_lock", self.cache.backend_kind(), &*self.key);
-        let result = async {
+        observe::traced(span, async {
             let lock_key = self.checked_lock_key()?;
             match self.attempt(&lock_key).await? {
                 Ok(guard) => Ok(guard),
@@ -257,11 +250,8 @@ impl RedLock {
                     Err(self.locked(record.and_then(|record| record.remaining)))
                 }
             }
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     fn locked(&self, remaining: Option<Duration>) -> Error {
@@ -327,7 +317,7 @@ impl RedLock {
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
         let span = op_span!("try_acquire", self.cache.backend_kind(), &*self.key);
-        let result = async {
+        observe::traced(span, async {
             let lock_key = self.checked_lock_key()?;
             let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
             let attempt = self
@@ -342,11 +332,8 @@ impl RedLock {
                     Ok(None)
                 }
             }
-        }
-        .instrument(span.clone())
-        .await;
-        observe::outcome(&span, &result, "ok");
-        result
+        })
+        .await
     }
 
     /// Waits until the record at `lock_key` is released (`true`) or the

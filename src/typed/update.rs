@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use super::frame::Meta;
 use super::{decode, encode, Codec};
-use tracing::Instrument;
 
 use crate::key::check_ttl;
 use crate::observe::{self, op_span};
@@ -80,7 +79,7 @@ where
     F: FnMut(Option<T>) -> T,
 {
     let span = op_span!("update", cache.backend_kind(), key);
-    let updated = async {
+    observe::traced(span, async {
         let ttl = cache.ttl_or_default(ttl);
         check_ttl(ttl)?;
         for attempt in 1..=retry.max_attempts {
@@ -106,11 +105,8 @@ where
             key: key.to_owned(),
             attempts: retry.max_attempts,
         })
-    }
-    .instrument(span.clone())
-    .await;
-    observe::outcome(&span, &updated, "ok");
-    updated
+    })
+    .await
 }
 
 #[cfg(test)]
