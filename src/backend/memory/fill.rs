@@ -17,11 +17,18 @@ impl MemoryBackend {
     pub(super) async fn lease_read(&self, key: &str, lease: Duration) -> FillRead {
         // A fresh value (or a lock record, which reads as one) needs no
         // lease: read it without the key's lock.
-        if let Some(entry) = self.inner.keys.cached(key).await {
-            if let (Some(value), false) = (entry.live_value(Instant::now()), entry.stale) {
+        let now = Instant::now();
+        if let Some(entry) = self.inner.keys.cached_at(key, now).await {
+            if let (Some(value), false) = (entry.live_value(now), entry.stale) {
                 return FillRead::hit(value.clone(), CasToken::from_version(entry.version));
             }
         }
+        // Boxed: the compute's future would make the hit's kilobytes larger.
+        Box::pin(self.lease_compute(key, lease)).await
+    }
+
+    /// `lease_read` past a hit: under the key's lock.
+    async fn lease_compute(&self, key: &str, lease: Duration) -> FillRead {
         self.inner
             .keys
             .compute(key, |live, now| {
