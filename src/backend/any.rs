@@ -1,7 +1,12 @@
-//! Runtime choice of backend without boxing the built-in ones.
+//! Runtime choice of backend.
 //!
 //! [`Backend`] returns `impl Future`, so it is not object safe. The built-in
-//! backends are dispatched through an enum (no allocation per call); custom
+//! backends are dispatched through an enum. The memory backend's futures
+//! stay inline (no allocation per call); the network backends' futures are
+//! boxed, because an enum's future is as large as its largest arm's: inline,
+//! the Redis futures (kilobytes) would be copied at every `.await` layer of
+//! every call on every backend, which cost the memory backend more than its
+//! own work, while one allocation is nothing next to a round trip. Custom
 //! backends go through [`BoxedBackend`], which boxes their futures.
 
 use std::sync::Arc;
@@ -34,6 +39,17 @@ pub(crate) enum AnyBackend {
 
 /// Calls `$call` on whichever backend `$self` holds.
 macro_rules! dispatch {
+    // An async call: the network backends' futures boxed (see the module docs).
+    ($self:ident, $b:ident => @await $call:expr) => {
+        match $self {
+            AnyBackend::Memory($b) => $call.await,
+            #[cfg(feature = "redis")]
+            AnyBackend::Redis($b) => Box::pin($call).await,
+            #[cfg(feature = "memcached")]
+            AnyBackend::Memcached($b) => Box::pin($call).await,
+            AnyBackend::Custom($b) => $call.await,
+        }
+    };
     ($self:ident, $b:ident => $call:expr) => {
         match $self {
             AnyBackend::Memory($b) => $call,
@@ -91,23 +107,23 @@ impl Backend for AnyBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        dispatch!(self, b => b.get(key).await)
+        dispatch!(self, b => @await b.get(key))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        dispatch!(self, b => b.set(key, value, ttl).await)
+        dispatch!(self, b => @await b.set(key, value, ttl))
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        dispatch!(self, b => b.add(key, value, ttl).await)
+        dispatch!(self, b => @await b.add(key, value, ttl))
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
-        dispatch!(self, b => b.delete(key).await)
+        dispatch!(self, b => @await b.delete(key))
     }
 
     async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        dispatch!(self, b => b.gets(key).await)
+        dispatch!(self, b => @await b.gets(key))
     }
 
     async fn cas(
@@ -117,7 +133,7 @@ impl Backend for AnyBackend {
         expected: Option<&CasToken>,
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        dispatch!(self, b => b.cas(key, value, expected, ttl).await)
+        dispatch!(self, b => @await b.cas(key, value, expected, ttl))
     }
 
     async fn try_lock(
@@ -127,31 +143,31 @@ impl Backend for AnyBackend {
         lease: Duration,
         fencing: Fencing,
     ) -> Result<LockAttempt> {
-        dispatch!(self, b => b.try_lock(key, owner, lease, fencing).await)
+        dispatch!(self, b => @await b.try_lock(key, owner, lease, fencing))
     }
 
     async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
-        dispatch!(self, b => b.lock_record(key).await)
+        dispatch!(self, b => @await b.lock_record(key))
     }
 
     async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        dispatch!(self, b => b.release(key, owner).await)
+        dispatch!(self, b => @await b.release(key, owner))
     }
 
     async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
-        dispatch!(self, b => b.extend(key, owner, lease).await)
+        dispatch!(self, b => @await b.extend(key, owner, lease))
     }
 
     async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        dispatch!(self, b => b.watch_releases(key, wake).await)
+        dispatch!(self, b => @await b.watch_releases(key, wake))
     }
 
     async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
-        dispatch!(self, b => b.read_for_fill(key, lease).await)
+        dispatch!(self, b => @await b.read_for_fill(key, lease))
     }
 
     async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
-        dispatch!(self, b => b.peek_for_fill(key).await)
+        dispatch!(self, b => @await b.peek_for_fill(key))
     }
 
     async fn store_filled(
@@ -161,19 +177,19 @@ impl Backend for AnyBackend {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        dispatch!(self, b => b.store_filled(key, lease, value, ttl).await)
+        dispatch!(self, b => @await b.store_filled(key, lease, value, ttl))
     }
 
     async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
-        dispatch!(self, b => b.release_fill(key, lease).await)
+        dispatch!(self, b => @await b.release_fill(key, lease))
     }
 
     async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
-        dispatch!(self, b => b.mark_stale(key, grace).await)
+        dispatch!(self, b => @await b.mark_stale(key, grace))
     }
 
     async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        dispatch!(self, b => b.watch_fills(key, wake).await)
+        dispatch!(self, b => @await b.watch_fills(key, wake))
     }
 
     fn lease_life(&self, lease: Duration) -> Duration {
@@ -181,27 +197,27 @@ impl Backend for AnyBackend {
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        dispatch!(self, b => b.get_many(keys).await)
+        dispatch!(self, b => @await b.get_many(keys))
     }
 
     async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
-        dispatch!(self, b => b.set_many(entries, ttl).await)
+        dispatch!(self, b => @await b.set_many(entries, ttl))
     }
 
     async fn delete_many(&self, keys: &[&str]) -> Result<usize> {
-        dispatch!(self, b => b.delete_many(keys).await)
+        dispatch!(self, b => @await b.delete_many(keys))
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        dispatch!(self, b => b.exists(key).await)
+        dispatch!(self, b => @await b.exists(key))
     }
 
     async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
-        dispatch!(self, b => b.touch(key, ttl).await)
+        dispatch!(self, b => @await b.touch(key, ttl))
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        dispatch!(self, b => b.increment(key, delta).await)
+        dispatch!(self, b => @await b.increment(key, delta))
     }
 
     fn clears_by_prefix(&self) -> bool {
@@ -209,14 +225,14 @@ impl Backend for AnyBackend {
     }
 
     async fn clear(&self, prefix: &str) -> Result<()> {
-        dispatch!(self, b => b.clear(prefix).await)
+        dispatch!(self, b => @await b.clear(prefix))
     }
 
     async fn read_for_fill_many(&self, keys: &[&str], lease: Duration) -> Result<Vec<FillRead>> {
-        dispatch!(self, b => b.read_for_fill_many(keys, lease).await)
+        dispatch!(self, b => @await b.read_for_fill_many(keys, lease))
     }
 
     async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
-        dispatch!(self, b => b.store_filled_many(entries).await)
+        dispatch!(self, b => @await b.store_filled_many(entries))
     }
 }
