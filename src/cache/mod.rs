@@ -153,11 +153,13 @@ impl Cache {
     /// The prefix this handle's keys are stored under now.
     pub(crate) async fn resolved_prefix(&self) -> Result<Option<Arc<str>>> {
         match &self.shared.generations {
-            Some(generations) if !self.namespace.is_root() => Ok(Some(
-                generations
-                    .resolve(&self.shared.backend, &self.namespace)
-                    .await?,
-            )),
+            // Boxed, type-erased: only memcached namespaces get here, and
+            // inline this future would enlarge every call's on every backend.
+            Some(generations) if !self.namespace.is_root() => {
+                let resolving: futures::future::BoxFuture<'_, Result<Arc<str>>> =
+                    Box::pin(generations.resolve(&self.shared.backend, &self.namespace));
+                Ok(Some(resolving.await?))
+            }
             _ => Ok(None),
         }
     }

@@ -138,20 +138,28 @@ impl RedLock {
     pub async fn acquire(&self) -> Result<LockGuard> {
         let span = op_span!("acquire", self.cache.backend_kind(), &*self.key);
         observe::traced(span, async {
-            let started = Instant::now();
-            if let Some(guard) = self.try_acquire().await? {
+            if let Some(guard) = self.attempt_acquire().await? {
                 tracing::debug!(lock = self.key, "acquired");
                 return Ok(guard);
             }
-            let lock_key = self.checked_lock_key()?;
-            let woken = self
-                .wait_for_release(&lock_key, clock::deadline(started, self.lease))
-                .await?;
-            let kind = self.cache.backend_kind();
-            crate::observe::lock_wait(kind, "released", started.elapsed());
-            Ok(LockGuard::waited(woken))
+            // Boxed: the wait's future is several times the size of the
+            // attempt's, and would otherwise be moved on every uncontended
+            // acquire too.
+            Box::pin(self.wait_unheld()).await
         })
         .await
+    }
+
+    /// `acquire` after a failed attempt: waits for the holder.
+    async fn wait_unheld(&self) -> Result<LockGuard> {
+        let started = Instant::now();
+        let lock_key = self.checked_lock_key()?;
+        let woken = self
+            .wait_for_release(&lock_key, clock::deadline(started, self.lease))
+            .await?;
+        let kind = self.cache.backend_kind();
+        crate::observe::lock_wait(kind, "released", started.elapsed());
+        Ok(LockGuard::waited(woken))
     }
 
     /// Waits until *we* hold the lock, exclusively, and returns its lease.
@@ -317,23 +325,26 @@ impl RedLock {
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
         let span = op_span!("try_acquire", self.cache.backend_kind(), &*self.key);
-        observe::traced(span, async {
-            let lock_key = self.checked_lock_key()?;
-            let claim = Claim::new(&self.cache, Arc::clone(&lock_key));
-            let attempt = self
-                .cache
-                .backend()
-                .try_lock(&lock_key, claim.owner(), self.lease, Fencing::Skip)
-                .await?;
-            match attempt {
-                LockAttempt::Acquired { .. } => Ok(Some(LockGuard::holding(claim))),
-                LockAttempt::Held { .. } => {
-                    claim.disarm();
-                    Ok(None)
-                }
+        observe::traced(span, self.attempt_acquire()).await
+    }
+
+    /// One attempt at the stampede guard's record: `try_acquire` without
+    /// its span (`acquire` has its own).
+    async fn attempt_acquire(&self) -> Result<Option<LockGuard>> {
+        let lock_key = self.checked_lock_key()?;
+        let claim = Claim::new(&self.cache, lock_key);
+        let attempt = self
+            .cache
+            .backend()
+            .try_lock(claim.key(), claim.owner(), self.lease, Fencing::Skip)
+            .await?;
+        match attempt {
+            LockAttempt::Acquired { .. } => Ok(Some(LockGuard::holding(claim))),
+            LockAttempt::Held { .. } => {
+                claim.disarm();
+                Ok(None)
             }
-        })
-        .await
+        }
     }
 
     /// Waits until the record at `lock_key` is released (`true`) or the

@@ -2,6 +2,7 @@
 //! next step.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,8 +27,9 @@ pub(super) struct Job<'a, C, P> {
     /// The key with the namespace applied.
     pub(super) full_key: Cow<'a, str>,
     pub(super) fill: &'a Fill<P>,
-    /// When the call began; its patience with others' leases counts from here.
-    started: Instant,
+    /// When the call first waited on someone else's lease; its patience
+    /// counts from here. Read from the clock only then: a hit never waits.
+    started: OnceLock<Instant>,
 }
 
 /// A read, judged.
@@ -73,7 +75,7 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
             key,
             full_key,
             fill,
-            started: Instant::now(),
+            started: OnceLock::new(),
         })
     }
 
@@ -85,7 +87,8 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
     /// Past this, a caller waiting on someone else's lease fills itself:
     /// twice the lease, as the backend keeps it.
     fn patience_ends(&self) -> Instant {
-        deadline(self.started, self.lease_life().saturating_mul(2))
+        let started = *self.started.get_or_init(Instant::now);
+        deadline(started, self.lease_life().saturating_mul(2))
     }
 
     /// Whether this caller has waited on others as long as it will.
@@ -142,7 +145,10 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
                 FillLease::Busy | FillLease::NotNeeded => Step::Need(Need::Busy),
             });
         }
-        Ok(match self.fill.judge(meta, now_unix_ms()) {
+        // The wall clock is read only for a value that can go stale.
+        let expires = meta.is_some_and(|meta| meta.fresh_until_ms.is_some());
+        let now_ms = if expires { now_unix_ms() } else { 0 };
+        Ok(match self.fill.judge(meta, now_ms) {
             Verdict::Fresh => Step::Done(value, bytes),
             Verdict::Refresh => Step::Refresh(value, bytes, token),
             Verdict::Missing => Step::Need(Need::Replace(token)),

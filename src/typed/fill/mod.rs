@@ -83,16 +83,20 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    // Everything past a hit is boxed, here and in `decide`: inline, the
+    // fill's and the waits' futures would make every hit move kilobytes.
     let decision = decide(job).await?;
     let outcome = match decision {
         Decision::Value(value) => Ok(value),
-        Decision::Lead(leader, lease) => lease::fill_leased(job, Some(&leader), lease, f).await,
-        Decision::Fill(lease) => lease::fill_leased(job, None, lease, f).await,
+        Decision::Lead(leader, lease) => {
+            Box::pin(lease::fill_leased(job, Some(&leader), lease, f)).await
+        }
+        Decision::Fill(lease) => Box::pin(lease::fill_leased(job, None, lease, f)).await,
         Decision::Replace(leader, guard, seen) => {
-            refresh::fill_replacing(job, Some(&leader), guard, seen, f).await
+            Box::pin(refresh::fill_replacing(job, Some(&leader), guard, seen, f)).await
         }
         Decision::Refresh(stale, by) => return Ok(Ran::Refresh(stale, by, f)),
-        Decision::Unguarded(leader) => lease::fill_unguarded(job, Some(&leader), f).await,
+        Decision::Unguarded(leader) => Box::pin(lease::fill_unguarded(job, Some(&leader), f)).await,
     };
     Ok(Ran::Done(outcome))
 }
@@ -119,7 +123,7 @@ where
         let job = Job::new(cache, codec, key, fill).await?;
         match run(&job, f).await? {
             Ran::Done(outcome) => outcome,
-            Ran::Refresh(_, by, f) => refresh::refresh(&job, by, f).await,
+            Ran::Refresh(_, by, f) => Box::pin(refresh::refresh(&job, by, f)).await,
         }
     }
     .instrument(span.clone())
@@ -181,7 +185,7 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
         // A fill for this key is under way in this process: wait for it
         // without touching the backend.
         if let Some(follower) = flights.in_progress(&job.full_key) {
-            match follow(job, follower).await? {
+            match Box::pin(follow(job, follower)).await? {
                 Some(value) => {
                     // Served by this process's fill: a hit for this caller.
                     observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
@@ -199,7 +203,7 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
                 observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
                 // One caller refreshes; everyone else keeps what they read.
                 let lock = RedLock::new(job.cache, job.key, job.fill.lease);
-                return Ok(match lock.try_acquire().await? {
+                return Ok(match Box::pin(lock.try_acquire()).await? {
                     Some(guard) => Decision::Refresh(value, Refresher::Lock(guard, seen)),
                     None => Decision::Value(value),
                 });
@@ -218,7 +222,7 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
             }
         };
         match flights.join(&job.full_key) {
-            Joined::Lead(leader) => return lead(job, leader, need).await,
+            Joined::Lead(leader) => return Box::pin(lead(job, leader, need)).await,
             Joined::Follow(follower) => {
                 // Another caller here leads, waiting on a lease: ours (its
                 // read came back busy before ours was granted). We fill
@@ -227,7 +231,7 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
                 if let Need::Lease(lease) = need {
                     return Ok(Decision::Fill(lease));
                 }
-                if let Some(value) = follow(job, follower).await? {
+                if let Some(value) = Box::pin(follow(job, follower)).await? {
                     return Ok(Decision::Value(value));
                 }
             }
