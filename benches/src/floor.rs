@@ -9,7 +9,9 @@
 //! | [`RedisFloor`] fenced | `EVALSHA lock_fenced.lua`, `EVALSHA release.lua` | |
 //! | [`ClusterFloor`] | the same, routed by slot | the same, routed by slot |
 //! | [`MemcachedFloor`] | `ms k ME T`, `mg k v c`, `md k C<cas>` | `mg k v c`, `ms k C<cas>` |
-//! | [`MemoryFloor`] | moka `and_compute_with` insert-if-absent, then compare-remove | moka `get`, then `and_compute_with` compare-put |
+//! | [`MemoryLockFloor`] | `DashMap` insert-if-absent of a fresh token, then compare-remove | |
+//! | [`MemoryFloor`] | | moka `get`, then `and_compute_with` compare-put |
+//! | [`MemoryHitFloor`] | a `get_or_fill` hit: moka `get`, then the codec's decode of the same bytes | |
 //!
 //! Batch reads (`MGET`, a pipelined `mg` batch, moka `get`s in a loop, and
 //! [`MemoryBatchFloor`]) are in the `batch` submodule.
@@ -26,17 +28,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use bytes::Bytes;
 use memcache::exp::{AsyncMetaClient, Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
-use moka::future::Cache as MokaCache;
-use moka::ops::compute::{CompResult, Op};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::Script;
 
 mod batch;
+mod memory;
 
 pub use self::batch::MemoryBatchFloor;
+pub use self::memory::{MemoryFloor, MemoryHitFloor, MemoryLockFloor};
 
 static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../src/backend/redis/release.lua")));
@@ -45,16 +46,20 @@ static LOCK_FENCED: LazyLock<Script> =
 static CAS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../../src/backend/redis/cas.lua")));
 
-/// A fresh 36-byte owner token from a process-wide counter.
+/// A fresh 36-byte owner token from a process-wide counter: the process
+/// id and the count in hex, written without allocating.
 pub fn owner_token() -> [u8; 36] {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut token = [b'0'; 36];
-    let digits = format!(
-        "{:036}",
-        u128::from(n) | (u128::from(std::process::id()) << 64)
-    );
-    token.copy_from_slice(&digits.as_bytes()[digits.len() - 36..]);
+    let pid = u64::from(std::process::id());
+    for (i, digit) in token[4..20].iter_mut().enumerate() {
+        *digit = HEX[((pid >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    for (i, digit) in token[20..36].iter_mut().enumerate() {
+        *digit = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
+    }
     token
 }
 
@@ -288,107 +293,5 @@ impl MemcachedFloor {
         };
         let stored = self.client.run(set).await.expect("ms C");
         stored.status == MutationStatus::Applied
-    }
-}
-
-#[derive(Clone)]
-struct FloorEntry {
-    value: Bytes,
-    version: u64,
-}
-
-/// Expires lock entries after the lease they were stored with.
-struct Lease(Duration);
-
-impl moka::Expiry<String, FloorEntry> for Lease {
-    fn expire_after_create(
-        &self,
-        _key: &String,
-        _value: &FloorEntry,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(self.0)
-    }
-}
-
-/// Hand-written moka operations: what the memory backend does underneath.
-#[derive(Clone)]
-pub struct MemoryFloor {
-    locks: MokaCache<String, FloorEntry>,
-    values: MokaCache<String, FloorEntry>,
-}
-
-impl std::fmt::Debug for MemoryFloor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryFloor").finish_non_exhaustive()
-    }
-}
-
-impl MemoryFloor {
-    /// Two moka caches: lock entries expiring after `lease`, and values.
-    pub fn new(lease: Duration) -> MemoryFloor {
-        MemoryFloor {
-            locks: MokaCache::builder().expire_after(Lease(lease)).build(),
-            values: MokaCache::builder().max_capacity(128 * 1024 * 1024).build(),
-        }
-    }
-
-    /// Insert-if-absent of a fresh owner, then remove-if-owner. Panics
-    /// unless the lock was free and the remove took it.
-    pub async fn acquire_release(&self, key: &str) {
-        let owner = Bytes::copy_from_slice(&owner_token());
-        let inserted = self
-            .locks
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                std::future::ready(match current {
-                    None => Op::Put(FloorEntry {
-                        value: owner.clone(),
-                        version: 0,
-                    }),
-                    Some(_) => Op::Nop,
-                })
-            })
-            .await;
-        assert!(
-            matches!(inserted, CompResult::Inserted(_)),
-            "the lock was free"
-        );
-        let removed = self
-            .locks
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                std::future::ready(match current {
-                    Some(entry) if entry.value().value == owner => Op::Remove,
-                    _ => Op::Nop,
-                })
-            })
-            .await;
-        assert!(matches!(removed, CompResult::Removed(_)));
-    }
-
-    /// `get`, then put-if-same-version with the next version. Returns
-    /// whether it stored.
-    pub async fn gets_cas(&self, key: &str, value: &[u8]) -> bool {
-        let seen = self.values.get(key).await.map(|entry| entry.version);
-        let result = self
-            .values
-            .entry_by_ref(key)
-            .and_compute_with(|current| {
-                let now = current.as_ref().map(|entry| entry.value().version);
-                std::future::ready(if now == seen {
-                    Op::Put(FloorEntry {
-                        value: Bytes::copy_from_slice(value),
-                        version: seen.map_or(1, |v| v + 1),
-                    })
-                } else {
-                    Op::Nop
-                })
-            })
-            .await;
-        matches!(
-            result,
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
-        )
     }
 }

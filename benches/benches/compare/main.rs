@@ -26,6 +26,7 @@ mod fill_many;
 mod knobs;
 mod memory;
 mod pairs;
+mod pairs_memory;
 mod pairs_redis;
 mod race;
 mod report;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stampede::{Cache, OptimisticLock, RedLock};
-use stampede_benches::floor::{MemcachedFloor, MemoryFloor};
+use stampede_benches::floor::MemcachedFloor;
 use stampede_benches::measure;
 
 use crate::knobs::Knobs;
@@ -201,36 +201,7 @@ pub struct Targets {
 async fn specs(targets: &Targets, tasks: usize, rslock: &rslock::LockManager) -> Vec<Spec> {
     let mut specs = Vec::new();
 
-    // memory
-    let floor = MemoryFloor::new(LEASE);
-    let (f, k) = (
-        floor.clone(),
-        keys(&format!("{}a", targets.floor_prefix), tasks),
-    );
-    specs.push(Spec {
-        backend: "memory",
-        workload: "acquire+release",
-        floor_does: "moka and_compute_with insert-if-absent, then compare-remove",
-        ours: ours_acquire(&targets.memory, tasks),
-        floor: contender(move |task, _| {
-            let (f, k) = (f.clone(), k.clone());
-            async move { f.acquire_release(&format!("{}-lock", k[task])).await }
-        }),
-        peer: None,
-    });
-    let (f, k) = (floor, keys(&format!("{}v", targets.floor_prefix), tasks));
-    specs.push(Spec {
-        backend: "memory",
-        workload: "OptimisticLock acquire+cas",
-        floor_does: "moka get, then and_compute_with compare-put",
-        ours: ours_optimistic(&targets.memory, tasks),
-        floor: contender(move |task, i| {
-            let (f, k) = (f.clone(), k.clone());
-            async move { assert!(f.gets_cas(&k[task], i.to_string().as_bytes()).await) }
-        }),
-        peer: None,
-    });
-
+    specs.extend(crate::pairs_memory::memory_specs(targets, tasks).await);
     specs.extend(redis_specs(targets, tasks, rslock).await);
     specs.extend(cluster_specs(targets, tasks).await);
     specs.extend(memcached_specs(targets, tasks).await);

@@ -96,11 +96,13 @@ pub fn fills_section(w: &mut String, results: &Results, verdicts: &mut Verdicts)
                 trips.backend
             ),
             trips.cold.len().to_string(),
+            "2 (the read that takes the lease, the write-back under it)",
             trips.cold.len() <= most,
         );
         verdicts.check(
             format!("{}: a hit is 1 round trip", trips.backend),
             trips.hit.len().to_string(),
+            "1",
             trips.hit.len() == 1,
         );
     }
@@ -133,6 +135,7 @@ pub fn fills_section(w: &mut String, results: &Results, verdicts: &mut Verdicts)
         verdicts.check(
             format!("{backend}: no stale value stored by a fill a delete landed in"),
             format!("{} of {}", ours.stale, ours.trials),
+            "0",
             ours.stale == 0 && ours.trials > 0,
         );
     }
