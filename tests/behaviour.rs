@@ -98,6 +98,8 @@ macro_rules! all_cases {
             keyspace::a_foreign_value_at_the_record_blocks_the_lock,
             keyspace::set_over_a_held_record_ends_the_lease,
             keyspace::deleting_the_record_frees_the_lock_and_wakes_waiters,
+            keyspace::every_operation_sees_one_key_space,
+            keyspace::add_and_lock_exclude_each_other,
             surface::get_many_returns_values_in_key_order,
             surface::set_many_then_delete_many,
             surface::set_many_ttl_and_the_default_ttl_expire_values,

@@ -183,3 +183,95 @@ pub async fn deleting_the_record_frees_the_lock_and_wakes_waiters(store: Store) 
     assert!(!holder.release().await.unwrap(), "removed the new record");
     assert!(lease.release().await.unwrap());
 }
+
+/// Every operation sees one key space: `get`, `exists`, `gets`, `add`,
+/// `set`, `delete`, `try_lock` and `release` agree, step by step, on
+/// whether a key holds a value or a lock record.
+pub async fn every_operation_sees_one_key_space(store: Store) {
+    let cache = store.handle().await;
+    let lock = RedLock::new(&cache, "one", LONG_LEASE);
+
+    // A lock record: read as a value by get, exists and gets; refused to add.
+    let lease = lock.try_lock().await.unwrap();
+    let owner = stored(&cache, "one-lock").await;
+    assert!(cache.exists("one-lock").await.unwrap());
+    let (seen, _) = cache.gets("one-lock").await.unwrap().expect("gets");
+    assert_eq!(&seen[..], &owner[..]);
+    assert!(!cache.add("one-lock", b"v", None).await.unwrap());
+    assert!(lock.try_lock().await.unwrap_err().is_locked());
+    assert!(lease.release().await.unwrap());
+    assert!(!cache.exists("one-lock").await.unwrap());
+    assert_eq!(cache.get("one-lock").await.unwrap(), None);
+
+    // A value: blocks the lock, and the lock's release does not remove it.
+    assert!(cache.add("one-lock", b"value", None).await.unwrap());
+    assert!(lock.try_lock().await.unwrap_err().is_locked());
+    assert!(lock.try_acquire().await.unwrap().is_none());
+    assert_eq!(stored(&cache, "one-lock").await, b"value");
+
+    // Deleted, the key is free for the lock again, and a set replaces it.
+    assert!(cache.delete("one-lock").await.unwrap());
+    let lease = lock.try_lock().await.unwrap();
+    cache.set("one-lock", b"over", None).await.unwrap();
+    assert!(!lease.release().await.unwrap(), "released a value");
+    assert_eq!(stored(&cache, "one-lock").await, b"over");
+    assert!(cache.delete("one-lock").await.unwrap());
+    assert!(!cache.delete("one-lock").await.unwrap());
+}
+
+/// `add` and `try_lock` on the same key, raced from two handles, exclude
+/// each other: whoever takes the key finds its own content there and gives
+/// it back, and nobody is ever inside with someone else.
+pub async fn add_and_lock_exclude_each_other(store: Store) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let handles = [store.handle().await, store.handle().await];
+    let inside = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..4usize {
+        let cache = handles[task % 2].clone();
+        let inside = Arc::clone(&inside);
+        tasks.push(tokio::spawn(async move {
+            let lock = RedLock::new(&cache, "race", LONG_LEASE);
+            let mut entered = 0;
+            for round in 0..40 {
+                let by_lock = (round + task) % 2 == 0;
+                let mine = format!("add-{task}-{round}");
+                let lease = if by_lock {
+                    match lock.try_lock().await {
+                        Ok(lease) => Some(lease),
+                        Err(err) if err.is_locked() => continue,
+                        Err(err) => panic!("{err}"),
+                    }
+                } else if cache.add("race-lock", mine.as_bytes(), None).await.unwrap() {
+                    None
+                } else {
+                    continue;
+                };
+                entered += 1;
+                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two inside");
+                let seen = cache.get("race-lock").await.unwrap().expect("held");
+                if lease.is_none() {
+                    assert_eq!(&seen[..], mine.as_bytes(), "someone else's content");
+                }
+                inside.fetch_sub(1, Ordering::SeqCst);
+                match lease {
+                    Some(lease) => assert!(lease.release().await.unwrap(), "lost the lock"),
+                    None => assert!(cache.delete("race-lock").await.unwrap()),
+                }
+            }
+            entered
+        }));
+    }
+    let mut entered = 0;
+    for task in tasks {
+        entered += task.await.unwrap();
+    }
+    assert!(entered >= 4, "the key was hardly ever free: {entered}");
+    assert_eq!(cache_value(&handles[0], "race-lock").await, None);
+}
+
+async fn cache_value(cache: &Cache, key: &str) -> Option<Vec<u8>> {
+    cache.get(key).await.unwrap().map(|value| value.to_vec())
+}
