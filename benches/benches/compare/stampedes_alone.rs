@@ -79,9 +79,11 @@ fn table(rows: &[Row], knobs: &Knobs) -> String {
          {} callers of one missing key, fill {} ms, {} stampedes per row on \
          fresh keys, latencies pooled, minus the fill time. \"reads\": \
          memcached's `cmd_get` per stampede (every caller's first read, the \
-         lease reads, and the pollers' `mg`).\n\n\
-         | backend | processes | fills | fill began | fill time | p50 over fill | p99 over fill | max over fill | reads |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|",
+         lease reads, and the pollers' `mg`). \"after the fill\": latency minus \
+         the end of the fill, p50 / p99 / max: how late callers learnt of the \
+         value, without the wait for the fill to start.\n\n\
+         | backend | processes | fills | fill began | fill time | p50 over fill | p99 over fill | max over fill | after the fill | reads |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         command.join(" "),
         knobs.callers,
         knobs.fill.as_millis(),
@@ -90,7 +92,15 @@ fn table(rows: &[Row], knobs: &Knobs) -> String {
     let mut verdicts = Verdicts::default();
     for (backend, procs, figure, reads) in rows {
         let reads = reads.map_or("—".to_owned(), |reads| format!("{reads:.0}"));
-        let _ = writeln!(w, "| {backend} | {procs} | {} | {reads} |", cells(figure));
+        let (p50, p99, max) = spread(&figure.after_fill_ms);
+        let _ = writeln!(
+            w,
+            "| {backend} | {procs} | {} | {:.1} / {:.1} / {:.1} ms | {reads} |",
+            cells(figure),
+            p50,
+            p99,
+            max
+        );
         verdicts.check(
             format!("{backend}, {procs} process(es): exactly one fill per stampede"),
             format!("{} at most", figure.max_fills),
