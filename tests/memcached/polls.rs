@@ -28,12 +28,12 @@ const LATE_AT_MOST: Duration = Duration::from_millis(25);
 /// How many polls the documented schedule sends within `wait`, with every
 /// interval scaled by `scale` (0.8 and 1.2 are the ends of the jitter),
 /// round trips left out: the first `FIRST_POLL` after the start, then each
-/// an eighth of the time waited so far, within [`FIRST_POLL`,
+/// a sixteenth of the time waited so far, within [`FIRST_POLL`,
 /// `POLL_INTERVAL`].
 fn scheduled_polls(wait: Duration, scale: f64) -> usize {
     let (mut at, mut polls) = (Duration::ZERO, 0);
     loop {
-        at += (at / 8).clamp(FIRST_POLL, POLL_INTERVAL).mul_f64(scale);
+        at += (at / 16).clamp(FIRST_POLL, POLL_INTERVAL).mul_f64(scale);
         if at > wait {
             return polls;
         }

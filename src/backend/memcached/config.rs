@@ -81,21 +81,22 @@ pub struct MemcachedConfig {
     ///
     /// The schedule starts tight and backs off. The first poll comes
     /// [`first_poll`](MemcachedConfig#structfield.first_poll) after the
-    /// poller starts; after that, each wait is an eighth of the time the
+    /// poller starts; after that, each wait is a sixteenth of the time the
     /// poller has run so far, never shorter than `first_poll` and never
     /// longer than `poll_interval`. Every wait is then jittered by ±20% so
     /// that processes do not poll in step. So a lock or fill that ends
-    /// after a wait of `t` is seen at most `max(first_poll, t / 8)` late,
+    /// after a wait of `t` is seen at most `max(first_poll, t / 16)` late,
     /// +20%, and never more than `poll_interval` +20% late.
     ///
     /// With the defaults (5 ms and 50 ms): a poll every 5 ms for the first
-    /// 40 ms, then every eighth of the wait (50.6, 57.0, 64.1 ms…), every
-    /// 50 ms from 400 ms on. A waiting process sends, per key it waits on,
-    /// 9 polls over a 50 ms wait, 39 over 1 s and 219 over 10 s (before
-    /// jitter, which moves them by about a fifth either way): 20 a second
-    /// once the wait passes 400 ms, as a fixed 50 ms poll sends, plus 19
-    /// polls for the tight start. Setting `first_poll` to `poll_interval`
-    /// (or longer) polls at the fixed interval: 1, 20 and 200 polls.
+    /// 80 ms, then every sixteenth of the wait (90.3, 96.0, 102.0 ms…),
+    /// every 50 ms from 800 ms on. A waiting process sends, per key it
+    /// waits on, 10 polls over a 50 ms wait, 57 over 1 s and 237 over 10 s
+    /// (before jitter, which moves them by about a fifth either way): 20 a
+    /// second once the wait passes 800 ms, as a fixed 50 ms poll sends,
+    /// plus 37 polls for the tight start. Setting `first_poll` to
+    /// `poll_interval` (or longer) polls at the fixed interval: 1, 20 and
+    /// 200 polls.
     ///
     /// Default: [`DEFAULT_POLL_INTERVAL`] (50 ms).
     pub poll_interval: Duration,

@@ -189,11 +189,11 @@
 //! the record (`mg <k>`, without the value) and wakes the key's waiters
 //! when the record is gone (released or expired) or the fill's lease has
 //! ended. It polls on a schedule that starts tight and backs off: first
-//! after [`MemcachedConfig::first_poll`] (5 ms), then every eighth of the
-//! time waited so far, at most every [`MemcachedConfig::poll_interval`]
+//! after [`MemcachedConfig::first_poll`] (5 ms), then every sixteenth of
+//! the time waited so far, at most every [`MemcachedConfig::poll_interval`]
 //! (50 ms), each wait jittered by ±20%. An end after a wait of `t` is thus
-//! seen at most `max(5 ms, t / 8)` late, +20%, and never more than 50 ms
-//! +20% late (by default), for 39 polls over a 1 s wait and 20 a second
+//! seen at most `max(5 ms, t / 16)` late, +20%, and never more than 50 ms
+//! +20% late (by default), for 57 polls over a 1 s wait and 20 a second
 //! after that.
 //! A record that merely changed owner wakes nobody, and a release followed
 //! by a new acquire between two polls goes unseen (the waiters then wait

@@ -31,28 +31,30 @@ fn polls(schedule: Schedule, wait: Duration, factor: f64) -> usize {
 }
 
 #[test]
-fn the_first_polls_come_every_first_poll_then_an_eighth_of_the_wait() {
-    let times = poll_times(ms(80.0), |waited| default().nominal(waited));
+fn the_first_polls_come_every_first_poll_then_a_sixteenth_of_the_wait() {
+    let times = poll_times(ms(100.0), |waited| default().nominal(waited));
+    let every_5_ms = (1..=17).map(|i| ms(5.0 * f64::from(i)));
+    let then = [90.3125, 95.95703125].map(ms);
     assert_eq!(
-        times[..11],
-        [5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.625, 56.953125].map(ms)[..],
-        "5 ms apart until 40 ms have passed; then 45 / 8 = 5.625 ms, 50.625 / 8, …"
+        times[..19],
+        every_5_ms.chain(then).collect::<Vec<_>>()[..],
+        "5 ms apart until 80 ms have passed; then 85 / 16 = 5.3125 ms, 90.3125 / 16, …"
     );
-    // Later polls keep to an eighth of the wait until the cap.
-    for pair in poll_times(ms(1_000.0), |waited| default().nominal(waited)).windows(2) {
+    // Later polls keep to a sixteenth of the wait until the cap.
+    for pair in poll_times(ms(2_000.0), |waited| default().nominal(waited)).windows(2) {
         let gap = pair[1] - pair[0];
-        assert_eq!(gap, (pair[0] / 8).clamp(ms(5.0), ms(50.0)));
+        assert_eq!(gap, (pair[0] / 16).clamp(ms(5.0), ms(50.0)));
     }
 }
 
 #[test]
-fn the_wait_reaches_the_cap_after_eight_caps_and_keeps_to_it() {
+fn the_wait_reaches_the_cap_after_sixteen_caps_and_keeps_to_it() {
     let schedule = default();
     assert_eq!(schedule.nominal(Duration::ZERO), ms(5.0));
-    assert_eq!(schedule.nominal(ms(40.0)), ms(5.0));
-    assert_eq!(schedule.nominal(ms(200.0)), ms(25.0));
-    assert_eq!(schedule.nominal(ms(399.0)), ms(49.875));
-    assert_eq!(schedule.nominal(ms(400.0)), ms(50.0));
+    assert_eq!(schedule.nominal(ms(80.0)), ms(5.0));
+    assert_eq!(schedule.nominal(ms(400.0)), ms(25.0));
+    assert_eq!(schedule.nominal(ms(792.0)), ms(49.5));
+    assert_eq!(schedule.nominal(ms(800.0)), ms(50.0));
     assert_eq!(schedule.nominal(Duration::from_secs(3_600)), ms(50.0));
     assert_eq!(schedule.nominal(Duration::MAX), ms(50.0));
 }
@@ -63,22 +65,22 @@ fn a_waiting_process_sends_this_many_polls_per_key() {
     // before jitter, over a wait of 50 ms, 1 s and 10 s.
     let waits = [ms(50.0), ms(1_000.0), ms(10_000.0)];
     let nominal = waits.map(|wait| polls(default(), wait, 1.0));
-    assert_eq!(nominal, [9, 39, 219]);
+    assert_eq!(nominal, [10, 57, 237]);
     // A fixed 50 ms poll (the old default, and `first_poll = poll_interval`).
     let fixed = Schedule::new(ms(50.0), ms(50.0));
     assert_eq!(waits.map(|wait| polls(fixed, wait, 1.0)), [1, 20, 200]);
-    // Past 400 ms both send 20 a second: the tight start costs 19 polls.
+    // Past 800 ms both send 20 a second: the tight start costs 37 polls.
     let extra = |wait| polls(default(), wait, 1.0) - polls(fixed, wait, 1.0);
-    assert_eq!(extra(ms(1_000.0)), 19);
-    assert_eq!(extra(ms(60_000.0)), 19);
+    assert_eq!(extra(ms(1_000.0)), 37);
+    assert_eq!(extra(ms(60_000.0)), 37);
 
     // Jittered, the count stays between the schedules scaled by 1.2 and by
     // 0.8 (each wait grows with the time waited, so shorter waits never
     // put a poll later).
     let fewest = waits.map(|wait| polls(default(), wait, 1.2));
     let most = waits.map(|wait| polls(default(), wait, 0.8));
-    assert_eq!(fewest, [8, 33, 183]);
-    assert_eq!(most, [12, 49, 274]);
+    assert_eq!(fewest, [8, 48, 198]);
+    assert_eq!(most, [12, 72, 297]);
     for _ in 0..200 {
         for (i, wait) in waits.into_iter().enumerate() {
             let sent = poll_times(wait, |waited| default().next(waited, fastrand::f64())).len();
