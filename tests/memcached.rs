@@ -15,6 +15,9 @@
 //! - `failures`: a killed, restarted, hung or frozen (`SIGSTOP`) server,
 //!   and a fencing token that comes back after the lease.
 //! - `processes`: a waiter in another OS process; several servers in one URL.
+//! - `polls`: a waiter in another handle learns of a short fill or lock a
+//!   few milliseconds after it ends, and polls no more than the schedule
+//!   says over a long wait.
 //! - `batches`: long keys in every batch, one round trip over two servers,
 //!   batched fill reads and stores, leases of a half-failed batch given back.
 //! - `surface`: counters shared with memcached's `ma`, below zero and at the
@@ -36,6 +39,8 @@ mod locks;
 mod names;
 #[path = "memcached/one_trip.rs"]
 mod one_trip;
+#[path = "memcached/polls.rs"]
+mod polls;
 #[path = "memcached/processes.rs"]
 mod processes;
 #[path = "memcached/proxy.rs"]

@@ -34,7 +34,7 @@ impl Cache {
     /// | `memory://` | in-process | `max_capacity` (bytes, at least [`MIN_MAX_CAPACITY`](crate::backend::memory::MIN_MAX_CAPACITY)) |
     /// | `redis://[user:pass@]host[:port][/db]` | Redis (feature `redis`) | `timeout_ms`, `protocol` (`resp2`/`resp3`) |
     /// | `rediss://…` | Redis over TLS (feature `redis-tls`) | as above, and `insecure=true` |
-    /// | `memcached://host[:port][,host[:port]…]` | memcached (feature `memcached`) | `timeout_ms`, `poll_ms`, `max_value_size` |
+    /// | `memcached://host[:port][,host[:port]…]` | memcached (feature `memcached`) | `timeout_ms`, `poll_ms`, `first_poll_ms`, `max_value_size` |
     ///
     /// Every URL also takes `?namespace=<name>`, the same as
     /// [`with_namespace`](Cache::with_namespace). Unknown parameters are

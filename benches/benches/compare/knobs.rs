@@ -47,27 +47,55 @@ pub struct Knobs {
     pub many_runs: usize,
     /// `STAMPEDE_BENCH_ONLY` (unset: the whole comparison): `batches` runs the
     /// batch rows alone, `batches:memory,redis` on those backends alone;
+    /// `stampedes` and `stampedes:memcached` likewise run the stampede rows
+    /// (one process, and across `procs` processes on Redis and memcached);
     /// only the servers they need are started, the tables are printed and
     /// BENCHMARKS.md is left alone.
-    pub only: Option<Vec<&'static str>>,
+    pub only: Option<Only>,
+    /// `STAMPEDE_BENCH_MEMCACHED_PARAMS` (empty): query parameters added to
+    /// the memcached URL of a stampede run alone, e.g. `poll_ms=10`, to
+    /// measure a client setting without rebuilding.
+    pub memcached_params: String,
+}
+
+/// What `STAMPEDE_BENCH_ONLY` runs alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The batch rows.
+    Batches,
+    /// The stampede rows.
+    Stampedes,
+}
+
+/// `STAMPEDE_BENCH_ONLY`, parsed: a part, on these backends.
+#[derive(Clone, Debug)]
+pub struct Only {
+    pub part: Part,
+    pub backends: Vec<&'static str>,
 }
 
 /// The backends, in the tables' order.
 pub const BACKENDS: [&str; 4] = ["memory", "redis", "redis-cluster", "memcached"];
 
-/// `STAMPEDE_BENCH_ONLY`'s backends: every one for `batches`, those named
-/// for `batches:<backend>,…`.
-fn only(value: &str) -> Vec<&'static str> {
+/// `STAMPEDE_BENCH_ONLY`: the part (`batches` or `stampedes`), on every
+/// backend, or on those named after a colon (`stampedes:redis,memcached`).
+fn only(value: &str) -> Only {
     let (part, backends) = value.split_once(':').unwrap_or((value, ""));
-    assert_eq!(
-        part.trim(),
-        "batches",
-        "STAMPEDE_BENCH_ONLY={value:?}: the only part that runs alone is `batches`"
-    );
+    let part = match part.trim() {
+        "batches" => Part::Batches,
+        "stampedes" => Part::Stampedes,
+        other => panic!(
+            "STAMPEDE_BENCH_ONLY={value:?}: {other:?} does not run alone; \
+             `batches` or `stampedes` do"
+        ),
+    };
     if backends.trim().is_empty() {
-        return BACKENDS.to_vec();
+        return Only {
+            part,
+            backends: BACKENDS.to_vec(),
+        };
     }
-    backends
+    let backends = backends
         .split(',')
         .map(|name| {
             let name = name.trim();
@@ -78,7 +106,8 @@ fn only(value: &str) -> Vec<&'static str> {
                     panic!("STAMPEDE_BENCH_ONLY: unknown backend {name:?}; one of {BACKENDS:?}")
                 })
         })
-        .collect()
+        .collect();
+    Only { part, backends }
 }
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -118,6 +147,7 @@ impl Knobs {
                 .ok()
                 .filter(|value| !value.trim().is_empty())
                 .map(|value| only(&value)),
+            memcached_params: var("STAMPEDE_BENCH_MEMCACHED_PARAMS", String::new()),
         }
     }
 

@@ -14,7 +14,10 @@
 //! made under `target/aiocache-venv` on first use (`pip install`).
 //!
 //! `STAMPEDE_BENCH_ONLY=batches:memory` runs the batch rows alone (on the
-//! backends named; all four without a list) and writes nothing.
+//! backends named; all four without a list) and writes nothing;
+//! `STAMPEDE_BENCH_ONLY=stampedes:memcached` does the same for the stampede
+//! rows (with `STAMPEDE_BENCH_MEMCACHED_PARAMS=poll_ms=10` to try a client
+//! setting on memcached).
 
 mod attribute;
 mod batches;
@@ -36,6 +39,7 @@ mod report_seed;
 mod round_trips;
 mod seed;
 mod stampedes;
+mod stampedes_alone;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -44,7 +48,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use stampede::Cache;
 use stampede_benches::{runtime, servers};
 
-use crate::knobs::{Knobs, BACKENDS};
+use crate::knobs::{Knobs, Part, BACKENDS};
 use crate::pairs::Targets;
 use crate::report::Results;
 
@@ -60,8 +64,11 @@ fn main() {
         return;
     }
     let knobs = Knobs::from_env();
-    if let Some(backends) = &knobs.only {
-        batches::run_alone(&knobs, backends);
+    if let Some(only) = &knobs.only {
+        match only.part {
+            Part::Batches => batches::run_alone(&knobs, &only.backends),
+            Part::Stampedes => stampedes_alone::run(&knobs, &only.backends),
+        }
         return;
     }
     let started = Instant::now();

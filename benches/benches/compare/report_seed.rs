@@ -154,7 +154,7 @@ pub fn aiocache_stampede(results: &Results, backend: &str, procs: usize) -> Opti
     aiocache_figure(seed, section, backend)
 }
 
-fn cells(figure: &Figure) -> String {
+pub fn cells(figure: &Figure) -> String {
     let (p50, p99, max) = spread(&figure.overheads_ms);
     let began = if figure.outcome.fill_start_ms.is_empty() {
         "—".to_owned()

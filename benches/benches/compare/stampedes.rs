@@ -22,6 +22,11 @@ pub struct Figure {
     pub max_fills: usize,
     /// Latency minus fill time, per caller, in ms.
     pub overheads_ms: Vec<f64>,
+    /// Latency minus the end of the (first) fill, per caller, in ms: how
+    /// late callers learnt of the value, without the wait for the fill to
+    /// start. Callers in other processes count from their own release, so
+    /// a process released late can come out below zero.
+    pub after_fill_ms: Vec<f64>,
 }
 
 impl Figure {
@@ -30,6 +35,11 @@ impl Figure {
         let fill = if fill.is_finite() { fill } else { 0.0 };
         self.overheads_ms
             .extend(run.latencies_ms.iter().map(|latency| latency - fill));
+        if let (Some(start), Some(took)) = (run.fill_start_ms.first(), run.fill_ms.first()) {
+            let end = start + took;
+            self.after_fill_ms
+                .extend(run.latencies_ms.iter().map(|latency| latency - end));
+        }
         self.max_fills = self.max_fills.max(run.fills);
         self.runs += 1;
         self.outcome.merge(run);

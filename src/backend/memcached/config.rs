@@ -13,8 +13,13 @@ pub const DEFAULT_PORT: u16 = 11211;
 /// Default for [`MemcachedConfig::timeout`]: 2 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Default for [`MemcachedConfig::poll_interval`]: 50 milliseconds.
+/// Default for [`MemcachedConfig::poll_interval`]: 50 milliseconds, the
+/// longest wait between two polls.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Default for [`MemcachedConfig::first_poll`]: 5 milliseconds, the first
+/// and shortest wait between two polls.
+pub const DEFAULT_FIRST_POLL: Duration = Duration::from_millis(5);
 
 /// Default for [`MemcachedConfig::max_connections`]: 64 per server.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -39,7 +44,8 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 1024 * 1024 - 1024;
 ///
 /// let config = MemcachedConfig::new(["10.0.0.1:11211", "10.0.0.2:11211"])
 ///     .timeout(Duration::from_millis(500))
-///     .poll_interval(Duration::from_millis(20));
+///     .poll_interval(Duration::from_millis(20))
+///     .first_poll(Duration::from_millis(2));
 /// let cache = Cache::memcached(config).await?;
 /// # let _ = cache;
 /// # Ok(())
@@ -65,14 +71,44 @@ pub struct MemcachedConfig {
     /// Default: [`DEFAULT_TIMEOUT`] (2 s).
     pub timeout: Duration,
 
-    /// How often a process waiting on a lock held by another process
-    /// re-reads the lock record, to learn that it was released (memcached
-    /// has no pub/sub). Each wait is jittered by ±20% so that processes do
-    /// not poll in step. Waiters in the same process are woken at once
-    /// without it.
+    /// The longest wait between two polls of a process waiting on a lock,
+    /// or a fill, held by another process. memcached has no pub/sub, so
+    /// such a process re-reads the record (`mg`, without the value) to learn
+    /// that the lock was released or the fill's lease ended. It runs one
+    /// poller per key, however many of its callers wait on that key, from
+    /// its first waiter's arrival until its last waiter leaves; waiters in
+    /// the same process are woken at once, without polling.
+    ///
+    /// The schedule starts tight and backs off. The first poll comes
+    /// [`first_poll`](MemcachedConfig#structfield.first_poll) after the
+    /// poller starts; after that, each wait is a sixteenth of the time the
+    /// poller has run so far, never shorter than `first_poll` and never
+    /// longer than `poll_interval`. Every wait is then jittered by ±20% so
+    /// that processes do not poll in step. So a lock or fill that ends
+    /// after a wait of `t` is seen at most `max(first_poll, t / 16)` late,
+    /// +20%, and never more than `poll_interval` +20% late.
+    ///
+    /// With the defaults (5 ms and 50 ms): a poll every 5 ms for the first
+    /// 80 ms, then every sixteenth of the wait (90.3, 96.0, 102.0 ms…),
+    /// every 50 ms from 800 ms on. A waiting process sends, per key it
+    /// waits on, 10 polls over a 50 ms wait, 57 over 1 s and 237 over 10 s
+    /// (before jitter, which moves them by about a fifth either way): 20 a
+    /// second once the wait passes 800 ms, as a fixed 50 ms poll sends,
+    /// plus 37 polls for the tight start. Setting `first_poll` to
+    /// `poll_interval` (or longer) polls at the fixed interval: 1, 20 and
+    /// 200 polls.
     ///
     /// Default: [`DEFAULT_POLL_INTERVAL`] (50 ms).
     pub poll_interval: Duration,
+
+    /// The first wait of a poller, and the shortest (see
+    /// [`poll_interval`](MemcachedConfig#structfield.poll_interval) for the
+    /// schedule). Shorter finds a short fill or lock sooner, for more
+    /// polls at the start of every wait; at or above `poll_interval`, the
+    /// poller polls every `poll_interval`.
+    ///
+    /// Default: [`DEFAULT_FIRST_POLL`] (5 ms).
+    pub first_poll: Duration,
 
     /// The largest value accepted; a larger one is
     /// [`Error::ValueTooLarge`] before anything is sent. Keep it below the
@@ -97,6 +133,7 @@ impl Default for MemcachedConfig {
             servers: vec![format!("127.0.0.1:{DEFAULT_PORT}")],
             timeout: DEFAULT_TIMEOUT,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            first_poll: DEFAULT_FIRST_POLL,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
@@ -130,6 +167,12 @@ impl MemcachedConfig {
     /// Sets [`poll_interval`](MemcachedConfig#structfield.poll_interval).
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
+        self
+    }
+
+    /// Sets [`first_poll`](MemcachedConfig#structfield.first_poll).
+    pub fn first_poll(mut self, interval: Duration) -> Self {
+        self.first_poll = interval;
         self
     }
 
@@ -192,6 +235,7 @@ impl MemcachedConfig {
         for (name, value) in [
             ("timeout", self.timeout),
             ("poll_interval", self.poll_interval),
+            ("first_poll", self.first_poll),
         ] {
             if value.is_zero() {
                 return Err(Error::invalid_config(
@@ -209,7 +253,8 @@ impl MemcachedConfig {
     }
 
     /// The config a `memcached://host:port[,host:port…]?…` URL describes.
-    /// Takes `timeout_ms`, `poll_ms` and `max_value_size` from the query.
+    /// Takes `timeout_ms`, `poll_ms`, `first_poll_ms` and `max_value_size`
+    /// from the query.
     pub(crate) fn from_url(url: &mut CacheUrl<'_>) -> Result<Self> {
         let rest = url.rest;
         if rest.contains('@') {
@@ -237,6 +282,9 @@ impl MemcachedConfig {
         }
         if let Some(interval) = url.take_millis("poll_ms")? {
             config.poll_interval = interval;
+        }
+        if let Some(interval) = url.take_millis("first_poll_ms")? {
+            config.first_poll = interval;
         }
         if let Some(bytes) = url.take_u64("max_value_size")? {
             config.max_value_size = usize::try_from(bytes).map_err(|_| {
@@ -287,78 +335,4 @@ fn with_port(server: &str) -> std::result::Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(url: &str) -> Result<MemcachedConfig> {
-        let mut parsed = CacheUrl::parse(url)?;
-        let config = MemcachedConfig::from_url(&mut parsed)?;
-        parsed.finish()?;
-        Ok(config)
-    }
-
-    #[test]
-    fn one_or_many_servers_and_the_params() {
-        let config = parse("memcached://127.0.0.1:11211").unwrap();
-        assert_eq!(config.servers, ["127.0.0.1:11211"]);
-        assert_eq!(config.timeout, DEFAULT_TIMEOUT);
-
-        let config = parse(
-            "memcached://10.0.0.1:11211,10.0.0.2:11212?timeout_ms=500&poll_ms=20&max_value_size=1000",
-        )
-        .unwrap();
-        assert_eq!(config.servers, ["10.0.0.1:11211", "10.0.0.2:11212"]);
-        assert_eq!(config.timeout, Duration::from_millis(500));
-        assert_eq!(config.poll_interval, Duration::from_millis(20));
-        assert_eq!(config.max_value_size, 1000);
-    }
-
-    #[test]
-    fn ports_default_and_ipv6_literals_keep_their_brackets() {
-        assert_eq!(with_port("cache").unwrap(), "cache:11211");
-        assert_eq!(with_port("cache:99").unwrap(), "cache:99");
-        assert_eq!(with_port("[::1]").unwrap(), "[::1]:11211");
-        assert_eq!(with_port("[::1]:99").unwrap(), "[::1]:99");
-        assert!(with_port("cache:http").is_err());
-        assert!(with_port(":11211").is_err());
-        assert!(with_port("[::1").is_err());
-        assert!(with_port("[::1]x").is_err());
-        assert!(with_port("::1").is_err());
-    }
-
-    #[test]
-    fn bad_urls_are_refused_with_a_reason() {
-        for (url, says) in [
-            ("memcached://", "at least one"),
-            ("memcached://a:1,,b:2", "no empty entries"),
-            ("memcached://h:11211/0", "no path"),
-            ("memcached://u:p@h:11211", "no user"),
-            ("memcached://h?timeout_ms=0", "more than 0"),
-            ("memcached://h?poll_ms=soon", "whole number"),
-            ("memcached://h?timeout=5", "unknown parameter"),
-        ] {
-            let err = parse(url).unwrap_err();
-            assert!(err.is_invalid_input(), "{url}");
-            assert!(err.to_string().contains(says), "{url}: {err}");
-        }
-    }
-
-    #[test]
-    fn checked_servers_refuses_empty_lists_and_zero_durations() {
-        assert!(MemcachedConfig::new(Vec::<String>::new())
-            .checked_servers()
-            .is_err());
-        let zero = MemcachedConfig::default().timeout(Duration::ZERO);
-        assert!(zero
-            .checked_servers()
-            .unwrap_err()
-            .to_string()
-            .contains("timeout"));
-        assert_eq!(
-            MemcachedConfig::new(["a", "b:1"])
-                .checked_servers()
-                .unwrap(),
-            ["a:11211", "b:1"]
-        );
-    }
-}
+mod tests;

@@ -9,6 +9,7 @@ use memcache::exp::{AsyncMetaClient, MetaClientBuilder};
 
 use super::client::Client;
 use super::create::{Creates, CREATE_PATIENCE};
+use super::watch::Schedule;
 use super::{MemcachedBackend, MemcachedConfig, KIND};
 use crate::{Error, Result};
 
@@ -52,7 +53,7 @@ impl MemcachedBackend {
                 timeout: config.timeout,
             },
             servers,
-            poll_interval: config.poll_interval,
+            polls: Schedule::new(config.first_poll, config.poll_interval),
             max_value_size: config.max_value_size,
             creates,
             remembered,

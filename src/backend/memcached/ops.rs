@@ -135,7 +135,7 @@ impl Backend for MemcachedBackend {
             self.client.clone(),
             key,
             wake,
-            self.poll_interval,
+            self.polls,
             watch::Until::Released,
         ))
     }
@@ -168,7 +168,7 @@ impl Backend for MemcachedBackend {
             self.client.clone(),
             key,
             wake,
-            self.poll_interval,
+            self.polls,
             watch::Until::Filled,
         ))
     }
