@@ -62,6 +62,8 @@ mod entry;
 mod fill;
 mod keyspace;
 mod lock;
+#[cfg(test)]
+mod lock_tests;
 mod records;
 mod surface;
 #[cfg(test)]
