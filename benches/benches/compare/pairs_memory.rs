@@ -77,13 +77,13 @@ async fn hit_spec(cache: &Cache, tasks: usize) -> Spec {
     let stored = cache.get(&hit_keys[0]).await.expect("get").expect("stored");
     let value_len = serde_json::to_vec(&record()).expect("encode").len();
     let floor = MemoryHitFloor::new(&hit_keys, stored, value_len).await;
-    let (cache, ours_keys) = (cache.clone(), hit_keys.clone());
+    let (cache, ours_keys) = (Arc::new(cache.clone()), hit_keys.clone());
     Spec {
         backend: "memory",
         workload: "get_or_fill hit",
         floor_does: "moka get (foldhash), then serde_json's decode of the value in the same bytes",
         ours: contender(move |task, _| {
-            let (cache, keys) = (cache.clone(), ours_keys.clone());
+            let (cache, keys) = (Arc::clone(&cache), ours_keys.clone());
             async move {
                 let got = cache.get_or_fill(&keys[task], hit_fill(), || async {
                     Ok::<_, stampede::Error>(Record::new())
