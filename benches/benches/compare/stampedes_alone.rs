@@ -11,7 +11,7 @@ use stampede::Cache;
 use stampede_benches::servers;
 
 use crate::knobs::Knobs;
-use crate::report::{ms, spread, Verdicts};
+use crate::report::{spread, Verdicts};
 use crate::report_seed::cells;
 use crate::stampedes::{self, Figure};
 
@@ -101,22 +101,7 @@ fn table(rows: &[Row], knobs: &Knobs) -> String {
             p99,
             max
         );
-        verdicts.check(
-            format!("{backend}, {procs} process(es): exactly one fill per stampede"),
-            format!("{} at most", figure.max_fills),
-            "1",
-            figure.max_fills == 1 && figure.outcome.fills == figure.runs,
-        );
-        if *procs > 1 && matches!(*backend, "redis" | "memcached") {
-            let limit = if *backend == "redis" { 5.0 } else { 15.0 };
-            let (_, p99, _) = spread(&figure.overheads_ms);
-            verdicts.check(
-                format!("{backend}, {procs} processes: p99 over the fill < {limit} ms"),
-                ms(p99),
-                "about one round trip (a wake-up, then a read)",
-                p99 < limit,
-            );
-        }
+        crate::report_seed::stampede_verdicts(&mut verdicts, backend, *procs, figure);
     }
     w.push('\n');
     crate::report::targets_section(&mut w, &verdicts);
