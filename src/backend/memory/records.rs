@@ -277,7 +277,10 @@ impl Records {
                 .is_ok()
         {
             let swept = self.sweep(now);
-            let left = self.len.fetch_sub(swept, Ordering::Relaxed) - swept;
+            let left = self
+                .len
+                .fetch_sub(swept, Ordering::Relaxed)
+                .saturating_sub(swept);
             let next = left.saturating_mul(2).max(MIN_SWEEP);
             self.sweep_above.store(next, Ordering::Relaxed);
         }
