@@ -117,6 +117,19 @@ pub enum Error {
         delta: i64,
     },
 
+    /// [`Cache::try_with_near_cache`](crate::Cache::try_with_near_cache)
+    /// (or a URL with `near_capacity`) on a backend a near cache cannot be
+    /// kept coherent on: the memory backend (it would be a cache of
+    /// itself), a Redis Cluster (its invalidation log would have to span
+    /// slots), or a custom backend.
+    #[error("no near cache on the {backend} backend: {reason}")]
+    NearCacheUnsupported {
+        /// Which backend.
+        backend: &'static str,
+        /// Why not.
+        reason: &'static str,
+    },
+
     /// The backend has no way to do this (a custom backend without
     /// [`Backend::clear`](crate::backend::Backend::clear), say).
     #[error("the {backend} backend cannot {operation}")]
@@ -259,6 +272,7 @@ impl Error {
                 | Error::InvalidConfig { .. }
                 | Error::ValueTooLarge { .. }
                 | Error::Unsupported { .. }
+                | Error::NearCacheUnsupported { .. }
         )
     }
 

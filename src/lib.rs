@@ -16,6 +16,7 @@ pub mod __private {
     pub use crate::macros::{as_cache, AsCache};
 }
 mod macros;
+mod near;
 mod observe;
 pub mod typed;
 mod url;
@@ -26,6 +27,7 @@ pub use error::{BoxError, Error, Result};
 pub use lock::{
     LeaseGuard, LeaseState, LockGuard, OptimisticLock, RedLock, DEFAULT_SYNCHRONIZED_LEASE,
 };
+pub use near::{NearCache, NearStats};
 pub use typed::Fill;
 
 pub use bytes::Bytes;

@@ -31,6 +31,8 @@ pub use surface::FilledValue;
 pub use types::{CasToken, Fencing, LockAttempt, LockRecord, ReleaseWatch};
 
 pub(crate) mod any;
+mod any_coherence;
+pub(crate) mod coherence;
 mod dynamic;
 mod fill;
 #[cfg(feature = "memcached")]

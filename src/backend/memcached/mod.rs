@@ -258,6 +258,7 @@ mod create;
 mod fill;
 mod keys;
 mod lock;
+mod near;
 mod open;
 mod ops;
 mod remembered;

@@ -195,6 +195,18 @@ impl RedisBackend {
         let groups = self.conns.groups(&keys);
         self.conns
             .per_group("set_many", &groups, |group| async move {
+                if self.announcer().is_some() {
+                    let scripts: Vec<_> = group
+                        .iter()
+                        .filter_map(|&at| {
+                            let (key, value) = entries[at];
+                            self.announced_set(key, &envelope::seal(value), false, ttl)
+                        })
+                        .collect();
+                    let request = self.conns.scripts("set_many", &scripts, Resend::Never, &|_| None);
+                    let _: Vec<redis::Value> = request.await?;
+                    return Ok(vec![(); group.len()]);
+                }
                 let mut pipeline = redis::pipe();
                 for &at in group {
                     let (key, value) = entries[at];

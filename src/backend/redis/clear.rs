@@ -43,7 +43,9 @@ impl RedisBackend {
             let _: redis::Value = self
                 .query_resendable(OPERATION, Request::Cmd(&flush))
                 .await?;
-            return Ok(());
+            // Near caches (the log went with the flush: they catch up by
+            // flushing too).
+            return self.announce_clear(prefix).await;
         }
         let escaped = glob_escape(prefix);
         let keys = [&escaped[..], b"*"].concat();
@@ -55,7 +57,7 @@ impl RedisBackend {
             self.clear_matching(slot, companions, prefix).await
         }))
         .await?;
-        Ok(())
+        self.announce_clear(prefix).await
     }
 
     /// Scans the master of `slot` (on one server, the server) for

@@ -39,6 +39,14 @@ pub(super) fn seal(payload: &[u8]) -> Vec<u8> {
     stored
 }
 
+/// The nonce of a value just sealed, as a near cache change announces it.
+pub(super) fn nonce(stored: &[u8]) -> super::changes::NewVersion {
+    match nonce_of(stored) {
+        Some((nonce, _)) => super::changes::NewVersion::Nonce(nonce),
+        None => super::changes::NewVersion::Unknown,
+    }
+}
+
 /// A stored value, opened.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Opened {

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::changes::{NewVersion, When};
 use super::conn::{Request, Resend};
 use super::ops::{check_size, millis};
 use super::undo::Undo;
@@ -86,13 +87,19 @@ impl RedisBackend {
         ttl: Option<Duration>,
     ) -> redis::ScriptInvocation<'static> {
         let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
-        let mut script = scripts::fill_store().key(key);
+        let announcer = self.announcer();
+        let stored = envelope::seal(value);
+        let nonce = envelope::nonce(&stored);
+        let mut script = scripts::fill_store(announcer.is_some()).key(key);
         script
             .key(naming::fill_lease_key(key))
             .arg(id)
-            .arg(envelope::seal(value))
+            .arg(stored)
             .arg(ttl);
         self.announce(&mut script, key);
+        if let Some(announcer) = announcer {
+            announcer.append(&mut script, nonce, When::Changed);
+        }
         script
     }
 
@@ -108,13 +115,17 @@ impl RedisBackend {
     }
 
     pub(super) async fn stale_mark(&self, key: &str, grace: Duration) -> Result<bool> {
-        let mut script = scripts::mark_stale().key(key);
+        let announcer = self.announcer();
+        let mut script = scripts::mark_stale(announcer.is_some()).key(key);
         script
             .key(naming::fill_lease_key(key))
             .arg(&envelope::stale_header()[..])
             .arg(millis(grace))
             .arg(envelope::MAGIC_STEM);
         self.announce(&mut script, key);
+        if let Some(announcer) = announcer {
+            announcer.append(&mut script, NewVersion::Unknown, When::Changed);
+        }
         let marked: u8 = self.query("mark_stale", Request::Script(&script)).await?;
         Ok(marked == 1)
     }
@@ -137,9 +148,13 @@ impl RedisBackend {
 
     /// `delete.lua` for `key`: the value and its fill lease.
     pub(super) fn delete_script(&self, key: &str) -> redis::ScriptInvocation<'static> {
-        let mut script = scripts::delete().key(key);
+        let announcer = self.announcer();
+        let mut script = scripts::delete(announcer.is_some()).key(key);
         script.key(naming::fill_lease_key(key));
         self.announce(&mut script, key);
+        if let Some(announcer) = announcer {
+            announcer.append(&mut script, NewVersion::Unknown, When::Changed);
+        }
         script
     }
 }

@@ -254,6 +254,7 @@ mod fill_many;
 mod naming;
 mod ops;
 mod scripts;
+mod changes;
 mod subscriber;
 mod surface;
 mod topology;
@@ -308,6 +309,8 @@ pub const MAX_VALUE_SIZE: usize = 512 * 1024 * 1024 - envelope::HEADER_LEN;
 pub struct RedisBackend {
     conns: Arc<Connections>,
     subscriber: Subscriber,
+    /// Announcing writes to near caches, once one is attached.
+    changes: changes::Changes,
 }
 
 impl RedisBackend {
@@ -321,7 +324,11 @@ impl RedisBackend {
         let resolved = source.into().resolve(&options)?;
         let conns = Arc::new(Connections::new(resolved.pool, options.timeout));
         let subscriber = Subscriber::new(resolved.dialer, Arc::clone(&conns));
-        Ok(RedisBackend { conns, subscriber })
+        Ok(RedisBackend {
+            conns,
+            subscriber,
+            changes: changes::Changes::default(),
+        })
     }
 
     /// The backend for a Redis URL (`redis://`, `rediss://`,

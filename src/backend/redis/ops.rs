@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use super::conn::{Request, Resend, KIND};
 use super::envelope::{self, Expected};
 use super::undo::Undo;
+use super::changes::When;
 use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
 use crate::backend::{
     Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
@@ -117,6 +118,31 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// With a near cache attached, `SET` as an announcing script (`None`
+    /// without one: a plain `SET` is cheaper).
+    pub(super) fn announced_set(
+        &self,
+        key: &str,
+        stored: &[u8],
+        only_new: bool,
+        ttl: Option<Duration>,
+    ) -> Option<redis::ScriptInvocation<'static>> {
+        let announcer = self.announcer()?;
+        let mut script = scripts::command_announced().key(key);
+        script.arg("SET").arg(stored);
+        if only_new {
+            script.arg("NX");
+        }
+        if let Some(ttl) = ttl {
+            script.arg("PX").arg(millis(ttl));
+        }
+        let when = if only_new { When::Changed } else { When::Always };
+        announcer.append(&mut script, envelope::nonce(stored), when);
+        Some(script)
+    }
+}
+
 /// `SET key stored [NX] [PX ttl]`.
 pub(super) fn set_command(
     key: &str,
@@ -149,16 +175,27 @@ impl Backend for RedisBackend {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         check_size(key, value)?;
-        let cmd = set_command(key, &envelope::seal(value), false, ttl);
+        let stored = envelope::seal(value);
         // Not resent: a second landing of the same nonce after another
         // writer's value would bring an old CAS token back to life.
+        if let Some(script) = self.announced_set(key, &stored, false, ttl) {
+            let _: redis::Value = self.query("set", Request::Script(&script)).await?;
+            return Ok(());
+        }
+        let cmd = set_command(key, &stored, false, ttl);
         self.query::<()>("set", Request::Cmd(&cmd)).await
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
         check_size(key, value)?;
-        let cmd = set_command(key, &envelope::seal(value), true, ttl);
-        let reply: redis::Value = self.query("add", Request::Cmd(&cmd)).await?;
+        let stored = envelope::seal(value);
+        let reply: redis::Value = match self.announced_set(key, &stored, true, ttl) {
+            Some(script) => self.query("add", Request::Script(&script)).await?,
+            None => {
+                let cmd = set_command(key, &stored, true, ttl);
+                self.query("add", Request::Cmd(&cmd)).await?
+            }
+        };
         Ok(reply != redis::Value::Nil)
     }
 
@@ -186,12 +223,18 @@ impl Backend for RedisBackend {
         check_size(key, value)?;
         let expected = Expected::from_token(expected);
         let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
-        let mut script = scripts::cas().key(key);
+        let announcer = self.announcer();
+        let stored = envelope::seal(value);
+        let nonce = envelope::nonce(&stored);
+        let mut script = scripts::cas(announcer.is_some()).key(key);
         script
             .arg(expected.mode())
             .arg(expected.bytes())
-            .arg(envelope::seal(value))
+            .arg(stored)
             .arg(ttl);
+        if let Some(announcer) = announcer {
+            announcer.append(&mut script, nonce, When::Changed);
+        }
         let stored: u8 = self.query("cas", Request::Script(&script)).await?;
         Ok(stored == 1)
     }

@@ -8,9 +8,14 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Compare-and-set against an envelope header, exact bytes or absence.
-pub(super) fn cas() -> &'static Script {
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cas.lua")));
-    &SCRIPT
+pub(super) fn cas(announcing: bool) -> &'static Script {
+    static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("cas.lua")));
+    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("cas.lua")));
+    if announcing {
+        &ANNOUNCING
+    } else {
+        &PLAIN
+    }
 }
 
 /// Create a lock record and issue a fence, or report the holder's PTTL.
@@ -46,9 +51,14 @@ pub(super) fn fill_read() -> &'static Script {
 }
 
 /// Stores a fill's value if its lease is still valid.
-pub(super) fn fill_store() -> &'static Script {
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill_store.lua")));
-    &SCRIPT
+pub(super) fn fill_store(announcing: bool) -> &'static Script {
+    static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill_store.lua")));
+    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("fill_store.lua")));
+    if announcing {
+        &ANNOUNCING
+    } else {
+        &PLAIN
+    }
 }
 
 /// Gives a fill lease back.
@@ -59,21 +69,69 @@ pub(super) fn fill_release() -> &'static Script {
 }
 
 /// Marks a value stale, voiding any fill lease.
-pub(super) fn mark_stale() -> &'static Script {
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("mark_stale.lua")));
-    &SCRIPT
+pub(super) fn mark_stale(announcing: bool) -> &'static Script {
+    static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("mark_stale.lua")));
+    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("mark_stale.lua")));
+    if announcing {
+        &ANNOUNCING
+    } else {
+        &PLAIN
+    }
 }
 
 /// Deletes a value and voids its fill lease.
-pub(super) fn delete() -> &'static Script {
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("delete.lua")));
-    &SCRIPT
+pub(super) fn delete(announcing: bool) -> &'static Script {
+    static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("delete.lua")));
+    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("delete.lua")));
+    if announcing {
+        &ANNOUNCING
+    } else {
+        &PLAIN
+    }
 }
 
 /// Adds to a counter, bare or in our envelope, keeping its TTL.
-pub(super) fn incr() -> &'static Script {
-    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("incr.lua")));
+pub(super) fn incr(announcing: bool) -> &'static Script {
+    static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("incr.lua")));
+    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("incr.lua")));
+    if announcing {
+        &ANNOUNCING
+    } else {
+        &PLAIN
+    }
+}
+
+/// A command (`SET`, `PEXPIRE`) with its write announced.
+pub(super) fn command_announced() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| announced(include_str!("command.lua")));
     &SCRIPT
+}
+
+/// Announces a change made outside a script (`clear`).
+pub(super) fn announce() -> &'static Script {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+        Script::new(&format!(
+            "{}\nreturn announce(ARGV[1], KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5])",
+            include_str!("announce.lua")
+        ))
+    });
+    &SCRIPT
+}
+
+/// `body` (a write script) followed by the announcement of its write,
+/// whose keys and arguments come after the body's: the change log and its
+/// counter last among the keys; channel, origin, version, cap and when
+/// last among the arguments. `when` is `always`, or `changed`: only when
+/// the body's reply is neither 0 nor nil (nothing was written).
+fn announced(body: &str) -> Script {
+    Script::new(&format!(
+        "{announce}\nlocal function write()\n{body}\nend\nlocal result = write()\n\
+         local k, a = #KEYS, #ARGV\n\
+         if ARGV[a] == 'always' or (result ~= 0 and result ~= false and result ~= nil) then\n\
+         announce(KEYS[1], KEYS[k - 1], KEYS[k], ARGV[a - 4], ARGV[a - 3], ARGV[a - 2], ARGV[a - 1])\n\
+         end\nreturn result",
+        announce = include_str!("announce.lua"),
+    ))
 }
 
 #[cfg(test)]
@@ -92,6 +150,8 @@ mod tests {
             include_str!("mark_stale.lua"),
             include_str!("delete.lua"),
             include_str!("incr.lua"),
+            include_str!("announce.lua"),
+            include_str!("command.lua"),
         ] {
             let first = source.lines().next().unwrap_or_default();
             assert!(

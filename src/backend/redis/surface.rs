@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::changes::{NewVersion, When};
 use super::conn::Request;
 use super::ops::millis;
 use super::{envelope, redis, scripts, RedisBackend};
@@ -35,19 +36,32 @@ impl RedisBackend {
     /// `touch`: `PEXPIRE`, resent if the connection was lost (setting a
     /// TTL twice leaves it set).
     pub(super) async fn expire(&self, key: &str, ttl: Duration) -> Result<bool> {
-        let mut cmd = redis::cmd("PEXPIRE");
-        cmd.arg(key).arg(millis(ttl));
-        let touched: u8 = self.query_resendable("touch", Request::Cmd(&cmd)).await?;
+        let touched: u8 = if let Some(announcer) = self.announcer() {
+            // A TTL cut short must reach the copies too: they may not
+            // outlive the value. Not resent, as it announces.
+            let mut script = scripts::command_announced().key(key);
+            script.arg("PEXPIRE").arg(millis(ttl));
+            announcer.append(&mut script, NewVersion::Unknown, When::Changed);
+            self.query("touch", Request::Script(&script)).await?
+        } else {
+            let mut cmd = redis::cmd("PEXPIRE");
+            cmd.arg(key).arg(millis(ttl));
+            self.query_resendable("touch", Request::Cmd(&cmd)).await?
+        };
         Ok(touched == 1)
     }
 
     /// `increment`: `incr.lua`; never resent, as a write.
     pub(super) async fn count(&self, key: &str, delta: i64) -> Result<i64> {
-        let mut script = scripts::incr().key(key);
+        let announcer = self.announcer();
+        let mut script = scripts::incr(announcer.is_some()).key(key);
         script
             .arg(delta)
             .arg(&envelope::MAGIC[..])
             .arg(&envelope::STALE_MAGIC[..]);
+        if let Some(announcer) = announcer {
+            announcer.append(&mut script, NewVersion::Unknown, When::Always);
+        }
         let (took, text): (u8, Option<Bytes>) =
             self.query("increment", Request::Script(&script)).await?;
         let text = text.unwrap_or_default();

@@ -33,7 +33,7 @@ pub(in crate::backend::redis) enum Dialer {
 
 impl Dialer {
     /// Connects a new link, with nothing subscribed yet.
-    pub(super) async fn dial(&self) -> RedisResult<Link> {
+    pub(in crate::backend::redis) async fn dial(&self) -> RedisResult<Link> {
         match self {
             Dialer::Server(client) => Link::single(client).await,
             #[cfg(feature = "redis-sentinel")]
@@ -69,7 +69,7 @@ pub(super) enum Heard {
 }
 
 /// A live pub/sub link.
-pub(super) enum Link {
+pub(in crate::backend::redis) enum Link {
     Single {
         sink: PubSubSink,
         stream: PubSubStream,
@@ -90,7 +90,7 @@ impl Link {
     /// Subscribes `channels`: one command on one server; on a cluster one
     /// `SSUBSCRIBE` per channel (each may live on another node), sent
     /// together.
-    pub(super) async fn subscribe(&mut self, channels: &[&[u8]]) -> RedisResult<()> {
+    pub(in crate::backend::redis) async fn subscribe(&mut self, channels: &[&[u8]]) -> RedisResult<()> {
         if channels.is_empty() {
             return Ok(());
         }
@@ -115,7 +115,7 @@ impl Link {
         }
     }
 
-    pub(super) async fn ping(&mut self) -> RedisResult<()> {
+    pub(in crate::backend::redis) async fn ping(&mut self) -> RedisResult<()> {
         match self {
             Link::Single { sink, .. } => sink.ping::<redis::Value>().await.map(drop),
             #[cfg(feature = "redis-cluster")]
@@ -123,6 +123,19 @@ impl Link {
                 .query_async::<redis::Value>(conn)
                 .await
                 .map(drop),
+        }
+    }
+
+    /// The next message's payload, for the near cache's change feed on one
+    /// server; `None` when the link is lost. (A cluster link has no feed:
+    /// near caches are refused on a cluster.)
+    pub(in crate::backend::redis) async fn next_payload(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Link::Single { stream, .. } => futures::StreamExt::next(stream)
+                .await
+                .map(|message| message.get_payload_bytes().to_vec()),
+            #[cfg(feature = "redis-cluster")]
+            Link::Sharded { .. } => None,
         }
     }
 

@@ -30,7 +30,7 @@ use crate::{Error, Result};
 mod link;
 mod task;
 
-pub(super) use link::Dialer;
+pub(super) use link::{Dialer, Link};
 use task::Task;
 
 /// First wait before reconnecting a dropped link.
@@ -92,6 +92,11 @@ impl Subscriber {
             commands: Mutex::new(None),
             next_id: AtomicU64::new(0),
         }
+    }
+
+    /// What dials this backend's pub/sub links.
+    pub(super) fn dialer(&self) -> Arc<Dialer> {
+        Arc::clone(&self.dialer)
     }
 
     /// Subscribes to `lock_key`'s release channel; `wake` is notified on

@@ -1,0 +1,166 @@
+//! The near cache: an in-process tier of copies in front of a shared
+//! backend (Redis or memcached), kept coherent by versions, not clocks.
+//!
+//! - `config`: [`NearCache`], the settings.
+//! - `tier`: the table of copies, and why a read never lands a stale one.
+//! - `stats`: [`NearStats`].
+//!
+//! This module sits between the [`Cache`](crate::Cache) handle and the
+//! backends: it asks the backend for versioned reads and version checks
+//! and follows its feed of other processes' writes
+//! ([`coherence`](crate::backend::coherence)); the backend knows nothing
+//! of it.
+
+mod config;
+mod stats;
+pub(crate) mod tier;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+
+use crate::backend::any::AnyBackend;
+use crate::backend::coherence::{ChangeSink, Coherence, Revalidated};
+use crate::backend::CasToken;
+use crate::{Error, Result};
+pub use config::NearCache;
+pub use stats::NearStats;
+use stats::Counters;
+use tier::{Found, Mode, Tier};
+pub(crate) use tier::Ticket;
+
+/// A running near tier, shared by every clone of its cache.
+#[derive(Debug)]
+pub(crate) struct Near {
+    tier: Arc<Tier>,
+    /// This tier's id in the backend's announcements: its own writes come
+    /// back with it and are skipped (it applied them already).
+    origin: u64,
+}
+
+impl Near {
+    /// A tier for `backend`, or why it cannot have one.
+    pub(crate) fn new(backend: &AnyBackend, config: NearCache) -> Result<Near> {
+        config.check()?;
+        let mode = match backend.coherence() {
+            Coherence::Push => Mode::Push,
+            Coherence::Revalidate => Mode::Revalidate,
+            Coherence::Unsupported(reason) => {
+                return Err(Error::NearCacheUnsupported {
+                    backend: crate::backend::Backend::kind(backend),
+                    reason,
+                })
+            }
+        };
+        let near = Near {
+            tier: Arc::new(Tier::new(config, mode)),
+            origin: fastrand::u64(..),
+        };
+        if mode == Mode::Push {
+            let tier: Arc<dyn ChangeSink> = near.tier.clone();
+            let sink: Weak<dyn ChangeSink> = Arc::downgrade(&tier);
+            backend.announce_changes(near.origin, sink);
+        }
+        Ok(near)
+    }
+
+    pub(crate) fn config(&self) -> &NearCache {
+        self.tier.config()
+    }
+
+    /// A copy of `key` that may be served as it is.
+    pub(crate) fn hit(&self, key: &str) -> Option<Bytes> {
+        match self.tier.lookup(key) {
+            Found::Serve(value) => {
+                Counters::bump(&self.tier.counters.hits);
+                Some(value)
+            }
+            Found::Check(_) | Found::Miss => None,
+        }
+    }
+
+    /// Reads `key` through the tier: a copy if one may be served, else
+    /// from the backend (checking a copy past its trust window by version
+    /// first), keeping a copy of what was read.
+    pub(crate) async fn get(&self, backend: &AnyBackend, key: &str) -> Result<Option<Bytes>> {
+        let entry = match self.tier.lookup(key) {
+            Found::Serve(value) => {
+                Counters::bump(&self.tier.counters.hits);
+                return Ok(Some(value));
+            }
+            Found::Check(entry) => Some(entry),
+            Found::Miss => None,
+        };
+        Counters::bump(&self.tier.counters.misses);
+        if let Some(entry) = entry {
+            if let Some(version) = &entry.version {
+                let ticket = self.tier.ticket(key);
+                Counters::bump(&self.tier.counters.revalidations);
+                if let Revalidated::Same(ttl) = backend.revalidate(key, version).await? {
+                    // Still the stored write: a fresh copy, with the TTL
+                    // the server has now (unless invalidated meanwhile).
+                    let value = entry.value.clone();
+                    self.tier.offer(key, ticket, value.clone(), version.clone(), ttl);
+                    return Ok(Some(value));
+                }
+            }
+        }
+        self.read(backend, key).await
+    }
+
+    /// Reads `key` from the backend and keeps a copy.
+    pub(crate) async fn read(&self, backend: &AnyBackend, key: &str) -> Result<Option<Bytes>> {
+        backend.follow_changes();
+        let ticket = self.tier.ticket(key);
+        Counters::bump(&self.tier.counters.backend_reads);
+        let Some(read) = backend.read_versioned(key).await? else {
+            return Ok(None);
+        };
+        if let Some(version) = read.version {
+            self.tier
+                .offer(key, ticket, read.value.clone(), version, read.ttl);
+        }
+        Ok(Some(read.value))
+    }
+
+    /// Taken before this process writes `key`.
+    pub(crate) fn ticket(&self, key: &str) -> Ticket {
+        self.tier.ticket(key)
+    }
+
+    /// This process wrote `key`: its copy becomes `value` (kept no longer
+    /// than `ttl`), or goes (`None`: removed, or not known).
+    pub(crate) fn wrote(&self, key: &str, ticket: Ticket, value: Option<(Bytes, Option<std::time::Duration>)>) {
+        self.tier.wrote(key, ticket, value);
+    }
+
+    /// Forgets every copy in this process (after a `clear`).
+    pub(crate) fn flush(&self) {
+        self.tier.flush();
+    }
+
+    pub(crate) fn stats(&self) -> NearStats {
+        let (entries, bytes) = self.tier.size();
+        self.tier.counters.snapshot(entries, bytes)
+    }
+}
+
+impl ChangeSink for Tier {
+    fn changed(&self, key: &str, version: Option<CasToken>) {
+        self.invalidate(key, version.as_ref());
+    }
+
+    fn flush(&self) {
+        Tier::flush(self);
+    }
+
+    fn confirmed(&self) {
+        self.feed_confirmed();
+    }
+
+    fn link(&self, up: bool) {
+        self.feed_link(up);
+    }
+}
