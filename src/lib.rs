@@ -27,7 +27,9 @@ pub use error::{BoxError, Error, Result};
 pub use lock::{
     LeaseGuard, LeaseState, LockGuard, OptimisticLock, RedLock, DEFAULT_SYNCHRONIZED_LEASE,
 };
-pub use near::{NearCache, NearStats};
+pub use near::{
+    NearCache, NearStats, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL,
+};
 pub use typed::Fill;
 
 pub use bytes::Bytes;

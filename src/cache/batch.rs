@@ -92,7 +92,10 @@ impl Cache {
         let span = op_span!("get_many", self.backend_kind(), keys.len());
         let read = async {
             let full = self.full_keys(keys).await?;
-            self.backend().get_many(&full.to_vec()).await
+            match self.near() {
+                Some(near) => near.get_many(self.backend(), &full.to_vec()).await,
+                None => self.backend().get_many(&full.to_vec()).await,
+            }
         }
         .instrument(span.clone())
         .await;
@@ -155,7 +158,7 @@ impl Cache {
                 .collect();
             self.backend().set_many(&batch, ttl).await?;
             for key in full.iter() {
-                self.flights().invalidate(key);
+                self.wrote(key);
             }
             Ok(())
         })
@@ -194,7 +197,7 @@ impl Cache {
             let full = self.full_keys(keys).await?;
             let removed = self.backend().delete_many(&full.to_vec()).await;
             for key in full.iter() {
-                self.flights().invalidate(key);
+                self.wrote(key);
                 self.wakeups().wake(key);
             }
             removed

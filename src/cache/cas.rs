@@ -74,7 +74,7 @@ impl Cache {
                 .cas(&key, value.as_ref(), token, ttl)
                 .await?;
             if stored {
-                self.shared.flights.invalidate(&key);
+                self.wrote(&key);
             } else {
                 crate::observe::cas_conflict(self.backend_kind(), "cas");
             }

@@ -5,6 +5,7 @@
 mod batch;
 mod cas;
 mod generations;
+mod near;
 mod open;
 mod surface;
 
@@ -62,6 +63,8 @@ struct Shared {
     flights: Flights,
     /// Namespace generations, for a backend that cannot clear by prefix.
     generations: Option<generations::Generations>,
+    /// The near cache, once one is attached.
+    near: std::sync::OnceLock<crate::near::Near>,
 }
 
 impl Cache {
@@ -75,6 +78,7 @@ impl Cache {
                 fill_wakeups: Wakeups::default(),
                 held: HeldLocks::default(),
                 flights: Flights::default(),
+                near: std::sync::OnceLock::new(),
             }),
             namespace: Namespace::default(),
             default_ttl: None,
@@ -191,7 +195,10 @@ impl Cache {
         let span = op_span!("get", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.full_key(key).await?;
-            self.shared.backend.get(&key).await
+            match self.near() {
+                Some(near) => near.get(&self.shared.backend, &key).await,
+                None => self.shared.backend.get(&key).await,
+            }
         })
         .await
     }
@@ -220,8 +227,9 @@ impl Cache {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
+            let ticket = self.near_ticket(&key);
             self.shared.backend.set(&key, value.as_ref(), ttl).await?;
-            self.shared.flights.invalidate(&key);
+            self.wrote_value(&key, ticket, value.as_ref(), ttl);
             Ok(())
         })
         .await
@@ -249,9 +257,10 @@ impl Cache {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
+            let ticket = self.near_ticket(&key);
             let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
             if added {
-                self.shared.flights.invalidate(&key);
+                self.wrote_value(&key, ticket, value.as_ref(), ttl);
             }
             Ok(added)
         })
@@ -281,7 +290,7 @@ impl Cache {
         observe::traced(span, async {
             let key = self.full_key(key).await?;
             let removed = self.shared.backend.delete(&key).await?;
-            self.shared.flights.invalidate(&key);
+            self.wrote(&key);
             if removed {
                 // It may have been a lock record: its waiters here go on now,
                 // as after a release, instead of sitting out the lease.
@@ -341,7 +350,7 @@ impl Cache {
             }
             let key = self.full_key(key).await?;
             let marked = self.shared.backend.mark_stale(&key, grace).await?;
-            self.shared.flights.invalidate(&key);
+            self.wrote(&key);
             Ok(marked)
         })
         .await

@@ -64,9 +64,13 @@ impl Cache {
     pub async fn from_url(url: &str) -> Result<Cache> {
         let mut parsed = CacheUrl::parse(url)?;
         let namespace = parsed.take("namespace");
+        let near = crate::near::NearCache::from_url(&mut parsed)?;
         let backend = AnyBackend::from_url(&mut parsed).await?;
         parsed.finish()?;
-        let cache = Cache::from_backend(backend);
+        let mut cache = Cache::from_backend(backend);
+        if let Some(near) = near {
+            cache = cache.try_with_near_cache(near)?;
+        }
         Ok(match namespace {
             Some(namespace) => cache.with_namespace(&namespace),
             None => cache,

@@ -71,6 +71,9 @@ impl Cache {
         let span = op_span!("exists", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.full_key(key).await?;
+            if self.near().is_some_and(|near| near.hit(&key).is_some()) {
+                return Ok(true);
+            }
             self.backend().exists(&key).await
         })
         .await
@@ -105,7 +108,12 @@ impl Cache {
         let span = op_span!("touch", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.full_key(key).await?;
-            self.backend().touch(&key, ttl).await
+            let touched = self.backend().touch(&key, ttl).await;
+            // A copy may not outlive the value's new TTL.
+            if let Some(near) = self.near() {
+                near.forget(&key);
+            }
+            touched
         })
         .await
     }
@@ -146,7 +154,7 @@ impl Cache {
         observe::traced(span, async {
             let key = self.full_key(key).await?;
             let counted = self.backend().increment(&key, delta).await;
-            self.flights().invalidate(&key);
+            self.wrote(&key);
             counted
         })
         .await
@@ -215,6 +223,9 @@ impl Cache {
         .instrument(span.clone())
         .await;
         if cleared.is_ok() {
+            if let Some(near) = self.near() {
+                near.flush();
+            }
             // Lock records under the prefix are gone: their waiters go on.
             self.wakeups().wake_prefix(prefix);
             self.fill_wakeups().wake_prefix(prefix);

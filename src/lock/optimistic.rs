@@ -125,7 +125,7 @@ impl OptimisticLock {
         span.record("outcome", outcome);
         let stored = stored?;
         if stored {
-            self.cache.flights().invalidate(&self.full_key);
+            self.cache.wrote(&self.full_key);
             Ok(())
         } else {
             observe::cas_conflict(self.cache.backend_kind(), "optimistic_lock");

@@ -25,7 +25,7 @@ use crate::backend::any::AnyBackend;
 use crate::backend::coherence::{ChangeSink, Coherence, Revalidated};
 use crate::backend::CasToken;
 use crate::{Error, Result};
-pub use config::NearCache;
+pub use config::{NearCache, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL};
 pub use stats::NearStats;
 use stats::Counters;
 use tier::{Found, Mode, Tier};
@@ -110,6 +110,50 @@ impl Near {
         self.read(backend, key).await
     }
 
+    /// Reads `keys` through the tier: copies where they may be served, the
+    /// rest in one batch from the backend (of which no copies are kept: a
+    /// batch read carries no versions).
+    pub(crate) async fn get_many(&self, backend: &AnyBackend, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut values: Vec<Option<Bytes>> = keys.iter().map(|key| self.hit(key)).collect();
+        let missing: Vec<&str> = keys
+            .iter()
+            .zip(&values)
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        if missing.is_empty() {
+            return Ok(values);
+        }
+        let mut read = crate::backend::Backend::get_many(backend, &missing).await?.into_iter();
+        for value in values.iter_mut().filter(|value| value.is_none()) {
+            *value = read.next().flatten();
+        }
+        Ok(values)
+    }
+
+    /// Reads `key` from the backend for a fill, keeping a copy: the value
+    /// and its version when there is one to keep (`None` also for a value
+    /// marked stale or not written by stampede: the fill reads it again
+    /// with its lease).
+    pub(crate) async fn read_for_fill(
+        &self,
+        backend: &AnyBackend,
+        key: &str,
+    ) -> Result<Option<(Bytes, CasToken)>> {
+        backend.follow_changes();
+        let ticket = self.tier.ticket(key);
+        Counters::bump(&self.tier.counters.backend_reads);
+        let Some(read) = backend.read_versioned(key).await? else {
+            return Ok(None);
+        };
+        let Some(version) = read.version else {
+            return Ok(None);
+        };
+        self.tier
+            .offer(key, ticket, read.value.clone(), version.clone(), read.ttl);
+        Ok(Some((read.value, version)))
+    }
+
     /// Reads `key` from the backend and keeps a copy.
     pub(crate) async fn read(&self, backend: &AnyBackend, key: &str) -> Result<Option<Bytes>> {
         backend.follow_changes();
@@ -134,6 +178,12 @@ impl Near {
     /// than `ttl`), or goes (`None`: removed, or not known).
     pub(crate) fn wrote(&self, key: &str, ticket: Ticket, value: Option<(Bytes, Option<std::time::Duration>)>) {
         self.tier.wrote(key, ticket, value);
+    }
+
+    /// This process changed or removed `key` and keeps no copy.
+    pub(crate) fn forget(&self, key: &str) {
+        let ticket = self.tier.ticket(key);
+        self.tier.wrote(key, ticket, None);
     }
 
     /// Forgets every copy in this process (after a `clear`).

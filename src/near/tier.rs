@@ -272,11 +272,6 @@ impl Tier {
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A copy checked against the backend and found current.
-    pub(crate) fn verified(&self, entry: &Entry) {
-        entry.verified_ms.store(self.now_ms(), Ordering::Relaxed);
-    }
-
     pub(crate) fn feed_confirmed(&self) {
         self.confirmed_ms.store(self.now_ms(), Ordering::Release);
     }

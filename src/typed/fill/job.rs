@@ -123,7 +123,7 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
         }
     }
 
-    fn judge<T: DeserializeOwned>(&self, read: FillRead) -> Result<Step<T>> {
+    pub(super) fn judge<T: DeserializeOwned>(&self, read: FillRead) -> Result<Step<T>> {
         let serves_stale = self.fill.stale_for.is_some();
         let Some((bytes, token)) = read.value else {
             return Ok(Step::Need(match read.lease {

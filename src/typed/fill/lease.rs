@@ -41,11 +41,16 @@ impl LeaseClaim {
         let Some(lease) = &self.lease else {
             return Ok(false);
         };
+        let ticket = self.cache.near_ticket(&self.key);
         let stored = self
             .cache
             .backend()
             .store_filled(&self.key, lease, value, ttl)
             .await;
+        if let (Ok(true), Some(near), Some(ticket)) = (&stored, self.cache.near(), ticket) {
+            // This process keeps a copy of what it stored.
+            near.wrote(&self.key, ticket, Some((bytes::Bytes::copy_from_slice(value), ttl)));
+        }
         // Stored or refused, the lease is over; after an error, `Drop`
         // gives it back in case it is not.
         if stored.is_ok() {

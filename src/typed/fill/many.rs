@@ -363,6 +363,11 @@ where
             .collect(),
         Err(_) => Vec::new(),
     };
+    if let Some(near) = cache.near() {
+        for key in &stored_keys {
+            near.forget(key);
+        }
+    }
     drop(leases);
     for (i, _, _) in &batch {
         observe::fill(

@@ -28,6 +28,7 @@ mod claims;
 mod job;
 mod lease;
 mod many;
+mod near;
 mod options;
 mod policy;
 mod refresh;
@@ -181,6 +182,11 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
     job: &'a Job<'_, C, P>,
 ) -> Result<Decision<'a, T>> {
     let flights = job.cache.flights();
+    if job.cache.near().is_some() {
+        if let Some(decision) = Box::pin(near::decide(job)).await? {
+            return Ok(decision);
+        }
+    }
     loop {
         // A fill for this key is under way in this process: wait for it
         // without touching the backend.

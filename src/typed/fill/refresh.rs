@@ -98,6 +98,9 @@ where
                 });
         tracing::debug!(key = job.key, stored, in_time, "refreshed");
         if stored {
+            if let Some(near) = job.cache.near() {
+                near.forget(&job.full_key);
+            }
             if let Some(leader) = leader {
                 leader.land(bytes);
             }

@@ -1,0 +1,133 @@
+//! Attaching a near cache to a [`Cache`], and the hooks every read and
+//! write goes through when one is attached.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Cache;
+use crate::near::{Near, NearCache, NearStats, Ticket};
+use crate::Result;
+
+impl Cache {
+    /// This cache with a near cache in front of it: an in-process tier of
+    /// copies that answers reads without a round trip, kept coherent with
+    /// every other process by versions (see the README's "Near cache"
+    /// section for the guarantee per backend). Every call works through
+    /// it unchanged. Clones and namespaced handles of this cache share the
+    /// tier; it is attached once (a second call keeps the first).
+    ///
+    /// Where no near cache can be kept coherent (the memory backend, which
+    /// is in-process already; a Redis Cluster; a custom backend) or the
+    /// settings are invalid, this logs a warning and returns the cache
+    /// without one: no silent incoherence. Use
+    /// [`try_with_near_cache`](Cache::try_with_near_cache) to get the error
+    /// instead.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// use std::time::Duration;
+    /// use stampede::{Cache, NearCache};
+    ///
+    /// let cache = Cache::from_url("redis://127.0.0.1:6379?namespace=app").await?
+    ///     .with_near_cache(NearCache::max_capacity(64 << 20).ttl(Duration::from_secs(30)));
+    /// // or by URL: redis://…?near_capacity=67108864&near_ttl_ms=30000
+    /// cache.set("greeting", b"hello", None).await?;
+    /// // Served from this process's copy, no round trip:
+    /// assert_eq!(cache.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_near_cache(self, near: NearCache) -> Cache {
+        match self.attach_near(near) {
+            Ok(()) => self,
+            Err(error) => {
+                tracing::warn!(%error, "no near cache");
+                self
+            }
+        }
+    }
+
+    /// As [`with_near_cache`](Cache::with_near_cache), but a backend
+    /// without a coherent near cache, or invalid settings, are an error.
+    ///
+    /// ```
+    /// use stampede::{Cache, Error, NearCache};
+    ///
+    /// let refused = Cache::memory().try_with_near_cache(NearCache::max_capacity(1 << 20));
+    /// assert!(matches!(refused, Err(Error::NearCacheUnsupported { backend: "memory", .. })));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NearCacheUnsupported`](crate::Error::NearCacheUnsupported)
+    /// on the memory backend, a Redis Cluster or a custom backend;
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a zero
+    /// capacity or duration.
+    pub fn try_with_near_cache(self, near: NearCache) -> Result<Cache> {
+        self.attach_near(near)?;
+        Ok(self)
+    }
+
+    fn attach_near(&self, config: NearCache) -> Result<()> {
+        let near = Near::new(&self.shared.backend, config)?;
+        if self.shared.near.set(near).is_err() {
+            tracing::warn!("this cache has a near cache already; keeping it");
+        }
+        Ok(())
+    }
+
+    /// The near cache's settings, when one is attached.
+    ///
+    /// ```
+    /// assert!(stampede::Cache::memory().near_cache().is_none());
+    /// ```
+    pub fn near_cache(&self) -> Option<&NearCache> {
+        self.near().map(Near::config)
+    }
+
+    /// What the near cache did so far (`None` without one). For
+    /// diagnostics and tests.
+    ///
+    /// ```
+    /// assert_eq!(stampede::Cache::memory().near_stats(), None);
+    /// ```
+    pub fn near_stats(&self) -> Option<NearStats> {
+        self.near().map(Near::stats)
+    }
+
+    pub(crate) fn near(&self) -> Option<&Near> {
+        self.shared.near.get()
+    }
+
+    /// Taken before a write whose value this process then keeps a copy of.
+    pub(crate) fn near_ticket(&self, full_key: &str) -> Option<Ticket> {
+        self.near().map(|near| near.ticket(full_key))
+    }
+
+    /// After this process wrote `value` at `full_key`: later reads here see
+    /// it, fills under way here do not land over it.
+    pub(crate) fn wrote_value(
+        &self,
+        full_key: &str,
+        ticket: Option<Ticket>,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) {
+        self.shared.flights.invalidate(full_key);
+        if let (Some(near), Some(ticket)) = (self.near(), ticket) {
+            near.wrote(full_key, ticket, Some((Bytes::copy_from_slice(value), ttl)));
+        }
+    }
+
+    /// After this process changed or removed `full_key` in a way it keeps
+    /// no copy of.
+    pub(crate) fn wrote(&self, full_key: &str) {
+        self.shared.flights.invalidate(full_key);
+        if let Some(near) = self.near() {
+            near.forget(full_key);
+        }
+    }
+}
