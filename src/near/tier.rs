@@ -212,8 +212,6 @@ impl Tier {
         }
         let entry = self.entry(value, Some(version), ttl, &ticket);
         let outcome = self.table.entry_by_ref(key).and_compute_with(|_| {
-            #[cfg(test)]
-            super::tests::hooks::before_offer_check(key);
             if self.current(&ticket) {
                 Op::Put(entry)
             } else {
