@@ -113,9 +113,15 @@ fn without_its_feed_a_push_tier_serves_a_copy_for_max_unverified_only() {
     tier.feed_link(false);
     assert!(served(&tier, "k").is_some(), "just verified");
     std::thread::sleep(Duration::from_millis(80));
-    assert!(served(&tier, "k").is_none(), "unverified for longer than max_unverified");
+    assert!(
+        served(&tier, "k").is_none(),
+        "unverified for longer than max_unverified"
+    );
     tier.feed_link(true);
-    assert!(served(&tier, "k").is_some(), "the feed caught up: current again");
+    assert!(
+        served(&tier, "k").is_some(),
+        "the feed caught up: current again"
+    );
 }
 
 #[test]

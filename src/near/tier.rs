@@ -186,7 +186,13 @@ impl Tier {
             && self.flushes.load(Ordering::Acquire) == ticket.flushes
     }
 
-    fn entry(&self, value: Bytes, version: Option<CasToken>, ttl: Option<Duration>, ticket: &Ticket) -> Arc<Entry> {
+    fn entry(
+        &self,
+        value: Bytes,
+        version: Option<CasToken>,
+        ttl: Option<Duration>,
+        ticket: &Ticket,
+    ) -> Arc<Entry> {
         let life = ttl.map_or(self.config.ttl, |ttl| ttl.min(self.config.ttl));
         Arc::new(Entry {
             value,
@@ -218,7 +224,11 @@ impl Tier {
                 Op::Nop
             }
         });
-        let kept = !matches!(outcome, moka::ops::compute::CompResult::StillNone(_) | moka::ops::compute::CompResult::Unchanged(_));
+        let kept = !matches!(
+            outcome,
+            moka::ops::compute::CompResult::StillNone(_)
+                | moka::ops::compute::CompResult::Unchanged(_)
+        );
         if kept {
             self.counters.copies.fetch_add(1, Ordering::Relaxed);
         }
@@ -228,7 +238,12 @@ impl Tier {
     /// This process wrote `key` (it took `ticket` before the write): the
     /// copy becomes `written` (value and TTL) or goes. Invalidates reads
     /// under way either way.
-    pub(crate) fn wrote(&self, key: &str, ticket: Ticket, written: Option<(Bytes, Option<Duration>)>) {
+    pub(crate) fn wrote(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        written: Option<(Bytes, Option<Duration>)>,
+    ) {
         self.table.entry_by_ref(key).and_compute_with(|current| {
             let unchanged = self.current(&ticket);
             self.generations[ticket.stripe].fetch_add(1, Ordering::AcqRel);

@@ -56,7 +56,10 @@ async fn a_write_on_one_node_reaches_the_others_copies() {
 
     a.set("k", b"v2", None).await.unwrap();
     let seen = until_seen(&b, "k", Some(b"v2"), Duration::from_secs(2)).await;
-    assert!(seen < Duration::from_millis(200), "B saw the write after {seen:?}");
+    assert!(
+        seen < Duration::from_millis(200),
+        "B saw the write after {seen:?}"
+    );
     assert!(stats(&b).invalidations >= 1);
 
     a.delete("k").await.unwrap();
@@ -110,11 +113,21 @@ async fn every_kind_of_write_reaches_other_copies() {
 async fn a_copy_never_outlives_the_value_on_the_server() {
     let server = Server::start(servers::REDIS);
     let (a, b) = (node(&server).await, node(&server).await);
-    a.set("short", b"v", Some(Duration::from_millis(300))).await.unwrap();
+    a.set("short", b"v", Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
     assert_eq!(b.get("short").await.unwrap().as_deref(), Some(&b"v"[..]));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(b.get("short").await.unwrap(), None, "B's copy outlived the TTL");
-    assert_eq!(a.get("short").await.unwrap(), None, "A's copy outlived the TTL");
+    assert_eq!(
+        b.get("short").await.unwrap(),
+        None,
+        "B's copy outlived the TTL"
+    );
+    assert_eq!(
+        a.get("short").await.unwrap(),
+        None,
+        "A's copy outlived the TTL"
+    );
 }
 
 async fn pubsub_ids(admin: &mut MultiplexedConnection) -> usize {
@@ -141,7 +154,11 @@ async fn config_set(admin: &mut MultiplexedConnection, name: &str, value: &str) 
 /// Cuts every feed and keeps it from coming back (no new connections)
 /// until [`let_feeds_back`].
 async fn cut_feeds(admin: &mut MultiplexedConnection) {
-    let clients: String = redis::cmd("CLIENT").arg("LIST").query_async(admin).await.unwrap();
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
     let open = clients.lines().count() - pubsub_ids(admin).await;
     config_set(admin, "maxclients", &open.to_string()).await;
     let _: i64 = redis::cmd("CLIENT")
@@ -173,7 +190,11 @@ async fn after_an_outage_the_feed_replays_what_it_missed() {
     until_seen(&b, "written", Some(b"new"), Duration::from_secs(3)).await;
     let read = stats(&b).backend_reads;
     assert_eq!(b.get("kept").await.unwrap().as_deref(), Some(&b"old"[..]));
-    assert_eq!(stats(&b).backend_reads, read, "a key not written keeps its copy");
+    assert_eq!(
+        stats(&b).backend_reads,
+        read,
+        "a key not written keeps its copy"
+    );
     assert_eq!(stats(&b).flushes, 0, "the log reached back: no flush");
 }
 
@@ -186,17 +207,26 @@ async fn a_log_trimmed_past_the_outage_flushes_the_tier() {
     until_seen(&b, "kept", Some(b"old"), Duration::from_secs(2)).await;
     cut_feeds(&mut admin).await;
     // More changes than the log keeps.
-    let entries: Vec<(String, &[u8])> = (0..12_000).map(|i| (format!("filler{i}"), &b"x"[..])).collect();
+    let entries: Vec<(String, &[u8])> = (0..12_000)
+        .map(|i| (format!("filler{i}"), &b"x"[..]))
+        .collect();
     a.set_many(&entries, None).await.unwrap();
     let_feeds_back(&mut admin).await;
     let started = Instant::now();
     while stats(&b).flushes == 0 {
-        assert!(started.elapsed() < Duration::from_secs(5), "B never flushed");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B never flushed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let read = stats(&b).backend_reads;
     assert_eq!(b.get("kept").await.unwrap().as_deref(), Some(&b"old"[..]));
-    assert_eq!(stats(&b).backend_reads, read + 1, "the flushed copy is read again");
+    assert_eq!(
+        stats(&b).backend_reads,
+        read + 1,
+        "the flushed copy is read again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +248,10 @@ async fn a_silent_feed_stops_copies_being_served_within_max_unverified() {
             Ok(Ok(Some(_))) => last_served = paused.elapsed(),
             _ => break,
         }
-        assert!(paused.elapsed() < Duration::from_secs(3), "still served after 3 s");
+        assert!(
+            paused.elapsed() < Duration::from_secs(3),
+            "still served after 3 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     server.resume();
@@ -235,7 +268,11 @@ const RANDOM_OPS: usize = 100_008;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_interleavings_leave_every_copy_current() {
     let server = Server::start(servers::REDIS);
-    let nodes = [node(&server).await, node(&server).await, node(&server).await];
+    let nodes = [
+        node(&server).await,
+        node(&server).await,
+        node(&server).await,
+    ];
     let keys: Vec<String> = (0..16).map(|i| format!("r{i}")).collect();
     let tasks = 12;
     let workers: Vec<_> = (0..tasks)
@@ -271,10 +308,18 @@ async fn random_interleavings_leave_every_copy_current() {
     }
     for cache in &nodes {
         for at in 0..nodes.len() {
-            until_seen(cache, &format!("marker{at}"), Some(b"m"), Duration::from_secs(5)).await;
+            until_seen(
+                cache,
+                &format!("marker{at}"),
+                Some(b"m"),
+                Duration::from_secs(5),
+            )
+            .await;
         }
     }
-    let plain = Cache::from_url(&format!("{}?namespace=near", server.url())).await.unwrap();
+    let plain = Cache::from_url(&format!("{}?namespace=near", server.url()))
+        .await
+        .unwrap();
     for key in &keys {
         let stored = plain.get(key).await.unwrap();
         for (at, cache) in nodes.iter().enumerate() {

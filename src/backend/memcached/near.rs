@@ -11,12 +11,18 @@ impl MemcachedBackend {
     /// `mg <key> v c t`: the value, its CAS and remaining TTL.
     pub(crate) async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
         let _ = key;
-        Err(Error::Unsupported { backend: "memcached", operation: "read_versioned" })
+        Err(Error::Unsupported {
+            backend: "memcached",
+            operation: "read_versioned",
+        })
     }
 
     /// `mg <key> c t`: whether `version` is still the stored CAS.
     pub(crate) async fn revalidate(&self, key: &str, version: &CasToken) -> Result<Revalidated> {
         let _ = (key, version);
-        Err(Error::Unsupported { backend: "memcached", operation: "revalidate" })
+        Err(Error::Unsupported {
+            backend: "memcached",
+            operation: "revalidate",
+        })
     }
 }
