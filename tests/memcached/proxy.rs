@@ -5,8 +5,8 @@
 //!   until the test lets it through, so a release can be paused between its
 //!   read (`mg`) and its compare-and-delete (`md C<cas>`), or a fencing
 //!   token's increment (`ma`) delayed;
-//! - [`CountRequests`] logs the command word of every request, so a test can
-//!   count the round trips an operation took;
+//! - [`CountRequests`] logs every request line, so a test can count the
+//!   round trips an operation took and see the flags each request carried;
 //! - [`DelayAnswers`] delays every answer, so a test can tell one pipelined
 //!   exchange from one exchange per command by the time a call takes.
 
@@ -58,7 +58,8 @@ impl HoldRequests {
     }
 }
 
-/// Logs the command word (`mg`, `ms`, `md`, `ma`, …) of every request.
+/// Logs every request line (`mg <key> v c t`, `ms <key> 3 T5`, …, without
+/// a store's data).
 pub struct CountRequests {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
@@ -72,10 +73,20 @@ impl CountRequests {
         CountRequests { addr, log }
     }
 
-    /// The commands sent since the last call, in the order they reached
-    /// the proxy. A request is logged before it is forwarded, so every
-    /// request of an operation that has returned is in.
+    /// The commands (`mg`, `ms`, `md`, `ma`, …) sent since the last call,
+    /// in the order they reached the proxy. A request is logged before it
+    /// is forwarded, so every request of an operation that has returned is
+    /// in.
     pub fn take(&self) -> Vec<String> {
+        let lines = self.take_lines();
+        lines
+            .iter()
+            .map(|line| line.split(' ').next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The request lines sent since the last call, like [`take`](Self::take).
+    pub fn take_lines(&self) -> Vec<String> {
         std::mem::take(&mut *self.log.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -129,7 +140,7 @@ async fn relay(
         let words: Vec<&[u8]> = line.split(|b| b.is_ascii_whitespace()).collect();
         log.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(String::from_utf8_lossy(words[0]).into_owned());
+            .push(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
         if let Some(hold) = hold
             .as_ref()
             .filter(|hold| hold.word.as_bytes() == words[0])

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::client::unexpected;
 use super::create::Created;
+use super::near::LOCK_RECORD_FLAGS;
 use super::{keys, ttl, MemcachedBackend};
 use crate::backend::{Fencing, LockAttempt};
 use crate::Result;
@@ -54,7 +55,10 @@ impl MemcachedBackend {
         self.check_size(key, owner)?;
         self.bounded("try_lock", async {
             let started = Instant::now();
-            let create = Set::new(&*record, owner).add().ttl(exptime);
+            let create = Set::new(&*record, owner)
+                .add()
+                .ttl(exptime)
+                .client_flags(LOCK_RECORD_FLAGS);
             let lease_end = crate::clock::deadline(started, lease);
             let landed = match self
                 .creates
@@ -187,7 +191,8 @@ impl MemcachedBackend {
             };
             let rewrite = Set::new(&*record, owner)
                 .compare_cas(taken.cas)
-                .ttl(exptime);
+                .ttl(exptime)
+                .client_flags(LOCK_RECORD_FLAGS);
             // Until `finish`, the entry is in flight: if this future is
             // dropped, the next call falls back to the two-trip path.
             let answer = self.client.store_returning_cas("extend", rewrite).await;
@@ -219,7 +224,10 @@ impl MemcachedBackend {
         let Some(cas) = self.client.owned_cas("extend", record, owner).await? else {
             return Ok(false);
         };
-        let rewrite = Set::new(record, owner).compare_cas(cas).ttl(exptime);
+        let rewrite = Set::new(record, owner)
+            .compare_cas(cas)
+            .ttl(exptime)
+            .client_flags(LOCK_RECORD_FLAGS);
         let answer = self.client.store("extend", rewrite).await;
         self.remembered.forget(record, owner);
         match answer? {
