@@ -446,6 +446,11 @@ mod memcached {
     }
 
     #[test]
+    fn get_or_fill_with_near_caches_reads_once_per_process() {
+        fill_once_across_four(Kind::Memcached, true);
+    }
+
+    #[test]
     fn a_delete_voids_a_fill_in_another_process() {
         delete_voids_a_fill_in_another_process(Kind::Memcached);
     }

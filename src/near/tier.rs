@@ -261,6 +261,7 @@ impl Tier {
 
     /// Another process changed `key` to `version` (`None`: removed or
     /// unknown). The copy stays only if it is of that very write.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn invalidate(&self, key: &str, version: Option<&CasToken>) {
         let stripe = self.stripe(key);
         self.table.entry_by_ref(key).and_compute_with(|current| {
@@ -285,10 +286,12 @@ impl Tier {
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn feed_confirmed(&self) {
         self.confirmed_ms.store(self.now_ms(), Ordering::Release);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn feed_link(&self, up: bool) {
         if up {
             self.feed_confirmed();
