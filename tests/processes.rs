@@ -174,10 +174,19 @@ fn child_fill_callers() {
     assert!(process::is_child(), "run by the multi-process tests only");
     let url = process::var("STORE_URL");
     let start_at: u64 = process::var("START_AT_US").parse().unwrap();
+    let near = std::env::var_os("NEAR").is_some();
     runtime().block_on(async move {
         let cache = Cache::from_url(&url).await.unwrap();
+        let cache = if near {
+            cache
+                .try_with_near_cache(stampede::NearCache::max_capacity(1 << 20))
+                .unwrap()
+        } else {
+            cache
+        };
         // Connect first, then start together with the other processes.
         cache.get("warm-up").await.unwrap();
+        let warm = cache.near_stats().map_or(0, |stats| stats.backend_reads);
         tokio::time::sleep(Duration::from_micros(
             start_at.saturating_sub(unix_micros()),
         ))
@@ -206,23 +215,46 @@ fn child_fill_callers() {
             slowest = slowest.max(call.await.unwrap());
         }
         process::report(format!("slowest_us {}", slowest.as_micros()));
+        if cache.near_stats().is_some() {
+            // Once more: a copy now (kept by the read or the store).
+            let reads = cache.near_stats().unwrap().backend_reads;
+            let again: u64 = cache.get_value("report").await.unwrap().unwrap();
+            assert_eq!(again, 42);
+            let stats = cache.near_stats().unwrap();
+            let again: u64 = cache.get_value("report").await.unwrap().unwrap();
+            assert_eq!(again, 42);
+            let after = cache.near_stats().unwrap();
+            assert_eq!(
+                after.backend_reads, stats.backend_reads,
+                "the last read was a copy"
+            );
+            process::report(format!(
+                "near_reads {} {}",
+                reads - warm,
+                stats.backend_reads - reads
+            ));
+        }
     });
 }
 
 fn fill_once_across_four_processes(kind: Kind) {
-    let store = Store::new(kind, "fill4");
+    fill_once_across_four(kind, false);
+}
+
+/// With `near`, each process has a near cache, and reads the backend
+/// through it at most once (its flight's leader; the rest follow).
+fn fill_once_across_four(kind: Kind, near: bool) {
+    let store = Store::new(kind, if near { "fill4near" } else { "fill4" });
     let start_at = unix_micros() + 1_500_000;
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            spawn(
-                "child_fill_callers",
-                &[
-                    ("STORE_URL", store.url()),
-                    ("START_AT_US", start_at.to_string()),
-                ],
-            )
-        })
-        .collect();
+    let mut vars = vec![
+        ("STORE_URL", store.url()),
+        ("START_AT_US", start_at.to_string()),
+    ];
+    if near {
+        vars.push(("NEAR", "1".to_owned()));
+    }
+    let children: Vec<_> = (0..4).map(|_| spawn("child_fill_callers", &vars)).collect();
+    let mut near_reads = Vec::new();
     let (mut fills, mut slowest) = (0, Duration::ZERO);
     for mut child in children {
         let mut lines = report_lines(child.stdout.take().unwrap());
@@ -231,11 +263,32 @@ fn fill_once_across_four_processes(kind: Kind) {
                 fills += 1;
             } else if let Some(us) = line.strip_prefix("slowest_us ") {
                 slowest = slowest.max(Duration::from_micros(us.parse().unwrap()));
+            } else if let Some(reads) = line.strip_prefix("near_reads ") {
+                let (during, after) = reads.split_once(' ').unwrap();
+                near_reads.push((
+                    during.parse::<u64>().unwrap(),
+                    after.parse::<u64>().unwrap(),
+                ));
             }
         }
         expect_success(child, "get_or_fill process");
     }
     assert_eq!(fills, 1, "the fill ran {fills} times across 4 processes");
+    if near {
+        assert_eq!(near_reads.len(), 4, "every process reported");
+        // Per process, 250 callers: one read by the flight's leader; then
+        // at most one read for a copy, by a process that did not fill (it
+        // got the value with its lease read, which carries no TTL).
+        assert!(
+            near_reads.iter().all(|&(during, after)| during <= 1 && after <= 1),
+            "backend reads through the near cache per process (stampede, then for a copy): {near_reads:?}"
+        );
+        let copies_from_the_fill = near_reads.iter().filter(|&&(_, after)| after == 0).count();
+        assert!(
+            copies_from_the_fill >= 1,
+            "the filler kept a copy of its store: {near_reads:?}"
+        );
+    }
     // Waiters in other processes are woken or re-check promptly; nobody sits
     // out the 10 s lease.
     assert!(
@@ -344,6 +397,11 @@ macro_rules! redis_cases {
 #[cfg(feature = "redis")]
 mod redis {
     redis_cases!(Kind::Redis);
+
+    #[test]
+    fn get_or_fill_with_near_caches_reads_once_per_process() {
+        fill_once_across_four(Kind::Redis, true);
+    }
 }
 
 #[cfg(feature = "redis-cluster")]
@@ -354,6 +412,11 @@ mod redis_cluster {
 #[cfg(feature = "redis-sentinel")]
 mod redis_sentinel {
     redis_cases!(Kind::RedisSentinel);
+
+    #[test]
+    fn get_or_fill_with_near_caches_reads_once_per_process() {
+        fill_once_across_four(Kind::RedisSentinel, true);
+    }
 }
 
 #[cfg(feature = "memcached")]
@@ -380,6 +443,11 @@ mod memcached {
     #[test]
     fn get_or_fill_fills_once_across_four_processes() {
         fill_once_across_four_processes(Kind::Memcached);
+    }
+
+    #[test]
+    fn get_or_fill_with_near_caches_reads_once_per_process() {
+        fill_once_across_four(Kind::Memcached, true);
     }
 
     #[test]

@@ -29,6 +29,8 @@ mod config;
 mod fencing;
 #[path = "redis/fills.rs"]
 mod fills;
+#[path = "redis/near.rs"]
+mod near;
 #[path = "redis/outages.rs"]
 mod outages;
 #[path = "redis/processes.rs"]

@@ -136,3 +136,88 @@ fn replica_reads_are_refused() {
     let error = Cache::redis_sentinel(config).unwrap_err();
     assert!(error.to_string().contains("Replica"), "{error}");
 }
+
+// ---------------------------------------------------------------- near cache
+
+#[tokio::test]
+async fn a_near_cache_on_the_memory_backend_is_refused_by_name() {
+    let refused = Cache::from_url("memory://?near_capacity=1048576").await;
+    let error = refused.expect_err("a cache of itself");
+    assert!(
+        matches!(
+            error,
+            stampede::Error::NearCacheUnsupported {
+                backend: "memory",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("cache of itself"), "{error}");
+    // The builder form keeps the cache, without a near cache.
+    let cache = Cache::memory().with_near_cache(stampede::NearCache::max_capacity(1024));
+    assert!(cache.near_cache().is_none());
+    assert!(cache.near_stats().is_none());
+}
+
+#[tokio::test]
+async fn near_cache_parameters_are_checked() {
+    for (url, names) in [
+        ("memory://?near_ttl_ms=5", "near_capacity"),
+        ("memory://?near_capacity=lots", "near_capacity"),
+        (
+            "memory://?near_capacity=1024&near_trust_ms=-1",
+            "near_trust_ms",
+        ),
+        ("memory://?near_capacity=0", "max_capacity"),
+    ] {
+        let error = Cache::from_url(url).await.expect_err(url);
+        assert!(error.to_string().contains(names), "{url}: {error}");
+    }
+    let zero = stampede::NearCache::max_capacity(1024).ttl(std::time::Duration::ZERO);
+    let error = Cache::memory()
+        .try_with_near_cache(zero)
+        .expect_err("zero ttl");
+    assert!(
+        matches!(error, stampede::Error::InvalidArgument { name: "ttl", .. }),
+        "{error}"
+    );
+}
+
+#[cfg(feature = "redis-cluster")]
+#[tokio::test]
+async fn a_near_cache_on_a_redis_cluster_is_refused_by_name() {
+    // Refused before anything is sent: no server needed.
+    let error = Cache::from_url("redis+cluster://127.0.0.1:1,127.0.0.1:2?near_capacity=1048576")
+        .await
+        .expect_err("a cluster");
+    assert!(
+        matches!(
+            error,
+            stampede::Error::NearCacheUnsupported {
+                backend: "redis",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("hash slots"), "{error}");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_near_cache_by_url_on_redis_takes_its_settings() {
+    let cache = Cache::from_url(
+        "redis://127.0.0.1:1?near_capacity=4096&near_ttl_ms=1500&near_max_unverified_ms=300",
+    )
+    .await
+    .unwrap();
+    let near = cache.near_cache().expect("a near cache");
+    assert_eq!(near.capacity(), 4096);
+    assert_eq!(
+        near,
+        &stampede::NearCache::max_capacity(4096)
+            .ttl(std::time::Duration::from_millis(1500))
+            .max_unverified(std::time::Duration::from_millis(300))
+    );
+}

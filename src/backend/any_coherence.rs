@@ -53,7 +53,10 @@ impl AnyBackend {
             AnyBackend::Redis(redis) => Box::pin(redis.read_versioned(key)).await,
             #[cfg(feature = "memcached")]
             AnyBackend::Memcached(memcached) => Box::pin(memcached.read_versioned(key)).await,
-            _ => Err(self.no_coherence()),
+            _ => {
+                let _ = key;
+                Err(self.no_coherence())
+            }
         }
     }
 

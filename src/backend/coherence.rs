@@ -21,6 +21,7 @@ use super::CasToken;
 
 /// How a backend keeps a near tier coherent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "redis", feature = "memcached")), allow(dead_code))]
 pub(crate) enum Coherence {
     /// Writes are announced, in order, to every process.
     Push,
@@ -45,6 +46,7 @@ pub(crate) struct Versioned {
 
 /// The answer to "is this version still the stored one?".
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "memcached"), allow(dead_code))]
 pub(crate) enum Revalidated {
     /// It is, and the value lives this much longer (`None`: no TTL).
     Same(Option<Duration>),
@@ -54,6 +56,7 @@ pub(crate) enum Revalidated {
 
 /// Where a backend's feed delivers other processes' writes, in the order
 /// they were made. Held weakly: the feed stops once the receiver is gone.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) trait ChangeSink: Send + Sync + 'static {
     /// `key` was written by another process; `version` is the write's, or
     /// `None` when the key was removed or its version is not known.

@@ -89,7 +89,10 @@ impl NearCache {
     pub(crate) fn check(&self) -> Result<()> {
         let zero = |name, reason| Err(Error::InvalidArgument { name, reason });
         if self.capacity == 0 {
-            return zero("max_capacity", "a near cache needs room for at least one entry");
+            return zero(
+                "max_capacity",
+                "a near cache needs room for at least one entry",
+            );
         }
         if self.ttl.is_zero() {
             return zero("ttl", "the near cache's TTL must be longer than zero");
@@ -112,9 +115,15 @@ impl NearCache {
             let Some(value) = url.take(name) else {
                 return Ok(None);
             };
-            value.parse::<u64>().map(|ms| Some(Duration::from_millis(ms))).map_err(|_| {
-                Error::invalid_config(url.original, format!("{name} must be a whole number of milliseconds, not {value:?}"))
-            })
+            value
+                .parse::<u64>()
+                .map(|ms| Some(Duration::from_millis(ms)))
+                .map_err(|_| {
+                    Error::invalid_config(
+                        url.original,
+                        format!("{name} must be a whole number of milliseconds, not {value:?}"),
+                    )
+                })
         };
         let (ttl, trust, unverified) = (
             millis("near_ttl_ms")?,
@@ -131,13 +140,17 @@ impl NearCache {
             return Ok(None);
         };
         let capacity = capacity.parse::<u64>().map_err(|_| {
-            Error::invalid_config(url.original, format!("near_capacity must be a number of bytes, not {capacity:?}"))
+            Error::invalid_config(
+                url.original,
+                format!("near_capacity must be a number of bytes, not {capacity:?}"),
+            )
         })?;
         let mut near = NearCache::max_capacity(capacity);
         near.ttl = ttl.unwrap_or(near.ttl);
         near.trust = trust.unwrap_or(near.trust);
         near.max_unverified = unverified.unwrap_or(near.max_unverified);
-        near.check().map_err(|error| Error::invalid_config(url.original, error.to_string()))?;
+        near.check()
+            .map_err(|error| Error::invalid_config(url.original, error.to_string()))?;
         Ok(Some(near))
     }
 }

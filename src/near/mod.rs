@@ -13,9 +13,9 @@
 
 mod config;
 mod stats;
-pub(crate) mod tier;
 #[cfg(test)]
 pub(crate) mod tests;
+pub(crate) mod tier;
 
 use std::sync::{Arc, Weak};
 
@@ -26,10 +26,10 @@ use crate::backend::coherence::{ChangeSink, Coherence, Revalidated};
 use crate::backend::CasToken;
 use crate::{Error, Result};
 pub use config::{NearCache, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL};
-pub use stats::NearStats;
 use stats::Counters;
-use tier::{Found, Mode, Tier};
+pub use stats::NearStats;
 pub(crate) use tier::Ticket;
+use tier::{Found, Mode, Tier};
 
 /// A running near tier, shared by every clone of its cache.
 #[derive(Debug)]
@@ -102,7 +102,8 @@ impl Near {
                     // Still the stored write: a fresh copy, with the TTL
                     // the server has now (unless invalidated meanwhile).
                     let value = entry.value.clone();
-                    self.tier.offer(key, ticket, value.clone(), version.clone(), ttl);
+                    self.tier
+                        .offer(key, ticket, value.clone(), version.clone(), ttl);
                     return Ok(Some(value));
                 }
             }
@@ -118,7 +119,11 @@ impl Near {
     /// Reads `keys` through the tier: copies where they may be served, the
     /// rest in one batch from the backend (of which no copies are kept: a
     /// batch read carries no versions).
-    pub(crate) async fn get_many(&self, backend: &AnyBackend, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+    pub(crate) async fn get_many(
+        &self,
+        backend: &AnyBackend,
+        keys: &[&str],
+    ) -> Result<Vec<Option<Bytes>>> {
         let mut values: Vec<Option<Bytes>> = keys.iter().map(|key| self.hit(key)).collect();
         let missing: Vec<&str> = keys
             .iter()
@@ -129,7 +134,9 @@ impl Near {
         if missing.is_empty() {
             return Ok(values);
         }
-        let mut read = crate::backend::Backend::get_many(backend, &missing).await?.into_iter();
+        let mut read = crate::backend::Backend::get_many(backend, &missing)
+            .await?
+            .into_iter();
         for value in values.iter_mut().filter(|value| value.is_none()) {
             *value = read.next().flatten();
         }
@@ -181,7 +188,12 @@ impl Near {
 
     /// This process wrote `key`: its copy becomes `value` (kept no longer
     /// than `ttl`), or goes (`None`: removed, or not known).
-    pub(crate) fn wrote(&self, key: &str, ticket: Ticket, value: Option<(Bytes, Option<std::time::Duration>)>) {
+    pub(crate) fn wrote(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        value: Option<(Bytes, Option<std::time::Duration>)>,
+    ) {
         self.tier.wrote(key, ticket, value);
     }
 

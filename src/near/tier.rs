@@ -186,7 +186,13 @@ impl Tier {
             && self.flushes.load(Ordering::Acquire) == ticket.flushes
     }
 
-    fn entry(&self, value: Bytes, version: Option<CasToken>, ttl: Option<Duration>, ticket: &Ticket) -> Arc<Entry> {
+    fn entry(
+        &self,
+        value: Bytes,
+        version: Option<CasToken>,
+        ttl: Option<Duration>,
+        ticket: &Ticket,
+    ) -> Arc<Entry> {
         let life = ttl.map_or(self.config.ttl, |ttl| ttl.min(self.config.ttl));
         Arc::new(Entry {
             value,
@@ -212,15 +218,17 @@ impl Tier {
         }
         let entry = self.entry(value, Some(version), ttl, &ticket);
         let outcome = self.table.entry_by_ref(key).and_compute_with(|_| {
-            #[cfg(test)]
-            super::tests::hooks::before_offer_check(key);
             if self.current(&ticket) {
                 Op::Put(entry)
             } else {
                 Op::Nop
             }
         });
-        let kept = !matches!(outcome, moka::ops::compute::CompResult::StillNone(_) | moka::ops::compute::CompResult::Unchanged(_));
+        let kept = !matches!(
+            outcome,
+            moka::ops::compute::CompResult::StillNone(_)
+                | moka::ops::compute::CompResult::Unchanged(_)
+        );
         if kept {
             self.counters.copies.fetch_add(1, Ordering::Relaxed);
         }
@@ -230,7 +238,12 @@ impl Tier {
     /// This process wrote `key` (it took `ticket` before the write): the
     /// copy becomes `written` (value and TTL) or goes. Invalidates reads
     /// under way either way.
-    pub(crate) fn wrote(&self, key: &str, ticket: Ticket, written: Option<(Bytes, Option<Duration>)>) {
+    pub(crate) fn wrote(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        written: Option<(Bytes, Option<Duration>)>,
+    ) {
         self.table.entry_by_ref(key).and_compute_with(|current| {
             let unchanged = self.current(&ticket);
             self.generations[ticket.stripe].fetch_add(1, Ordering::AcqRel);
@@ -248,6 +261,7 @@ impl Tier {
 
     /// Another process changed `key` to `version` (`None`: removed or
     /// unknown). The copy stays only if it is of that very write.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn invalidate(&self, key: &str, version: Option<&CasToken>) {
         let stripe = self.stripe(key);
         self.table.entry_by_ref(key).and_compute_with(|current| {
@@ -272,10 +286,12 @@ impl Tier {
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn feed_confirmed(&self) {
         self.confirmed_ms.store(self.now_ms(), Ordering::Release);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn feed_link(&self, up: bool) {
         if up {
             self.feed_confirmed();

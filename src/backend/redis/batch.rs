@@ -203,7 +203,9 @@ impl RedisBackend {
                             self.announced_set(key, &envelope::seal(value), false, ttl)
                         })
                         .collect();
-                    let request = self.conns.scripts("set_many", &scripts, Resend::Never, &|_| None);
+                    let request = self
+                        .conns
+                        .scripts("set_many", &scripts, Resend::Never, &|_| None);
                     let _: Vec<redis::Value> = request.await?;
                     return Ok(vec![(); group.len()]);
                 }

@@ -243,6 +243,7 @@ use crate::url::CacheUrl;
 use crate::Result;
 
 mod batch;
+mod changes;
 mod clear;
 mod config;
 mod conn;
@@ -254,7 +255,6 @@ mod fill_many;
 mod naming;
 mod ops;
 mod scripts;
-mod changes;
 mod subscriber;
 mod surface;
 mod topology;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use super::changes::When;
 use super::conn::{Request, Resend, KIND};
 use super::envelope::{self, Expected};
 use super::undo::Undo;
-use super::changes::When;
 use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
 use crate::backend::{
     Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
@@ -137,7 +137,11 @@ impl RedisBackend {
         if let Some(ttl) = ttl {
             script.arg("PX").arg(millis(ttl));
         }
-        let when = if only_new { When::Changed } else { When::Always };
+        let when = if only_new {
+            When::Changed
+        } else {
+            When::Always
+        };
         announcer.append(&mut script, envelope::nonce(stored), when);
         Some(script)
     }

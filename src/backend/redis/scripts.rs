@@ -53,7 +53,8 @@ pub(super) fn fill_read() -> &'static Script {
 /// Stores a fill's value if its lease is still valid.
 pub(super) fn fill_store(announcing: bool) -> &'static Script {
     static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("fill_store.lua")));
-    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("fill_store.lua")));
+    static ANNOUNCING: LazyLock<Script> =
+        LazyLock::new(|| announced(include_str!("fill_store.lua")));
     if announcing {
         &ANNOUNCING
     } else {
@@ -71,7 +72,8 @@ pub(super) fn fill_release() -> &'static Script {
 /// Marks a value stale, voiding any fill lease.
 pub(super) fn mark_stale(announcing: bool) -> &'static Script {
     static PLAIN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("mark_stale.lua")));
-    static ANNOUNCING: LazyLock<Script> = LazyLock::new(|| announced(include_str!("mark_stale.lua")));
+    static ANNOUNCING: LazyLock<Script> =
+        LazyLock::new(|| announced(include_str!("mark_stale.lua")));
     if announcing {
         &ANNOUNCING
     } else {

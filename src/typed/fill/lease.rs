@@ -49,7 +49,11 @@ impl LeaseClaim {
             .await;
         if let (Ok(true), Some(near), Some(ticket)) = (&stored, self.cache.near(), ticket) {
             // This process keeps a copy of what it stored.
-            near.wrote(&self.key, ticket, Some((bytes::Bytes::copy_from_slice(value), ttl)));
+            near.wrote(
+                &self.key,
+                ticket,
+                Some((bytes::Bytes::copy_from_slice(value), ttl)),
+            );
         }
         // Stored or refused, the lease is over; after an error, `Drop`
         // gives it back in case it is not.

@@ -47,7 +47,10 @@ pub(super) async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
             }))
         }
     };
-    let step = match near.read_for_fill(job.cache.backend(), &job.full_key).await? {
+    let step = match near
+        .read_for_fill(job.cache.backend(), &job.full_key)
+        .await?
+    {
         Some((bytes, token)) => job.judge(FillRead::hit(bytes, token))?,
         None => Step::Need(Need::Ask),
     };

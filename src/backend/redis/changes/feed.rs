@@ -236,7 +236,11 @@ impl Feed {
         cmd.arg(LOG).arg("+").arg("-").arg("COUNT").arg(1);
         let newest: Vec<(String, Vec<(String, String)>)> = self
             .conns
-            .query("near cache feed", Request::Cmd(&cmd), Resend::IfConnectionLost)
+            .query(
+                "near cache feed",
+                Request::Cmd(&cmd),
+                Resend::IfConnectionLost,
+            )
             .await?;
         Ok(newest
             .into_iter()
@@ -256,7 +260,10 @@ impl Feed {
     /// tier if the log does not reach back to it.
     async fn replay(&mut self) -> crate::Result<()> {
         loop {
-            let after = self.at.as_ref().map_or_else(|| "0-0".to_owned(), |at| at.id.clone());
+            let after = self
+                .at
+                .as_ref()
+                .map_or_else(|| "0-0".to_owned(), |at| at.id.clone());
             let mut cmd = redis::cmd("XRANGE");
             cmd.arg(LOG)
                 .arg(format!("({after}"))
@@ -265,7 +272,11 @@ impl Feed {
                 .arg(REPLAY_BATCH);
             let batch: Vec<(String, Vec<(String, String)>)> = self
                 .conns
-                .query("near cache feed", Request::Cmd(&cmd), Resend::IfConnectionLost)
+                .query(
+                    "near cache feed",
+                    Request::Cmd(&cmd),
+                    Resend::IfConnectionLost,
+                )
                 .await?;
             let read = batch.len();
             for (id, fields) in batch {
@@ -279,9 +290,16 @@ impl Feed {
                 if parsed.seq != next {
                     // Trimmed past what we applied, or a new counter (the
                     // server lost its data): what was missed is unknown.
-                    tracing::info!(expected = next, found = parsed.seq, "near cache feed: the log does not reach back; flushing the near cache");
+                    tracing::info!(
+                        expected = next,
+                        found = parsed.seq,
+                        "near cache feed: the log does not reach back; flushing the near cache"
+                    );
                     self.tell(|sink| sink.flush());
-                    self.at = Some(Position { id, seq: parsed.seq });
+                    self.at = Some(Position {
+                        id,
+                        seq: parsed.seq,
+                    });
                     continue;
                 }
                 self.apply(&id, &parsed);

@@ -81,7 +81,12 @@ pub(super) struct Announcer {
 
 impl Announcer {
     /// Appends the announcement's keys and arguments to a write script's.
-    pub(super) fn append(&self, script: &mut ScriptInvocation<'_>, version: NewVersion, when: When) {
+    pub(super) fn append(
+        &self,
+        script: &mut ScriptInvocation<'_>,
+        version: NewVersion,
+        when: When,
+    ) {
         let version = match version {
             NewVersion::Nonce(nonce) => format!("{nonce:016x}"),
             NewVersion::Unknown => String::new(),
@@ -131,7 +136,11 @@ impl RedisBackend {
         let Some(announcer) = self.announcer() else {
             return;
         };
-        let mut feed = self.changes.feed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut feed = self
+            .changes
+            .feed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if feed.as_ref().is_some_and(|task| !task.is_finished()) {
             return;
         }
@@ -164,7 +173,11 @@ impl RedisBackend {
                 version: ours.then_some(opened.token),
                 // -1: no TTL; -2 cannot follow a value in one transaction,
                 // but would mean "gone": keep no copy then.
-                ttl: if pttl == -1 { None } else { Some(remaining(pttl).unwrap_or(Duration::ZERO)) },
+                ttl: if pttl == -1 {
+                    None
+                } else {
+                    Some(remaining(pttl).unwrap_or(Duration::ZERO))
+                },
             }
         }))
     }
@@ -183,7 +196,10 @@ impl RedisBackend {
             .arg(&announcer.origin)
             .arg("*")
             .arg(LOG_CAP);
-        let _: u64 = self.conns.query("clear", Request::Script(&script), Resend::Never).await?;
+        let _: u64 = self
+            .conns
+            .query("clear", Request::Script(&script), Resend::Never)
+            .await?;
         Ok(())
     }
 }

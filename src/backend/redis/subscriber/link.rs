@@ -90,7 +90,10 @@ impl Link {
     /// Subscribes `channels`: one command on one server; on a cluster one
     /// `SSUBSCRIBE` per channel (each may live on another node), sent
     /// together.
-    pub(in crate::backend::redis) async fn subscribe(&mut self, channels: &[&[u8]]) -> RedisResult<()> {
+    pub(in crate::backend::redis) async fn subscribe(
+        &mut self,
+        channels: &[&[u8]],
+    ) -> RedisResult<()> {
         if channels.is_empty() {
             return Ok(());
         }
