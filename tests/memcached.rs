@@ -20,6 +20,8 @@
 //!   says over a long wait.
 //! - `batches`: long keys in every batch, one round trip over two servers,
 //!   batched fill reads and stores, leases of a half-failed batch given back.
+//! - `near`: the near cache across two nodes: the trust window, checks by
+//!   CAS without the value, TTLs, deletes, own writes, what is not copied.
 //! - `surface`: counters shared with memcached's `ma`, below zero and at the
 //!   edge of `i64`; `touch` and `exists` on placeholders; `clear`.
 #![cfg(feature = "memcached")]
@@ -37,6 +39,8 @@ mod keys;
 mod locks;
 #[path = "memcached/names.rs"]
 mod names;
+#[path = "memcached/near.rs"]
+mod near;
 #[path = "memcached/one_trip.rs"]
 mod one_trip;
 #[path = "memcached/polls.rs"]

@@ -107,6 +107,11 @@ impl Near {
                     return Ok(Some(value));
                 }
             }
+            // Of an older write, or of this process's own (whose version is
+            // not known): it goes, or it would be checked again on every
+            // read while the key holds nothing to copy (a stale value, a
+            // delete).
+            self.forget(key);
         }
         self.read(backend, key).await
     }
