@@ -64,8 +64,24 @@ pub(crate) trait ChangeSink: Send + Sync + 'static {
     /// Writes may have been missed and cannot be replayed: forget
     /// everything.
     fn flush(&self);
+    /// The feed has its starting point: copies taken before it may have
+    /// missed a change made before that point, so forget them (not a
+    /// flush for missed changes).
+    fn started(&self);
     /// The feed is caught up and its link answered just now.
     fn confirmed(&self);
     /// The feed's link is lost (or caught up again, `up`).
     fn link(&self, up: bool);
+}
+
+/// A sink that receives nothing: the placeholder of a backend that
+/// announces its writes but keeps no near tier.
+pub(crate) struct NoSink;
+
+impl ChangeSink for NoSink {
+    fn changed(&self, _: &str, _: Option<CasToken>) {}
+    fn flush(&self) {}
+    fn started(&self) {}
+    fn confirmed(&self) {}
+    fn link(&self, _: bool) {}
 }

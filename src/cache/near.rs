@@ -71,6 +71,43 @@ impl Cache {
         Ok(self)
     }
 
+    /// This cache, announcing its writes to other processes' near caches
+    /// without keeping one itself: for a process that writes keys that
+    /// readers elsewhere keep copies of (a batch job, an admin tool).
+    /// A handle with a near cache announces already, and memcached needs no
+    /// announcements (its copies are checked by CAS). On the memory
+    /// backend, a Redis Cluster or a custom backend this logs a warning and
+    /// changes nothing. Also by URL: `announce_writes=true`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> stampede::Result<()> {
+    /// let writer = stampede::Cache::from_url("redis://127.0.0.1:6379?namespace=app")
+    ///     .await?
+    ///     .announce_writes();
+    /// writer.set("price", b"42", None).await?; // other nodes drop their copies
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn announce_writes(self) -> Cache {
+        use crate::backend::coherence::Coherence;
+        match self.shared.backend.coherence() {
+            Coherence::Push if self.near().is_none() => {
+                // No tier: nothing receives, so the feed never starts.
+                let nobody = std::sync::Weak::<crate::backend::coherence::NoSink>::new();
+                self.shared
+                    .backend
+                    .announce_changes(fastrand::u64(..), nobody);
+            }
+            Coherence::Push | Coherence::Revalidate => {}
+            Coherence::Unsupported(reason) => {
+                tracing::warn!(reason, "writes are not announced");
+            }
+        }
+        self
+    }
+
     fn attach_near(&self, config: NearCache) -> Result<()> {
         let near = Near::new(&self.shared.backend, config)?;
         if self.shared.near.set(near).is_err() {

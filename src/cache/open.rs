@@ -12,7 +12,7 @@ use crate::backend::redis::deadpool_redis;
 use crate::backend::redis::{RedisBackend, RedisOptions, RedisSource};
 use crate::backend::Backend;
 use crate::url::CacheUrl;
-use crate::{Cache, Result};
+use crate::{Cache, Error, Result};
 
 impl Cache {
     /// An embedded in-process cache on moka with the default capacity
@@ -65,11 +65,24 @@ impl Cache {
         let mut parsed = CacheUrl::parse(url)?;
         let namespace = parsed.take("namespace");
         let near = crate::near::NearCache::from_url(&mut parsed)?;
+        let announce = match parsed.take("announce_writes").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(Error::invalid_config(
+                    url,
+                    format!("announce_writes must be true or false, not {other:?}"),
+                ))
+            }
+        };
         let backend = AnyBackend::from_url(&mut parsed).await?;
         parsed.finish()?;
         let mut cache = Cache::from_backend(backend);
         if let Some(near) = near {
             cache = cache.try_with_near_cache(near)?;
+        }
+        if announce {
+            cache = cache.announce_writes();
         }
         Ok(match namespace {
             Some(namespace) => cache.with_namespace(&namespace),

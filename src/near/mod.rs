@@ -62,6 +62,9 @@ impl Near {
             let tier: Arc<dyn ChangeSink> = near.tier.clone();
             let sink: Weak<dyn ChangeSink> = Arc::downgrade(&tier);
             backend.announce_changes(near.origin, sink);
+            // Now if there is a runtime (else with the first read): copies
+            // taken before the feed listens are flushed when it starts.
+            backend.follow_changes();
         }
         Ok(near)
     }
@@ -221,6 +224,11 @@ impl ChangeSink for Tier {
     }
 
     fn flush(&self) {
+        Tier::flush(self);
+        Counters::bump(&self.counters.flushes);
+    }
+
+    fn started(&self) {
         Tier::flush(self);
     }
 

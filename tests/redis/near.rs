@@ -372,3 +372,23 @@ async fn typed_hits_share_one_decoded_value_per_copy() {
         tokio::task::yield_now().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_without_a_near_cache_can_announce_its_writes() {
+    let server = Server::start(servers::REDIS);
+    let reader = node(&server).await;
+    let url = format!("{}?namespace=near&announce_writes=true", server.url());
+    let writer = Cache::from_url(&url).await.unwrap();
+    assert!(writer.near_stats().is_none(), "it keeps no copies");
+    writer.set("k", b"1", None).await.unwrap();
+    until_seen(&reader, "k", Some(b"1"), Duration::from_secs(2)).await;
+    writer.set("k", b"2", None).await.unwrap();
+    let seen = until_seen(&reader, "k", Some(b"2"), Duration::from_secs(2)).await;
+    assert!(seen < Duration::from_millis(200), "seen after {seen:?}");
+    // A near cache attached later to an announcing handle still hears
+    // everyone else.
+    let late = writer.clone().try_with_near_cache(near()).unwrap();
+    assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"2"[..]));
+    reader.set("k", b"3", None).await.unwrap();
+    until_seen(&late, "k", Some(b"3"), Duration::from_secs(2)).await;
+}

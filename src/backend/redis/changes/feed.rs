@@ -154,7 +154,12 @@ impl Feed {
             .map_err(error)?;
         // Subscribed first: nothing published from here on is missed.
         match &self.at {
-            None => self.at = Some(self.last_logged().await?),
+            None => {
+                self.at = Some(self.last_logged().await?);
+                // Copies taken before the feed listened may have missed a
+                // change made before its starting point: forget them.
+                self.tell(|sink| sink.started());
+            }
             Some(_) => self.replay().await?,
         }
         self.tell(|sink| sink.link(true));

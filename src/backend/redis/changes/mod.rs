@@ -76,7 +76,10 @@ pub(super) struct Changes {
 pub(super) struct Announcer {
     /// 16 hex digits.
     origin: String,
-    sink: Weak<dyn ChangeSink>,
+    /// Where the feed delivers; none for a handle that only announces
+    /// ([`Cache::announce_writes`](crate::Cache::announce_writes)) until a
+    /// near cache is attached.
+    sink: Mutex<Weak<dyn ChangeSink>>,
 }
 
 impl Announcer {
@@ -122,12 +125,18 @@ impl RedisBackend {
     }
 
     pub(crate) fn announce_changes(&self, origin: u64, sink: Weak<dyn ChangeSink>) {
-        let announcer = Announcer {
+        let announcer = self.changes.announcer.get_or_init(|| Announcer {
             origin: format!("{origin:016x}"),
-            sink,
-        };
-        if self.changes.announcer.set(announcer).is_err() {
+            sink: Mutex::new(Weak::<super::super::coherence::NoSink>::new()),
+        });
+        let mut current = announcer
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if current.strong_count() > 0 && sink.strong_count() > 0 {
             tracing::warn!("this Redis backend already has a near cache; keeping the first");
+        } else if sink.strong_count() > 0 {
+            *current = sink;
         }
     }
 
@@ -151,7 +160,11 @@ impl RedisBackend {
             self.subscriber.dialer(),
             Arc::clone(&self.conns),
             announcer.origin.clone(),
-            announcer.sink.clone(),
+            announcer
+                .sink
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         );
         *feed = Some(runtime.spawn(follower.run()));
     }
