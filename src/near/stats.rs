@@ -24,8 +24,8 @@ pub struct NearStats {
     pub copies: u64,
     /// Invalidations received from other processes.
     pub invalidations: u64,
-    /// Times the whole tier was forgotten (the feed lost writes it could
-    /// not replay).
+    /// Times another process made the whole tier be forgotten: the feed's
+    /// log no longer reached back to what it missed, or a `clear`.
     pub flushes: u64,
     /// Copies held now.
     pub entries: u64,
