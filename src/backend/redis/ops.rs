@@ -118,35 +118,6 @@ impl RedisBackend {
     }
 }
 
-impl RedisBackend {
-    /// With a near cache attached, `SET` as an announcing script (`None`
-    /// without one: a plain `SET` is cheaper).
-    pub(super) fn announced_set(
-        &self,
-        key: &str,
-        stored: &[u8],
-        only_new: bool,
-        ttl: Option<Duration>,
-    ) -> Option<redis::ScriptInvocation<'static>> {
-        let announcer = self.announcer()?;
-        let mut script = scripts::command_announced().key(key);
-        script.arg("SET").arg(stored);
-        if only_new {
-            script.arg("NX");
-        }
-        if let Some(ttl) = ttl {
-            script.arg("PX").arg(millis(ttl));
-        }
-        let when = if only_new {
-            When::Changed
-        } else {
-            When::Always
-        };
-        announcer.append(&mut script, envelope::nonce(stored), when);
-        Some(script)
-    }
-}
-
 /// `SET key stored [NX] [PX ttl]`.
 pub(super) fn set_command(
     key: &str,
