@@ -78,6 +78,52 @@ impl AnyBackend {
         }
     }
 
+    /// [`set`](Backend::set), and the version of the write where the
+    /// backend reports one.
+    pub(crate) async fn set_versioned(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> Result<Option<CasToken>> {
+        match self {
+            #[cfg(feature = "redis")]
+            AnyBackend::Redis(redis) => {
+                Ok(Some(Box::pin(redis.set_versioned(key, value, ttl)).await?))
+            }
+            #[cfg(feature = "memcached")]
+            AnyBackend::Memcached(memcached) => {
+                Box::pin(memcached.set_versioned(key, value, ttl)).await
+            }
+            _ => self.set(key, value, ttl).await.map(|()| None),
+        }
+    }
+
+    /// [`store_filled`](Backend::store_filled): `None` when the lease was
+    /// void, else the version of the write where the backend reports one.
+    pub(crate) async fn store_filled_versioned(
+        &self,
+        key: &str,
+        lease: &super::LeaseToken,
+        value: &[u8],
+        ttl: Option<std::time::Duration>,
+    ) -> Result<Option<Option<CasToken>>> {
+        match self {
+            #[cfg(feature = "redis")]
+            AnyBackend::Redis(redis) => Ok(Box::pin(redis.fill_store(key, lease, value, ttl))
+                .await?
+                .map(Some)),
+            #[cfg(feature = "memcached")]
+            AnyBackend::Memcached(memcached) => {
+                Box::pin(memcached.fill_store_versioned(key, lease, value, ttl)).await
+            }
+            _ => Ok(self
+                .store_filled(key, lease, value, ttl)
+                .await?
+                .then_some(None)),
+        }
+    }
+
     /// Whether `version` is still the write stored at `key`.
     pub(crate) async fn revalidate(&self, key: &str, version: &CasToken) -> Result<Revalidated> {
         match self {

@@ -227,9 +227,11 @@ impl Cache {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
-            let ticket = self.near_ticket(&key);
+            if let Some(near) = self.near() {
+                return self.set_near(near, &key, value.as_ref(), ttl).await;
+            }
             self.shared.backend.set(&key, value.as_ref(), ttl).await?;
-            self.wrote_value(&key, ticket, value.as_ref(), ttl);
+            self.shared.flights.invalidate(&key);
             Ok(())
         })
         .await
@@ -257,10 +259,9 @@ impl Cache {
             let ttl = self.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.full_key(key).await?;
-            let ticket = self.near_ticket(&key);
             let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
             if added {
-                self.wrote_value(&key, ticket, value.as_ref(), ttl);
+                self.wrote(&key);
             }
             Ok(added)
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Cache;
-use crate::near::{Near, NearCache, NearStats, Ticket};
+use crate::near::{Near, NearCache, NearStats, Written};
 use crate::Result;
 
 impl Cache {
@@ -139,24 +139,30 @@ impl Cache {
         self.shared.near.get()
     }
 
-    /// Taken before a write whose value this process then keeps a copy of.
-    pub(crate) fn near_ticket(&self, full_key: &str) -> Option<Ticket> {
-        self.near().map(|near| near.ticket(full_key))
-    }
-
-    /// After this process wrote `value` at `full_key`: later reads here see
-    /// it, fills under way here do not land over it.
-    pub(crate) fn wrote_value(
+    /// `set` through the near cache: the backend reports the write's
+    /// version where it can, and this process's copy becomes the write.
+    /// Later reads here see it; fills under way here do not land over it.
+    pub(crate) async fn set_near(
         &self,
+        near: &Near,
         full_key: &str,
-        ticket: Option<Ticket>,
         value: &[u8],
         ttl: Option<Duration>,
-    ) {
+    ) -> Result<()> {
+        let ticket = near.ticket(full_key);
+        let version = self
+            .shared
+            .backend
+            .set_versioned(full_key, value, ttl)
+            .await?;
         self.shared.flights.invalidate(full_key);
-        if let (Some(near), Some(ticket)) = (self.near(), ticket) {
-            near.wrote(full_key, ticket, Some((Bytes::copy_from_slice(value), ttl)));
-        }
+        let written = Written {
+            value: Bytes::copy_from_slice(value),
+            ttl,
+            version,
+        };
+        near.wrote(full_key, ticket, Some(written));
+        Ok(())
     }
 
     /// After this process changed or removed `full_key` in a way it keeps

@@ -28,15 +28,16 @@ use crate::{Error, Result};
 pub use config::{NearCache, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL};
 use stats::Counters;
 pub use stats::NearStats;
-pub(crate) use tier::Ticket;
 use tier::{Found, Mode, Tier};
+pub(crate) use tier::{Ticket, Written};
 
 /// A running near tier, shared by every clone of its cache.
 #[derive(Debug)]
 pub(crate) struct Near {
     tier: Arc<Tier>,
-    /// This tier's id in the backend's announcements: its own writes come
-    /// back with it and are skipped (it applied them already).
+    /// This tier's id in the backend's announcements (for diagnostics:
+    /// its own writes come back like anyone's, and a copy of the very
+    /// write announced stays).
     origin: u64,
 }
 
@@ -190,15 +191,10 @@ impl Near {
         self.tier.ticket(key)
     }
 
-    /// This process wrote `key`: its copy becomes `value` (kept no longer
-    /// than `ttl`), or goes (`None`: removed, or not known).
-    pub(crate) fn wrote(
-        &self,
-        key: &str,
-        ticket: Ticket,
-        value: Option<(Bytes, Option<std::time::Duration>)>,
-    ) {
-        self.tier.wrote(key, ticket, value);
+    /// This process wrote `key`: its copy becomes what was written, or
+    /// goes (`None`: removed, or not known).
+    pub(crate) fn wrote(&self, key: &str, ticket: Ticket, written: Option<Written>) {
+        self.tier.wrote(key, ticket, written);
     }
 
     /// This process changed or removed `key` and keeps no copy.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::tier::{Found, Mode, Tier};
+use super::tier::{Found, Mode, Tier, Written};
 use super::NearCache;
 use crate::backend::CasToken;
 
@@ -22,6 +22,14 @@ fn served(tier: &Tier, key: &str) -> Option<Bytes> {
 
 fn v(n: u64) -> CasToken {
     CasToken::from_version(n)
+}
+
+fn written(value: &'static [u8], version: Option<CasToken>) -> Written {
+    Written {
+        value: Bytes::from_static(value),
+        ttl: None,
+        version,
+    }
 }
 
 #[test]
@@ -85,15 +93,38 @@ fn a_read_under_way_does_not_land_over_this_process_s_write() {
     tier.feed_link(true);
     let read = tier.ticket("k");
     let write = tier.ticket("k");
-    tier.wrote("k", write, Some((Bytes::from_static(b"written"), None)));
+    tier.wrote("k", write, Some(written(b"written", Some(v(7)))));
     assert!(!tier.offer("k", read, Bytes::from_static(b"read before"), v(1), None));
     assert_eq!(served(&tier, "k").as_deref(), Some(&b"written"[..]));
     // A write that saw an invalidation since its ticket keeps no copy: the
     // other change may be the newer one.
     let write = tier.ticket("k");
     tier.invalidate("k", Some(&v(9)));
-    tier.wrote("k", write, Some((Bytes::from_static(b"mine"), None)));
+    tier.wrote("k", write, Some(written(b"mine", Some(v(8)))));
     assert_eq!(served(&tier, "k"), None);
+}
+
+#[test]
+fn this_process_s_write_keeps_its_copy_through_its_own_announcement() {
+    let tier = tier(Mode::Push);
+    tier.feed_link(true);
+    let write = tier.ticket("k");
+    tier.wrote("k", write, Some(written(b"mine", Some(v(4)))));
+    // The write's own announcement comes back: the copy is that write.
+    tier.invalidate("k", Some(&v(4)));
+    assert_eq!(served(&tier, "k").as_deref(), Some(&b"mine"[..]));
+    // Its announcement may even overtake the call's return.
+    let write = tier.ticket("early");
+    tier.invalidate("early", Some(&v(6)));
+    tier.wrote("early", write, Some(written(b"mine", Some(v(6)))));
+    assert_eq!(served(&tier, "early").as_deref(), Some(&b"mine"[..]));
+    // A write whose version the backend did not report goes at its
+    // announcement (whatever it announces is not a match).
+    let write = tier.ticket("u");
+    tier.wrote("u", write, Some(written(b"unknown", None)));
+    assert!(served(&tier, "u").is_some());
+    tier.invalidate("u", Some(&v(5)));
+    assert_eq!(served(&tier, "u"), None);
 }
 
 #[test]

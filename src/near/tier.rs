@@ -64,6 +64,16 @@ pub(crate) struct Entry {
     pub(crate) decoded: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
+/// What this process wrote, for its copy.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub(crate) value: Bytes,
+    pub(crate) ttl: Option<Duration>,
+    /// The write's version; `None` when the backend did not report it
+    /// (the copy then goes at the write's announcement).
+    pub(crate) version: Option<CasToken>,
+}
+
 /// A read's claim to offer what it reads: taken before the read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Ticket {
@@ -280,22 +290,26 @@ impl Tier {
     }
 
     /// This process wrote `key` (it took `ticket` before the write): the
-    /// copy becomes `written` (value and TTL) or goes. Invalidates reads
-    /// under way either way.
-    pub(crate) fn wrote(
-        &self,
-        key: &str,
-        ticket: Ticket,
-        written: Option<(Bytes, Option<Duration>)>,
-    ) {
+    /// copy becomes `written` (value, TTL, and the write's version where
+    /// the backend reported it) or goes. Invalidates reads under way
+    /// either way.
+    pub(crate) fn wrote(&self, key: &str, ticket: Ticket, written: Option<Written>) {
         self.table.entry_by_ref(key).and_compute_with(|current| {
-            let unchanged = self.current(&ticket);
+            // Unchanged since the ticket, or changed only by this very
+            // write's announcement (which may overtake the call's return).
+            let unchanged = match written
+                .as_ref()
+                .and_then(|written| written.version.as_ref())
+            {
+                Some(version) => self.may_keep(&ticket, version),
+                None => self.current(&ticket),
+            };
             self.raise(ticket.stripe, None);
             match written {
                 // A change from elsewhere since the ticket may be newer than
                 // this write: keep nothing then.
-                Some((value, ttl)) if unchanged && !ttl.is_some_and(|ttl| ttl.is_zero()) => {
-                    Op::Put(self.entry(value, None, ttl, &ticket))
+                Some(written) if unchanged && !written.ttl.is_some_and(|ttl| ttl.is_zero()) => {
+                    Op::Put(self.entry(written.value, written.version, written.ttl, &ticket))
                 }
                 _ if current.is_some() => Op::Remove,
                 _ => Op::Nop,

@@ -392,3 +392,26 @@ async fn a_writer_without_a_near_cache_can_announce_its_writes() {
     reader.set("k", b"3", None).await.unwrap();
     until_seen(&late, "k", Some(b"3"), Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_dropped_mid_call_still_reaches_its_own_copy() {
+    let server = Server::start(servers::REDIS);
+    let a = node(&server).await;
+    let plain = Cache::from_url(&format!("{}?namespace=near", server.url()))
+        .await
+        .unwrap();
+    for round in 0..60u64 {
+        a.set("k", format!("kept {round}"), None).await.unwrap();
+        assert!(a.get("k").await.unwrap().is_some());
+        // Dropped somewhere between sending and updating the copy: before
+        // the request left, while it was on the wire, or after it landed.
+        let cut = Duration::from_micros(round * 15);
+        let _ = tokio::time::timeout(cut, a.set("k", format!("dropped {round}"), None)).await;
+        // Behind the dropped request on A's connection: it has landed or
+        // never will.
+        a.delete("barrier").await.unwrap();
+        let stored = plain.get("k").await.unwrap();
+        let want = stored.as_deref();
+        until_seen(&a, "k", want, Duration::from_secs(2)).await;
+    }
+}

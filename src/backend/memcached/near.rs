@@ -46,12 +46,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use memcache::exp::{Get, GetResult, GetStatus, LeaseState, Meta, ValueState};
+use memcache::exp::{Get, GetResult, GetStatus, LeaseState, Meta, MutationStatus, ValueState};
 
-use super::client::{remaining, won_stale};
+use super::client::{remaining, unexpected, won_stale};
 use super::{keys, ttl, MemcachedBackend};
 use crate::backend::coherence::{Revalidated, Versioned};
-use crate::backend::CasToken;
+use crate::backend::{CasToken, LeaseToken};
 use crate::Result;
 
 /// The client flags a lock record is stored with (`ms … F<flags>`), so
@@ -96,6 +96,45 @@ impl MemcachedBackend {
             } else {
                 Revalidated::Changed
             })
+        })
+        .await
+    }
+
+    /// `set` (`ms … c`), and the CAS of the write: the version this
+    /// process's copy is known by.
+    pub(crate) async fn set_versioned(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<CasToken>> {
+        let wire = keys::wire_key(key)?;
+        let set = self.store_op(key, &wire, value, ttl)?;
+        self.bounded("set", async {
+            match self.client.store_returning_cas("set", set).await? {
+                (MutationStatus::Applied, cas) => Ok(cas.map(CasToken::from_version)),
+                (other, _) => Err(unexpected("set", other)),
+            }
+        })
+        .await
+    }
+
+    /// `store_filled` (`ms … C<lease> c`): the CAS of the write when it
+    /// stored, `None` when the lease was void.
+    pub(crate) async fn fill_store_versioned(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Option<CasToken>>> {
+        let Some(set) = self.fill_set(key, lease, value, ttl)? else {
+            return Ok(None);
+        };
+        self.bounded("store_filled", async {
+            let (status, cas) = self.client.store_returning_cas("store_filled", set).await?;
+            let stored = super::fill::filled("store_filled", status)?;
+            Ok(stored.then(|| cas.map(CasToken::from_version)))
         })
         .await
     }

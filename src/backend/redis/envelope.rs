@@ -32,11 +32,18 @@ pub(super) const HEADER_LEN: usize = MAGIC.len() + 8;
 
 /// `payload` in an envelope with a fresh random nonce.
 pub(super) fn seal(payload: &[u8]) -> Vec<u8> {
+    seal_with_nonce(payload).0
+}
+
+/// [`seal`], and the nonce drawn: the version a near cache knows the write
+/// by.
+pub(super) fn seal_with_nonce(payload: &[u8]) -> (Vec<u8>, u64) {
+    let nonce = fastrand::u64(..);
     let mut stored = Vec::with_capacity(HEADER_LEN + payload.len());
     stored.extend_from_slice(&MAGIC);
-    stored.extend_from_slice(&fastrand::u64(..).to_be_bytes());
+    stored.extend_from_slice(&nonce.to_be_bytes());
     stored.extend_from_slice(payload);
-    stored
+    (stored, nonce)
 }
 
 /// The nonce of a value just sealed, as a near cache change announces it.

@@ -29,7 +29,7 @@ use super::conn::{Request, Resend};
 use super::ops::{check_size, millis};
 use super::undo::Undo;
 use super::{envelope, naming, redis, scripts, RedisBackend};
-use crate::backend::{random_lease_id, FillLease, FillRead, LeaseToken};
+use crate::backend::{random_lease_id, CasToken, FillLease, FillRead, LeaseToken};
 use crate::Result;
 
 impl RedisBackend {
@@ -95,20 +95,21 @@ impl RedisBackend {
         }))
     }
 
-    pub(super) async fn fill_store(
+    /// `store_filled`; with the stored write's version when it stored.
+    pub(crate) async fn fill_store(
         &self,
         key: &str,
         lease: &LeaseToken,
         value: &[u8],
         ttl: Option<Duration>,
-    ) -> Result<bool> {
+    ) -> Result<Option<CasToken>> {
         check_size(key, value)?;
         let Some(id) = lease.bytes() else {
-            return Ok(false);
+            return Ok(None);
         };
-        let script = self.fill_store_script(key, id, value, ttl);
+        let (script, nonce) = self.fill_store_script_of(key, id, value, ttl);
         let stored: u8 = self.query("store_filled", Request::Script(&script)).await?;
-        Ok(stored == 1)
+        Ok((stored == 1).then(|| CasToken::from_version(nonce)))
     }
 
     /// `fill_store.lua` storing `value` at `key` under lease `id`.
@@ -119,10 +120,21 @@ impl RedisBackend {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> redis::ScriptInvocation<'static> {
+        self.fill_store_script_of(key, id, value, ttl).0
+    }
+
+    /// [`fill_store_script`](Self::fill_store_script), and the nonce of
+    /// the envelope it stores.
+    fn fill_store_script_of(
+        &self,
+        key: &str,
+        id: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> (redis::ScriptInvocation<'static>, u64) {
         let ttl = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
         let announcer = self.announcer();
-        let stored = envelope::seal(value);
-        let nonce = envelope::nonce(&stored);
+        let (stored, nonce) = envelope::seal_with_nonce(value);
         let mut script = scripts::fill_store(announcer.is_some()).key(key);
         script
             .key(naming::fill_lease_key(key))
@@ -131,9 +143,9 @@ impl RedisBackend {
             .arg(ttl);
         self.announce(&mut script, key);
         if let Some(announcer) = announcer {
-            announcer.append(&mut script, nonce, When::Changed);
+            announcer.append(&mut script, NewVersion::Nonce(nonce), When::Changed);
         }
-        script
+        (script, nonce)
     }
 
     pub(super) async fn fill_release(&self, key: &str, lease: &LeaseToken) -> Result<bool> {

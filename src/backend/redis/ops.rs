@@ -136,6 +136,28 @@ pub(super) fn set_command(
     cmd
 }
 
+impl RedisBackend {
+    /// `set`, and the version (envelope nonce) of the write.
+    pub(crate) async fn set_versioned(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<CasToken> {
+        check_size(key, value)?;
+        let (stored, nonce) = envelope::seal_with_nonce(value);
+        // Not resent: a second landing of the same nonce after another
+        // writer's value would bring an old CAS token back to life.
+        if let Some(script) = self.announced_set(key, &stored, false, ttl) {
+            let _: redis::Value = self.query("set", Request::Script(&script)).await?;
+        } else {
+            let cmd = set_command(key, &stored, false, ttl);
+            self.query::<()>("set", Request::Cmd(&cmd)).await?;
+        }
+        Ok(CasToken::from_version(nonce))
+    }
+}
+
 impl Backend for RedisBackend {
     fn kind(&self) -> &'static str {
         KIND
@@ -149,16 +171,7 @@ impl Backend for RedisBackend {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        check_size(key, value)?;
-        let stored = envelope::seal(value);
-        // Not resent: a second landing of the same nonce after another
-        // writer's value would bring an old CAS token back to life.
-        if let Some(script) = self.announced_set(key, &stored, false, ttl) {
-            let _: redis::Value = self.query("set", Request::Script(&script)).await?;
-            return Ok(());
-        }
-        let cmd = set_command(key, &stored, false, ttl);
-        self.query::<()>("set", Request::Cmd(&cmd)).await
+        self.set_versioned(key, value, ttl).await.map(drop)
     }
 
     async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
@@ -303,7 +316,7 @@ impl Backend for RedisBackend {
         value: &[u8],
         ttl: Option<Duration>,
     ) -> Result<bool> {
-        self.fill_store(key, lease, value, ttl).await
+        Ok(self.fill_store(key, lease, value, ttl).await?.is_some())
     }
 
     async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {

@@ -48,6 +48,7 @@ struct Position {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Change<'a> {
     pub(super) seq: u64,
+    /// Which process wrote it (for diagnostics).
     pub(super) origin: &'a str,
     /// `None` for removed or unknown; `Some(None)` for a flush.
     pub(super) version: Version,
@@ -82,7 +83,6 @@ pub(super) fn parse(change: &str) -> Option<Change<'_>> {
 pub(super) struct Feed {
     dialer: Arc<Dialer>,
     conns: Arc<Connections>,
-    origin: String,
     sink: Weak<dyn ChangeSink>,
     /// `None` until the first connection set the starting point.
     at: Option<Position>,
@@ -98,13 +98,11 @@ impl Feed {
     pub(super) fn new(
         dialer: Arc<Dialer>,
         conns: Arc<Connections>,
-        origin: String,
         sink: Weak<dyn ChangeSink>,
     ) -> Feed {
         Feed {
             dialer,
             conns,
-            origin,
             sink,
             at: None,
         }
@@ -225,9 +223,9 @@ impl Feed {
             id: id.to_owned(),
             seq: change.seq,
         });
-        if change.origin == self.origin {
-            return self.sink.strong_count() > 0; // our own write, applied at home
-        }
+        // Our own writes too: the copy this process kept of its write has
+        // that write's version and stays; a write of ours whose call was
+        // dropped before it updated the copy is caught here.
         self.tell(|sink| match change.version {
             Version::Known(nonce) => sink.changed(change.key, Some(CasToken::from_version(nonce))),
             Version::Unknown => sink.changed(change.key, None),

@@ -159,7 +159,6 @@ impl RedisBackend {
         let follower = feed::Feed::new(
             self.subscriber.dialer(),
             Arc::clone(&self.conns),
-            announcer.origin.clone(),
             announcer
                 .sink
                 .lock()
