@@ -276,18 +276,21 @@ fn fill_once_across_four(kind: Kind, near: bool) {
     assert_eq!(fills, 1, "the fill ran {fills} times across 4 processes");
     if near {
         assert_eq!(near_reads.len(), 4, "every process reported");
-        // Per process, 250 callers: one read by the flight's leader; then
-        // at most one read for a copy, by a process that did not fill (it
-        // got the value with its lease read, which carries no TTL).
+        // Per process, 250 callers: the flight's leader alone reads. The
+        // filler: one lease read, then it keeps a copy of its store. Any
+        // other process: the lease read that finds the fill under way, the
+        // re-read once its wake-up is registered (a fill ending in between
+        // would otherwise go unseen), and the read when woken, which keeps
+        // a copy. Afterwards every read is a copy.
         assert!(
-            near_reads.iter().all(|&(during, after)| during <= 1 && after <= 1),
-            "backend reads through the near cache per process (stampede, then for a copy): {near_reads:?}"
+            near_reads.iter().all(|&(during, after)| during <= 3 && after == 0),
+            "backend reads through the near cache per process (stampede, then after): {near_reads:?}"
         );
-        let copies_from_the_fill = near_reads.iter().filter(|&&(_, after)| after == 0).count();
-        assert!(
-            copies_from_the_fill >= 1,
-            "the filler kept a copy of its store: {near_reads:?}"
-        );
+        let fillers = near_reads
+            .iter()
+            .filter(|&&(during, _)| during == 1)
+            .count();
+        assert!(fillers >= 1, "the filler read once: {near_reads:?}");
     }
     // Waiters in other processes are woken or re-check promptly; nobody sits
     // out the 10 s lease.

@@ -60,6 +60,24 @@ impl AnyBackend {
         }
     }
 
+    /// [`read_for_fill`](Backend::read_for_fill), and how long a near
+    /// cache may keep a copy of the value read (`Some(ttl)`), if at all.
+    pub(crate) async fn read_for_fill_near(
+        &self,
+        key: &str,
+        lease: std::time::Duration,
+    ) -> Result<(super::FillRead, Option<Option<std::time::Duration>>)> {
+        match self {
+            #[cfg(feature = "redis")]
+            AnyBackend::Redis(redis) => Box::pin(redis.fill_read_near(key, lease)).await,
+            #[cfg(feature = "memcached")]
+            AnyBackend::Memcached(memcached) => {
+                Box::pin(memcached.fill_read_near(key, lease)).await
+            }
+            _ => Ok((self.read_for_fill(key, lease).await?, None)),
+        }
+    }
+
     /// Whether `version` is still the write stored at `key`.
     pub(crate) async fn revalidate(&self, key: &str, version: &CasToken) -> Result<Revalidated> {
         match self {

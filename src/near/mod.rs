@@ -72,10 +72,15 @@ impl Near {
 
     /// A copy of `key` that may be served as it is.
     pub(crate) fn hit(&self, key: &str) -> Option<Bytes> {
+        self.hit_entry(key).map(|entry| entry.value.clone())
+    }
+
+    /// As [`hit`](Self::hit), the copy itself (for its decoded value).
+    pub(crate) fn hit_entry(&self, key: &str) -> Option<Arc<tier::Entry>> {
         match self.tier.lookup(key) {
-            Found::Serve(value) => {
+            Found::Serve(entry) => {
                 Counters::bump(&self.tier.counters.hits);
-                Some(value)
+                Some(entry)
             }
             Found::Check(_) | Found::Miss => None,
         }
@@ -86,9 +91,9 @@ impl Near {
     /// first), keeping a copy of what was read.
     pub(crate) async fn get(&self, backend: &AnyBackend, key: &str) -> Result<Option<Bytes>> {
         let entry = match self.tier.lookup(key) {
-            Found::Serve(value) => {
+            Found::Serve(entry) => {
                 Counters::bump(&self.tier.counters.hits);
-                return Ok(Some(value));
+                return Ok(Some(entry.value.clone()));
             }
             Found::Check(entry) => Some(entry),
             Found::Miss => None,
@@ -143,27 +148,23 @@ impl Near {
         Ok(values)
     }
 
-    /// Reads `key` from the backend for a fill, keeping a copy: the value
-    /// and its version when there is one to keep (`None` also for a value
-    /// marked stale or not written by stampede: the fill reads it again
-    /// with its lease).
-    pub(crate) async fn read_for_fill(
+    /// The fill's read of `key` (taking the fill lease when the key needs
+    /// filling), keeping a copy of a fresh value it finds.
+    pub(crate) async fn lease_read(
         &self,
         backend: &AnyBackend,
         key: &str,
-    ) -> Result<Option<(Bytes, CasToken)>> {
+        lease: std::time::Duration,
+    ) -> Result<crate::backend::FillRead> {
         backend.follow_changes();
         let ticket = self.tier.ticket(key);
         Counters::bump(&self.tier.counters.backend_reads);
-        let Some(read) = backend.read_versioned(key).await? else {
-            return Ok(None);
-        };
-        let Some(version) = read.version else {
-            return Ok(None);
-        };
-        self.tier
-            .offer(key, ticket, read.value.clone(), version.clone(), read.ttl);
-        Ok(Some((read.value, version)))
+        let (read, copy) = backend.read_for_fill_near(key, lease).await?;
+        if let (Some(ttl), Some((value, token))) = (copy, &read.value) {
+            self.tier
+                .offer(key, ticket, value.clone(), token.clone(), ttl);
+        }
+        Ok(read)
     }
 
     /// Reads `key` from the backend and keeps a copy.

@@ -15,7 +15,7 @@ fn tier(mode: Mode) -> Tier {
 
 fn served(tier: &Tier, key: &str) -> Option<Bytes> {
     match tier.lookup(key) {
-        Found::Serve(value) => Some(value),
+        Found::Serve(entry) => Some(entry.value.clone()),
         _ => None,
     }
 }
@@ -38,6 +38,26 @@ fn an_invalidation_between_the_read_and_the_insert_wins() {
     let ticket = tier.ticket("k");
     assert!(tier.offer("k", ticket, Bytes::from_static(b"new"), v(2), None));
     assert_eq!(served(&tier, "k").as_deref(), Some(&b"new"[..]));
+}
+
+#[test]
+fn a_read_that_found_the_announced_write_keeps_its_copy() {
+    let tier = tier(Mode::Push);
+    tier.feed_link(true);
+    // The read found v2, whose announcement arrived while it was on its
+    // way back: the copy is current.
+    let ticket = tier.ticket("k");
+    tier.invalidate("k", Some(&v(2)));
+    assert!(tier.offer("k", ticket, Bytes::from_static(b"v2"), v(2), None));
+    // Two announcements since the ticket: the last may be newer.
+    let ticket = tier.ticket("j");
+    tier.invalidate("j", Some(&v(2)));
+    tier.invalidate("j", Some(&v(3)));
+    assert!(!tier.offer("j", ticket, Bytes::from_static(b"v3"), v(3), None));
+    // A removal announces no version: nothing read before it is kept.
+    let ticket = tier.ticket("r");
+    tier.invalidate("r", None);
+    assert!(!tier.offer("r", ticket, Bytes::from_static(b"x"), v(5), None));
 }
 
 #[test]

@@ -16,6 +16,12 @@
 //! key's compute, so a copy also remembers the flush count it was admitted
 //! under, and a copy from before the last flush is never served.
 //!
+//! One exception keeps copies that are current: when exactly one
+//! invalidation came in since the ticket and it announced the very version
+//! the read found (the read saw the write whose announcement overtook it),
+//! the copy is kept. Each stripe remembers the version its last raise
+//! announced for this.
+//!
 //! Generations live in 4,096 stripes shared by the keys that hash to
 //! them: fixed memory, no tombstones to bound, and a raise for one key
 //! only ever costs its stripe-mates a copy (their offer under way is
@@ -53,6 +59,9 @@ pub(crate) struct Entry {
     flushes: u64,
     /// When it was last known to be current (ms since the tier's start).
     verified_ms: AtomicU64,
+    /// The value decoded, once a typed read asked for it: later typed hits
+    /// share it instead of decoding again.
+    pub(crate) decoded: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// A read's claim to offer what it reads: taken before the read.
@@ -67,7 +76,7 @@ pub(crate) struct Ticket {
 #[derive(Debug)]
 pub(crate) enum Found {
     /// A copy that may be served as it is.
-    Serve(Bytes),
+    Serve(Arc<Entry>),
     /// A copy that must be checked against the backend first.
     Check(Arc<Entry>),
     /// Nothing usable.
@@ -87,6 +96,9 @@ pub(crate) enum Mode {
 pub(crate) struct Tier {
     table: Table<String, Arc<Entry>, foldhash::fast::RandomState>,
     generations: Box<[AtomicU64]>,
+    /// Per stripe, the version the last raise announced (0: a removal, or
+    /// not known): see [`offer`](Tier::offer).
+    announced: Box<[AtomicU64]>,
     /// Hashes keys to their generation's stripe.
     stripes: foldhash::fast::RandomState,
     flushes: AtomicU64,
@@ -115,6 +127,7 @@ impl Tier {
         Tier {
             table,
             generations: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            announced: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
             stripes: foldhash::fast::RandomState::default(),
             flushes: AtomicU64::new(0),
             mode,
@@ -147,14 +160,14 @@ impl Tier {
             return Found::Miss;
         }
         match self.mode {
-            Mode::Push if self.feed_up.load(Ordering::Acquire) => Found::Serve(entry.value.clone()),
+            Mode::Push if self.feed_up.load(Ordering::Acquire) => Found::Serve(entry),
             Mode::Push => {
                 let verified = entry
                     .verified_ms
                     .load(Ordering::Relaxed)
                     .max(self.confirmed_ms.load(Ordering::Acquire));
                 if self.now_ms().saturating_sub(verified) <= millis(self.config.max_unverified) {
-                    Found::Serve(entry.value.clone())
+                    Found::Serve(entry)
                 } else {
                     Found::Miss
                 }
@@ -162,7 +175,7 @@ impl Tier {
             Mode::Revalidate => {
                 let verified = entry.verified_ms.load(Ordering::Relaxed);
                 if self.now_ms().saturating_sub(verified) <= millis(self.config.trust) {
-                    Found::Serve(entry.value.clone())
+                    Found::Serve(entry)
                 } else {
                     Found::Check(entry)
                 }
@@ -186,6 +199,34 @@ impl Tier {
             && self.flushes.load(Ordering::Acquire) == ticket.flushes
     }
 
+    /// Whether a read that took `ticket` and found `version` may keep its
+    /// copy: nothing raised the stripe since, or exactly one raise did and
+    /// it announced that very version (the write the read found, whose
+    /// announcement came in while the read was on its way back).
+    fn may_keep(&self, ticket: &Ticket, version: &CasToken) -> bool {
+        let generation = self.generations[ticket.stripe].load(Ordering::Acquire);
+        if self.flushes.load(Ordering::Acquire) != ticket.flushes {
+            return false;
+        }
+        if generation == ticket.generation {
+            return true;
+        }
+        // Called under the key's compute, which the key's invalidations also
+        // take: a raise for this key is complete, and a raise for a
+        // stripe-mate stores its own version before it raises.
+        let announced = self.announced[ticket.stripe].load(Ordering::Acquire);
+        generation == ticket.generation.wrapping_add(1)
+            && announced != 0
+            && version.version() == Some(announced)
+    }
+
+    /// Raises `stripe`, recording what the raise announced.
+    fn raise(&self, stripe: usize, announced: Option<&CasToken>) {
+        let announced = announced.and_then(CasToken::version).unwrap_or(0);
+        self.announced[stripe].store(announced, Ordering::Release);
+        self.generations[stripe].fetch_add(1, Ordering::AcqRel);
+    }
+
     fn entry(
         &self,
         value: Bytes,
@@ -200,6 +241,7 @@ impl Tier {
             life,
             flushes: ticket.flushes,
             verified_ms: AtomicU64::new(self.now_ms()),
+            decoded: std::sync::OnceLock::new(),
         })
     }
 
@@ -216,9 +258,11 @@ impl Tier {
         if ttl.is_some_and(|ttl| ttl.is_zero()) {
             return false;
         }
+        let keep = |version: &CasToken| self.may_keep(&ticket, version);
+        let kept_version = version.clone();
         let entry = self.entry(value, Some(version), ttl, &ticket);
         let outcome = self.table.entry_by_ref(key).and_compute_with(|_| {
-            if self.current(&ticket) {
+            if keep(&kept_version) {
                 Op::Put(entry)
             } else {
                 Op::Nop
@@ -246,7 +290,7 @@ impl Tier {
     ) {
         self.table.entry_by_ref(key).and_compute_with(|current| {
             let unchanged = self.current(&ticket);
-            self.generations[ticket.stripe].fetch_add(1, Ordering::AcqRel);
+            self.raise(ticket.stripe, None);
             match written {
                 // A change from elsewhere since the ticket may be newer than
                 // this write: keep nothing then.
@@ -267,7 +311,7 @@ impl Tier {
         self.table.entry_by_ref(key).and_compute_with(|current| {
             // Raised even when the copy stays: a read under way may have
             // read the write before this one.
-            self.generations[stripe].fetch_add(1, Ordering::AcqRel);
+            self.raise(stripe, version);
             match current {
                 Some(entry) if version.is_some() && entry.value().version.as_ref() == version => {
                     Op::Nop

@@ -15,6 +15,7 @@ mod fill;
 pub(crate) mod flight;
 mod frame;
 mod json;
+mod shared;
 mod update;
 
 use std::future::Future;

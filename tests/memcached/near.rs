@@ -390,3 +390,55 @@ async fn stale_values_and_fill_placeholders_are_never_copied() {
     assert_eq!(nodes.b.get(&empty).await.unwrap(), None);
     assert_eq!(stats(&nodes.b).copies, copies);
 }
+
+/// Operations in [`random_interleavings_leave_every_copy_current`].
+const RANDOM_OPS: usize = 100_008;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_interleavings_leave_every_copy_current() {
+    let trust = Duration::from_millis(50);
+    let url = near_url(&servers_of(&shared_url()).remove(0), trust);
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(Cache::from_url(&url).await.unwrap());
+    }
+    let keys: Vec<String> = (0..16).map(|_| unique("near-random")).collect();
+    let tasks = 12;
+    let workers: Vec<_> = (0..tasks)
+        .map(|task| {
+            let cache = nodes[task % nodes.len()].clone();
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let mut rng = fastrand::Rng::with_seed(task as u64);
+                for op in 0..RANDOM_OPS / tasks {
+                    let key = &keys[rng.usize(..keys.len())];
+                    match rng.u8(..100) {
+                        0..=44 => drop(cache.get(key).await.unwrap()),
+                        45..=69 => cache.set(key, format!("{task}:{op}"), None).await.unwrap(),
+                        70..=84 => drop(cache.delete(key).await.unwrap()),
+                        _ => {
+                            if let Some((_, token)) = cache.gets(key).await.unwrap() {
+                                let value = format!("cas {task}:{op}");
+                                cache.cas(key, value, Some(&token), None).await.unwrap();
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    // Past the trust window every copy is checked before it is served.
+    tokio::time::sleep(trust + MARGIN).await;
+    let server = Cache::from_url(&shared_url()).await.unwrap();
+    for key in &keys {
+        let stored = server.get(key).await.unwrap();
+        for (at, cache) in nodes.iter().enumerate() {
+            assert_eq!(cache.get(key).await.unwrap(), stored, "node {at}, {key}");
+        }
+    }
+    let hits: u64 = nodes.iter().map(|cache| stats(cache).hits).sum();
+    assert!(hits > 1_000, "the tiers served {hits} reads");
+}

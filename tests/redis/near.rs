@@ -2,6 +2,7 @@
 //! `Cache::from_url` calls (each its own tier, feed and origin), on a
 //! server of their own (some tests cut the feed's link).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stampede::backend::redis::redis;
@@ -328,4 +329,46 @@ async fn random_interleavings_leave_every_copy_current() {
     }
     let copies: u64 = nodes.iter().map(|cache| stats(cache).hits).sum();
     assert!(copies > 1_000, "the tiers served {copies} reads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_hits_share_one_decoded_value_per_copy() {
+    let server = Server::start(servers::REDIS);
+    let (a, b) = (node(&server).await, node(&server).await);
+    a.set_value("user", &vec!["ada".to_owned()], None)
+        .await
+        .unwrap();
+    let first = b.get_shared::<Vec<String>>("user").await.unwrap().unwrap();
+    let second = b.get_shared::<Vec<String>>("user").await.unwrap().unwrap();
+    let third = b.get_shared::<Vec<String>>("user").await.unwrap().unwrap();
+    assert_eq!(*first, ["ada"]);
+    // The first read copied the value; the second decoded the copy once;
+    // the third is that same decoded value.
+    assert!(Arc::ptr_eq(&second, &third), "decoded again");
+    // Another type asks for its own decode and does not disturb the first.
+    let raw = b
+        .get_shared::<serde_json::Value>("user")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*raw, serde_json::json!(["ada"]));
+    let again = b.get_shared::<Vec<String>>("user").await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&second, &again));
+
+    a.set_value("user", &vec!["grace".to_owned()], None)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let now = b.get_shared::<Vec<String>>("user").await.unwrap().unwrap();
+        if *now == ["grace"] {
+            break;
+        }
+        assert!(Arc::ptr_eq(&now, &second) || *now == ["ada"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "never saw the write"
+        );
+        tokio::task::yield_now().await;
+    }
 }

@@ -133,6 +133,25 @@ impl MemcachedBackend {
         .await
     }
 
+    /// `read_for_fill`, and how long a near cache may keep a copy of the
+    /// value read: `Some(ttl)` only for an ordinary fresh value.
+    pub(crate) async fn fill_read_near(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> Result<(FillRead, Option<Option<Duration>>)> {
+        let wire = keys::wire_key(key)?;
+        let get = fill_get(&wire, lease);
+        self.bounded("read_for_fill", async {
+            let result = self.client.get("read_for_fill", get).await?;
+            let copy = super::near::copyable(&result);
+            let read = fill_result(result);
+            let copy = copy.filter(|_| read.lease == FillLease::NotNeeded);
+            Ok((read, copy))
+        })
+        .await
+    }
+
     pub(super) async fn fill_store(
         &self,
         key: &str,

@@ -129,6 +129,12 @@ fn versioned(result: GetResult) -> Option<Versioned> {
     })
 }
 
+/// How long a near cache may keep a copy of what `result` read: `None`
+/// unless it is an ordinary value.
+pub(super) fn copyable(result: &GetResult) -> Option<Option<Duration>> {
+    ordinary(result).then(|| copy_life(result.item.ttl))
+}
+
 /// Whether a read found an ordinary value: a hit, not marked stale, with no
 /// lease out on it and not a lock record.
 fn ordinary(result: &GetResult) -> bool {

@@ -49,6 +49,39 @@ impl RedisBackend {
         Ok(read_of(reply, id))
     }
 
+    /// `read_for_fill`, and how long a near cache may keep a copy of the
+    /// value read: `Some(ttl)` only for a fresh value of ours (enveloped).
+    pub(crate) async fn fill_read_near(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> Result<(FillRead, Option<Option<Duration>>)> {
+        let id = random_lease_id();
+        let script = fill_read_script(key, &id, lease);
+        let undo = Undo::new("read_for_fill", self.fill_release_script(key, &id));
+        let reply: FillReply = self
+            .query_create(
+                "read_for_fill",
+                Request::Script(&script),
+                Resend::IfConnectionLost,
+                undo,
+            )
+            .await?;
+        let pttl = reply.2;
+        let read = read_of(reply, id);
+        let ours = read.lease == FillLease::NotNeeded
+            && read
+                .value
+                .as_ref()
+                .is_some_and(|(_, token)| token.version().is_some());
+        let copy = match pttl {
+            _ if !ours => None,
+            -1 => Some(None),
+            left => Some(Some(super::ops::remaining(left).unwrap_or(Duration::ZERO))),
+        };
+        Ok((read, copy))
+    }
+
     pub(super) async fn fill_peek(&self, key: &str) -> Result<FillRead> {
         let stored: Option<Bytes> = self
             .query_resendable("peek_for_fill", Request::Cmd(redis::cmd("GET").arg(key)))
@@ -190,11 +223,12 @@ pub(super) fn fill_release_script(
     script
 }
 
-/// What `fill_read.lua` answers: the lease state and the stored bytes.
-pub(super) type FillReply = (u8, Option<Bytes>);
+/// What `fill_read.lua` answers: the lease state, the stored bytes, and
+/// the value's PTTL when it is fresh (-3 otherwise).
+pub(super) type FillReply = (u8, Option<Bytes>, i64);
 
 /// A `fill_read.lua` reply for a read that asked for the lease `id`.
-pub(super) fn read_of((state, stored): FillReply, id: Bytes) -> FillRead {
+pub(super) fn read_of((state, stored, _): FillReply, id: Bytes) -> FillRead {
     let lease = match state {
         0 => FillLease::NotNeeded,
         1 => FillLease::Granted(LeaseToken::from_bytes(id)),

@@ -104,11 +104,23 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
     /// Reads the key, taking the fill lease if it needs filling, and judges
     /// what was read.
     pub(super) async fn read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
-        let read = self
-            .cache
-            .backend()
-            .read_for_fill(&self.full_key, self.fill.lease)
-            .await?;
+        let backend = self.cache.backend();
+        let read = match self.cache.near() {
+            // Through the near cache, which keeps a copy of a fresh value.
+            Some(near) => {
+                // Boxed and type-erased: inline, it makes every
+                // `get_or_fill` future too deep for the compiler to prove
+                // `Send` in some callers.
+                let read: futures::future::BoxFuture<'_, Result<FillRead>> =
+                    Box::pin(near.lease_read(backend, &self.full_key, self.fill.lease));
+                read.await?
+            }
+            None => {
+                backend
+                    .read_for_fill(&self.full_key, self.fill.lease)
+                    .await?
+            }
+        };
         self.judge(read)
     }
 

@@ -182,9 +182,11 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
     job: &'a Job<'_, C, P>,
 ) -> Result<Decision<'a, T>> {
     let flights = job.cache.flights();
-    if job.cache.near().is_some() {
-        if let Some(decision) = Box::pin(near::decide(job)).await? {
-            return Ok(decision);
+    let near = job.cache.near().is_some();
+    if near {
+        if let Some(value) = near::fresh_copy(job)? {
+            observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+            return Ok(Decision::Value(value));
         }
     }
     loop {
@@ -200,7 +202,14 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
                 None => continue, // it failed, was cancelled or could not store
             }
         }
-        let need = match job.first_read::<T>().await? {
+        // With a near cache, this process had no copy: no peek, the
+        // flight's leader reads with the lease (keeping a copy).
+        let first = if near {
+            Step::Need(Need::Ask)
+        } else {
+            job.first_read::<T>().await?
+        };
+        let need = match first {
             Step::Done(value, _) => {
                 observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
                 return Ok(Decision::Value(value));
