@@ -17,9 +17,9 @@ use crate::near_stale::Staleness;
 use crate::near_trips::Trips;
 use crate::pairs::{measure_row, Mode, Row};
 
-/// Progress steps of the whole run: the hit rows (two modes each), the
-/// staleness row, the round-trip rows on two backends.
-pub const STEPS: u64 = 2 + 1 + 2;
+/// Progress steps of the whole run: the two hit rows (two modes each),
+/// the staleness row, the round-trip rows on two backends.
+pub const STEPS: u64 = 4 + 1 + 2;
 
 /// What the hit rows' near cache counted while they ran.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,6 +29,8 @@ pub struct HitCheck {
     pub backend_reads: u64,
     pub invalidations: u64,
     pub flushes: u64,
+    /// Values decoded in this process while the rows ran.
+    pub decodes: u64,
 }
 
 /// Everything the near rows measured.
@@ -56,6 +58,7 @@ pub async fn run(
         );
         let specs = crate::near_hits::specs(&cache, &writer, prefix, knobs.tasks).await;
         let before = cache.near_stats().expect("a near cache");
+        let decodes = crate::near_hits::decodes();
         for spec in &specs {
             // Hits are memory-speed: as many as the memory rows.
             let (seq, per_task) = (knobs.scaled(200_000), knobs.scaled(200_000) / knobs.tasks);
@@ -74,6 +77,7 @@ pub async fn run(
         }
         let after = cache.near_stats().expect("a near cache");
         results.hit_check = check(before, after);
+        results.hit_check.decodes = crate::near_hits::decodes() - decodes;
         drop((cache, writer));
 
         step(&format!(
@@ -107,6 +111,7 @@ fn check(before: NearStats, after: NearStats) -> HitCheck {
         backend_reads: after.backend_reads - before.backend_reads,
         invalidations: after.invalidations - before.invalidations,
         flushes: after.flushes - before.flushes,
+        decodes: 0,
     }
 }
 
