@@ -49,6 +49,8 @@ pub struct Knobs {
     /// batch rows alone, `batches:memory,redis` on those backends alone;
     /// `stampedes` and `stampedes:memcached` likewise run the stampede rows
     /// (one process, and across `procs` processes on Redis and memcached);
+    /// `near` and `near:redis` the near-cache rows (on Redis and memcached;
+    /// only the round-trip row runs on memcached);
     /// only the servers they need are started, the tables are printed and
     /// BENCHMARKS.md is left alone.
     pub only: Option<Only>,
@@ -56,6 +58,15 @@ pub struct Knobs {
     /// the memcached URL of a stampede run alone, e.g. `poll_ms=10`, to
     /// measure a client setting without rebuilding.
     pub memcached_params: String,
+    /// `STAMPEDE_BENCH_NEAR_RATE` (10000): writes per second of the
+    /// near cache's cross-node staleness row.
+    pub near_rate: u32,
+    /// `STAMPEDE_BENCH_NEAR_MS` (2000): how long that row writes for,
+    /// after a warm-up of a quarter of it.
+    pub near_for: Duration,
+    /// `STAMPEDE_BENCH_NEAR_OPS` (10000): operations of the near cache's
+    /// round-trip row, with and without the near cache each.
+    pub near_ops: usize,
 }
 
 /// What `STAMPEDE_BENCH_ONLY` runs alone.
@@ -65,6 +76,8 @@ pub enum Part {
     Batches,
     /// The stampede rows.
     Stampedes,
+    /// The near-cache rows.
+    Near,
 }
 
 /// `STAMPEDE_BENCH_ONLY`, parsed: a part, on these backends.
@@ -77,23 +90,31 @@ pub struct Only {
 /// The backends, in the tables' order.
 pub const BACKENDS: [&str; 4] = ["memory", "redis", "redis-cluster", "memcached"];
 
-/// `STAMPEDE_BENCH_ONLY`: the part (`batches` or `stampedes`), on every
-/// backend, or on those named after a colon (`stampedes:redis,memcached`).
+/// The backends a near cache runs on (the library refuses one on memory,
+/// which is in-process already, and on a Redis Cluster).
+pub const NEAR_BACKENDS: [&str; 2] = ["redis", "memcached"];
+
+/// `STAMPEDE_BENCH_ONLY`: the part (`batches`, `stampedes` or `near`), on
+/// every backend it runs on, or on those named after a colon
+/// (`stampedes:redis,memcached`).
 fn only(value: &str) -> Only {
     let (part, backends) = value.split_once(':').unwrap_or((value, ""));
     let part = match part.trim() {
         "batches" => Part::Batches,
         "stampedes" => Part::Stampedes,
+        "near" => Part::Near,
         other => panic!(
             "STAMPEDE_BENCH_ONLY={value:?}: {other:?} does not run alone; \
-             `batches` or `stampedes` do"
+             `batches`, `stampedes` or `near` do"
         ),
     };
     if backends.trim().is_empty() {
-        return Only {
-            part,
-            backends: BACKENDS.to_vec(),
+        let backends = match part {
+            // The library refuses a near cache on memory and on a cluster.
+            Part::Near => NEAR_BACKENDS.to_vec(),
+            _ => BACKENDS.to_vec(),
         };
+        return Only { part, backends };
     }
     let backends = backends
         .split(',')
@@ -106,7 +127,15 @@ fn only(value: &str) -> Only {
                     panic!("STAMPEDE_BENCH_ONLY: unknown backend {name:?}; one of {BACKENDS:?}")
                 })
         })
-        .collect();
+        .collect::<Vec<_>>();
+    if part == Part::Near {
+        if let Some(refused) = backends.iter().find(|b| !NEAR_BACKENDS.contains(b)) {
+            panic!(
+                "STAMPEDE_BENCH_ONLY={value:?}: no near cache on {refused} \
+                 (the library refuses one there); one of {NEAR_BACKENDS:?}"
+            );
+        }
+    }
     Only { part, backends }
 }
 
@@ -148,6 +177,9 @@ impl Knobs {
                 .filter(|value| !value.trim().is_empty())
                 .map(|value| only(&value)),
             memcached_params: var("STAMPEDE_BENCH_MEMCACHED_PARAMS", String::new()),
+            near_rate: var("STAMPEDE_BENCH_NEAR_RATE", 10_000u32).max(1),
+            near_for: Duration::from_millis(var("STAMPEDE_BENCH_NEAR_MS", 2_000u64).max(1)),
+            near_ops: var("STAMPEDE_BENCH_NEAR_OPS", 10_000usize).max(100),
         }
     }
 

@@ -17,7 +17,8 @@
 //! backends named; all four without a list) and writes nothing;
 //! `STAMPEDE_BENCH_ONLY=stampedes:memcached` does the same for the stampede
 //! rows (with `STAMPEDE_BENCH_MEMCACHED_PARAMS=poll_ms=10` to try a client
-//! setting on memcached).
+//! setting on memcached); `STAMPEDE_BENCH_ONLY=near:redis` the near-cache
+//! rows.
 
 mod attribute;
 mod batches;
@@ -28,6 +29,10 @@ mod environment;
 mod fill_many;
 mod knobs;
 mod memory;
+mod near;
+mod near_hits;
+mod near_stale;
+mod near_trips;
 mod pairs;
 mod pairs_memory;
 mod pairs_redis;
@@ -35,6 +40,7 @@ mod race;
 mod report;
 mod report_batches;
 mod report_fills;
+mod report_near;
 mod report_seed;
 mod round_trips;
 mod seed;
@@ -55,9 +61,9 @@ use crate::report::Results;
 /// Steps shown by the progress bar: starting the servers, pair rows (ten
 /// specs, two modes each), stampedes (four in one process, two across
 /// processes), CAS, round trips, races, batches (`get_many`,
-/// `get_or_fill_many` and a `#[cached]` hit on four backends), memory,
-/// aiocache.
-const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 12 + 1 + 1;
+/// `get_or_fill_many` and a `#[cached]` hit on four backends), the near
+/// cache's rows, memory, aiocache.
+const STEPS: u64 = 1 + 20 + 6 + 3 + 1 + 3 + 12 + near::STEPS + 1 + 1;
 
 fn main() {
     if child::run_if_child() {
@@ -68,6 +74,7 @@ fn main() {
         match only.part {
             Part::Batches => batches::run_alone(&knobs, &only.backends),
             Part::Stampedes => stampedes_alone::run(&knobs, &only.backends),
+            Part::Near => near::run_alone(&knobs, &only.backends),
         }
         return;
     }
@@ -179,6 +186,13 @@ fn main() {
         let on = batches::on_targets(&targets).await;
         batches::run(&on, &knobs, &step).await
     });
+    let near = rt.block_on(near::run(
+        Some(&redis_url),
+        Some(&memcached_url),
+        &format!("{run_id}:near:"),
+        &knobs,
+        &step,
+    ));
     stampedes.sort_by_key(|(backend, procs, _)| {
         let rank = BACKENDS.iter().position(|b| b == backend);
         (rank, *procs)
@@ -216,6 +230,7 @@ fn main() {
         round_trips,
         races,
         batches,
+        near,
         seed,
         environment,
         command: command.join(" "),

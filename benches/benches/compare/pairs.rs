@@ -89,7 +89,7 @@ pub(crate) struct Spec {
     pub(crate) peer: Option<(String, Contender)>,
 }
 
-async fn measure_row(spec: &Spec, mode: Mode, rounds: usize) -> Row {
+pub(crate) async fn measure_row(spec: &Spec, mode: Mode, rounds: usize) -> Row {
     let warm_up = match mode {
         Mode::Sequential(n) => Mode::Sequential((n / 10).max(1)),
         Mode::Concurrent { tasks, per_task } => Mode::Concurrent {

@@ -31,6 +31,8 @@ pub struct Results {
     pub races: Vec<(&'static str, RaceOutcome)>,
     /// `get_many` and `get_or_fill_many`, per backend.
     pub batches: Batches,
+    /// The near cache's rows.
+    pub near: crate::near::NearResults,
     pub seed: Result<Value, String>,
     pub environment: Environment,
     pub command: String,
@@ -253,6 +255,7 @@ pub fn markdown(results: &Results) -> String {
     crate::report_seed::stampede_section(w, results, &mut verdicts);
     crate::report_fills::fills_section(w, results, &mut verdicts);
     crate::report_batches::section(w, &results.batches, k, &mut verdicts);
+    crate::report_near::section(w, &results.near, k, &mut verdicts);
     memory_section(w, results, &mut verdicts);
 
     let _ = writeln!(
