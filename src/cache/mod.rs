@@ -192,6 +192,9 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        if let Some(copy) = self.near_hit(key) {
+            return Ok(Some(copy));
+        }
         let span = op_span!("get", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.full_key(key).await?;

@@ -165,6 +165,19 @@ impl Cache {
         Ok(())
     }
 
+    /// A copy of `key` that may be served, found without the slow path's
+    /// span and future (a copy's hit is counted in [`NearStats`] only).
+    /// `None` also where the key must be resolved asynchronously (a
+    /// memcached namespace's generation) or is invalid: the slow path
+    /// answers those.
+    pub(crate) fn near_hit(&self, key: &str) -> Option<Bytes> {
+        let near = self.near()?;
+        if self.shared.generations.is_some() && !self.namespace.is_root() {
+            return None;
+        }
+        near.hit(&self.namespace.apply(key).ok()?)
+    }
+
     /// After this process changed or removed `full_key` in a way it keeps
     /// no copy of.
     pub(crate) fn wrote(&self, full_key: &str) {
