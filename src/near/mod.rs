@@ -164,6 +164,9 @@ impl Near {
         let ticket = self.tier.ticket(key);
         Counters::bump(&self.tier.counters.backend_reads);
         let (read, copy) = backend.read_for_fill_near(key, lease).await?;
+        if read.value.is_some() {
+            Counters::bump(&self.tier.counters.value_reads);
+        }
         if let (Some(ttl), Some((value, token))) = (copy, &read.value) {
             self.tier
                 .offer(key, ticket, value.clone(), token.clone(), ttl);
@@ -179,6 +182,7 @@ impl Near {
         let Some(read) = backend.read_versioned(key).await? else {
             return Ok(None);
         };
+        Counters::bump(&self.tier.counters.value_reads);
         if let Some(version) = read.version {
             self.tier
                 .offer(key, ticket, read.value.clone(), version, read.ttl);

@@ -16,8 +16,11 @@ pub struct NearStats {
     pub hits: u64,
     /// Reads the tier could not answer.
     pub misses: u64,
-    /// Reads of values the tier sent to the backend on a miss.
+    /// Reads the tier sent to the backend on a miss (a `get_or_fill`
+    /// lease read included, whether or not it found a value).
     pub backend_reads: u64,
+    /// Those of them that brought a value back.
+    pub value_reads: u64,
     /// Version checks sent to the backend (memcached, past the trust window).
     pub revalidations: u64,
     /// Copies taken into the tier.
@@ -38,6 +41,7 @@ pub(crate) struct Counters {
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) backend_reads: AtomicU64,
+    pub(crate) value_reads: AtomicU64,
     pub(crate) revalidations: AtomicU64,
     pub(crate) copies: AtomicU64,
     pub(crate) invalidations: AtomicU64,
@@ -51,6 +55,7 @@ impl Counters {
             hits: load(&self.hits),
             misses: load(&self.misses),
             backend_reads: load(&self.backend_reads),
+            value_reads: load(&self.value_reads),
             revalidations: load(&self.revalidations),
             copies: load(&self.copies),
             invalidations: load(&self.invalidations),
