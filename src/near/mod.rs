@@ -214,7 +214,9 @@ impl Near {
 
     pub(crate) fn stats(&self) -> NearStats {
         let (entries, bytes) = self.tier.size();
-        self.tier.counters.snapshot(entries, bytes)
+        self.tier
+            .counters
+            .snapshot(entries, bytes, self.tier.live())
     }
 }
 

@@ -34,6 +34,10 @@ pub struct NearStats {
     pub entries: u64,
     /// Their weight in bytes, as counted against the capacity.
     pub weighted_bytes: u64,
+    /// Whether the tier is being kept current right now: on Redis, its
+    /// feed of other processes' writes is connected and caught up (copies
+    /// taken before it first was are forgotten then); on memcached, always.
+    pub live: bool,
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +53,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, entries: u64, weighted_bytes: u64) -> NearStats {
+    pub(crate) fn snapshot(&self, entries: u64, weighted_bytes: u64, live: bool) -> NearStats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         NearStats {
             hits: load(&self.hits),
@@ -62,6 +66,7 @@ impl Counters {
             flushes: load(&self.flushes),
             entries,
             weighted_bytes,
+            live,
         }
     }
 

@@ -358,6 +358,12 @@ impl Tier {
 
     /// Copies held now, and their weight in bytes (after pending
     /// evictions are applied).
+    /// Whether copies are being kept current: the feed is up (push), or
+    /// always (revalidate).
+    pub(crate) fn live(&self) -> bool {
+        self.mode == Mode::Revalidate || self.feed_up.load(Ordering::Acquire)
+    }
+
     pub(crate) fn size(&self) -> (u64, u64) {
         self.table.run_pending_tasks();
         (self.table.entry_count(), self.table.weighted_size())

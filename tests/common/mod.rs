@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod failover;
+pub mod near;
 pub mod process;
 pub mod servers;
 pub mod topology;

@@ -403,33 +403,7 @@ async fn random_interleavings_leave_every_copy_current() {
         nodes.push(Cache::from_url(&url).await.unwrap());
     }
     let keys: Vec<String> = (0..16).map(|_| unique("near-random")).collect();
-    let tasks = 12;
-    let workers: Vec<_> = (0..tasks)
-        .map(|task| {
-            let cache = nodes[task % nodes.len()].clone();
-            let keys = keys.clone();
-            tokio::spawn(async move {
-                let mut rng = fastrand::Rng::with_seed(task as u64);
-                for op in 0..RANDOM_OPS / tasks {
-                    let key = &keys[rng.usize(..keys.len())];
-                    match rng.u8(..100) {
-                        0..=44 => drop(cache.get(key).await.unwrap()),
-                        45..=69 => cache.set(key, format!("{task}:{op}"), None).await.unwrap(),
-                        70..=84 => drop(cache.delete(key).await.unwrap()),
-                        _ => {
-                            if let Some((_, token)) = cache.gets(key).await.unwrap() {
-                                let value = format!("cas {task}:{op}");
-                                cache.cas(key, value, Some(&token), None).await.unwrap();
-                            }
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    crate::common::near::random_operations(&nodes, &keys, RANDOM_OPS).await;
     // Past the trust window every copy is checked before it is served.
     tokio::time::sleep(trust + MARGIN).await;
     let server = Cache::from_url(&shared_url()).await.unwrap();

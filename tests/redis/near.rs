@@ -16,11 +16,26 @@ fn near() -> NearCache {
 }
 
 async fn node(server: &Server) -> Cache {
-    Cache::from_url(&format!("{}?namespace=near", server.url()))
+    let cache = Cache::from_url(&format!("{}?namespace=near", server.url()))
         .await
         .unwrap()
         .try_with_near_cache(near())
-        .unwrap()
+        .unwrap();
+    until_live(&cache).await;
+    cache
+}
+
+/// Waits until `cache`'s feed is connected and caught up: copies taken
+/// from then on are kept current.
+async fn until_live(cache: &Cache) {
+    let started = Instant::now();
+    while !stats(cache).live {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the feed never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 fn stats(cache: &Cache) -> NearStats {
@@ -275,33 +290,7 @@ async fn random_interleavings_leave_every_copy_current() {
         node(&server).await,
     ];
     let keys: Vec<String> = (0..16).map(|i| format!("r{i}")).collect();
-    let tasks = 12;
-    let workers: Vec<_> = (0..tasks)
-        .map(|task| {
-            let cache = nodes[task % nodes.len()].clone();
-            let keys = keys.clone();
-            tokio::spawn(async move {
-                let mut rng = fastrand::Rng::with_seed(task as u64);
-                for op in 0..RANDOM_OPS / tasks {
-                    let key = &keys[rng.usize(..keys.len())];
-                    match rng.u8(..100) {
-                        0..=44 => drop(cache.get(key).await.unwrap()),
-                        45..=69 => cache.set(key, format!("{task}:{op}"), None).await.unwrap(),
-                        70..=84 => drop(cache.delete(key).await.unwrap()),
-                        _ => {
-                            if let Some((_, token)) = cache.gets(key).await.unwrap() {
-                                let value = format!("cas {task}:{op}");
-                                cache.cas(key, value, Some(&token), None).await.unwrap();
-                            }
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    crate::common::near::random_operations(&nodes, &keys, RANDOM_OPS).await;
     // Quiesce: each node's marker write, seen by every node, comes after
     // every change before it in the log.
     for (at, cache) in nodes.iter().enumerate() {
@@ -388,6 +377,7 @@ async fn a_writer_without_a_near_cache_can_announce_its_writes() {
     // A near cache attached later to an announcing handle still hears
     // everyone else.
     let late = writer.clone().try_with_near_cache(near()).unwrap();
+    until_live(&late).await;
     assert_eq!(late.get("k").await.unwrap().as_deref(), Some(&b"2"[..]));
     reader.set("k", b"3", None).await.unwrap();
     until_seen(&late, "k", Some(b"3"), Duration::from_secs(2)).await;

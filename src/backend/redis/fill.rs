@@ -34,19 +34,7 @@ use crate::Result;
 
 impl RedisBackend {
     pub(super) async fn fill_read(&self, key: &str, lease: Duration) -> Result<FillRead> {
-        let id = random_lease_id();
-        let script = fill_read_script(key, &id, lease);
-        // Resending is safe: a lease we already hold is reported as ours.
-        let undo = Undo::new("read_for_fill", self.fill_release_script(key, &id));
-        let reply: FillReply = self
-            .query_create(
-                "read_for_fill",
-                Request::Script(&script),
-                Resend::IfConnectionLost,
-                undo,
-            )
-            .await?;
-        Ok(read_of(reply, id))
+        Ok(self.fill_read_near(key, lease).await?.0)
     }
 
     /// `read_for_fill`, and how long a near cache may keep a copy of the
@@ -58,6 +46,7 @@ impl RedisBackend {
     ) -> Result<(FillRead, Option<Option<Duration>>)> {
         let id = random_lease_id();
         let script = fill_read_script(key, &id, lease);
+        // Resending is safe: a lease we already hold is reported as ours.
         let undo = Undo::new("read_for_fill", self.fill_release_script(key, &id));
         let reply: FillReply = self
             .query_create(

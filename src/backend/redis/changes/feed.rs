@@ -233,23 +233,35 @@ impl Feed {
         })
     }
 
+    /// Entries of the log an `XRANGE` or `XREVRANGE` returns: each stream
+    /// id with its change (empty for an entry without one).
+    async fn logged(&self, cmd: &redis::Cmd) -> crate::Result<Vec<(String, String)>> {
+        let entries: Vec<(String, Vec<(String, String)>)> = self
+            .conns
+            .query(
+                "near cache feed",
+                Request::Cmd(cmd),
+                Resend::IfConnectionLost,
+            )
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(id, fields)| {
+                let change = fields.into_iter().next().map(|(_, change)| change);
+                (id, change.unwrap_or_default())
+            })
+            .collect())
+    }
+
     /// The newest change in the log: where a new feed starts.
     async fn last_logged(&self) -> crate::Result<Position> {
         let mut cmd = redis::cmd("XREVRANGE");
         cmd.arg(LOG).arg("+").arg("-").arg("COUNT").arg(1);
-        let newest: Vec<(String, Vec<(String, String)>)> = self
-            .conns
-            .query(
-                "near cache feed",
-                Request::Cmd(&cmd),
-                Resend::IfConnectionLost,
-            )
-            .await?;
+        let newest = self.logged(&cmd).await?;
         Ok(newest
             .into_iter()
             .next()
-            .and_then(|(id, fields)| {
-                let change = fields.into_iter().next()?.1;
+            .and_then(|(id, change)| {
                 let seq = parse(&change)?.seq;
                 Some(Position { id, seq })
             })
@@ -273,19 +285,9 @@ impl Feed {
                 .arg("+")
                 .arg("COUNT")
                 .arg(REPLAY_BATCH);
-            let batch: Vec<(String, Vec<(String, String)>)> = self
-                .conns
-                .query(
-                    "near cache feed",
-                    Request::Cmd(&cmd),
-                    Resend::IfConnectionLost,
-                )
-                .await?;
+            let batch = self.logged(&cmd).await?;
             let read = batch.len();
-            for (id, fields) in batch {
-                let Some(change) = fields.into_iter().next().map(|(_, change)| change) else {
-                    continue;
-                };
+            for (id, change) in batch {
                 let Some(parsed) = parse(&change) else {
                     continue;
                 };
