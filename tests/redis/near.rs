@@ -405,3 +405,19 @@ async fn a_write_dropped_mid_call_still_reaches_its_own_copy() {
         until_seen(&a, "k", want, Duration::from_secs(2)).await;
     }
 }
+
+#[test]
+fn a_feed_whose_runtime_is_gone_no_longer_vouches_for_copies() {
+    let server = Server::start(servers::REDIS);
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let cache = first.block_on(async {
+        let cache = node(&server).await;
+        cache.set("k", b"v", None).await.unwrap();
+        assert!(stats(&cache).live);
+        cache
+    });
+    // The feed's task goes with its runtime; the tier must not go on
+    // serving copies as if it still listened.
+    drop(first);
+    assert!(!stats(&cache).live, "the tier still trusts a dead feed");
+}

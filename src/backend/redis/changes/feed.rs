@@ -109,6 +109,9 @@ impl Feed {
     }
 
     pub(super) async fn run(mut self) {
+        // However the task ends (its runtime shutting down, a panic), the
+        // tier stops trusting a feed that is no longer there.
+        let _down = Down(self.sink.clone());
         let mut backoff = BACKOFF_MIN;
         loop {
             if self.sink.strong_count() == 0 {
@@ -312,6 +315,17 @@ impl Feed {
             if read < REPLAY_BATCH {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Tells the tier its feed is down when dropped.
+struct Down(Weak<dyn ChangeSink>);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0.upgrade() {
+            sink.link(false);
         }
     }
 }
