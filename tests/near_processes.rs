@@ -14,7 +14,7 @@ use std::io::Write;
 use std::process::ChildStdin;
 use std::time::{Duration, Instant};
 
-use common::process::{self, expect_success, next_report, report_lines, spawn_with_stdin};
+use common::process::{self, expect_success, next_report, report_lines, runtime, spawn_with_stdin};
 use common::{Kind, Store};
 use stampede::{Cache, NearCache};
 
@@ -24,14 +24,6 @@ const ROUNDS: usize = 40;
 
 fn near() -> NearCache {
     NearCache::max_capacity(1 << 20).trust(TRUST)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// `value` as the orders spell it: `-` for absent.

@@ -12,7 +12,9 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::process::{self, expect_success, next_report, report_lines, spawn, spawn_with_stdin};
+use common::process::{
+    self, expect_success, next_report, report_lines, runtime, spawn, spawn_with_stdin,
+};
 use common::{Kind, Store};
 use stampede::{Cache, Fill, RedLock};
 
@@ -21,14 +23,6 @@ fn unix_micros() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------- exclusion

@@ -35,10 +35,6 @@ pub(crate) use tier::{Ticket, Written};
 #[derive(Debug)]
 pub(crate) struct Near {
     tier: Arc<Tier>,
-    /// This tier's id in the backend's announcements (for diagnostics:
-    /// its own writes come back like anyone's, and a copy of the very
-    /// write announced stays).
-    origin: u64,
 }
 
 impl Near {
@@ -57,12 +53,13 @@ impl Near {
         };
         let near = Near {
             tier: Arc::new(Tier::new(config, mode)),
-            origin: fastrand::u64(..),
         };
         if mode == Mode::Push {
             let tier: Arc<dyn ChangeSink> = near.tier.clone();
             let sink: Weak<dyn ChangeSink> = Arc::downgrade(&tier);
-            backend.announce_changes(near.origin, sink);
+            // The origin names this process in the announcements, for
+            // diagnostics: its own writes come back like anyone's.
+            backend.announce_changes(fastrand::u64(..), sink);
             // Now if there is a runtime (else with the first read): copies
             // taken before the feed listens are flushed when it starts.
             backend.follow_changes();

@@ -105,3 +105,13 @@ pub fn expect_success(mut child: Child, what: &str) {
     let status = child.wait().expect("wait for child");
     assert!(status.success(), "{what} failed: {status}");
 }
+
+/// The runtime a process test (parent or child) runs its async part on:
+/// two workers, like the machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime")
+}

@@ -124,13 +124,7 @@ pub(super) fn fill_result(result: GetResult) -> FillRead {
 
 impl MemcachedBackend {
     pub(super) async fn fill_read(&self, key: &str, lease: Duration) -> Result<FillRead> {
-        let wire = keys::wire_key(key)?;
-        let get = fill_get(&wire, lease);
-        self.bounded("read_for_fill", async {
-            let result = self.client.get("read_for_fill", get).await?;
-            Ok(fill_result(result))
-        })
-        .await
+        Ok(self.fill_read_near(key, lease).await?.0)
     }
 
     /// `read_for_fill`, and how long a near cache may keep a copy of the

@@ -108,12 +108,9 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
         let read = match self.cache.near() {
             // Through the near cache, which keeps a copy of a fresh value.
             Some(near) => {
-                // Boxed and type-erased: inline, it makes every
-                // `get_or_fill` future too deep for the compiler to prove
-                // `Send` in some callers.
-                let read: futures::future::BoxFuture<'_, Result<FillRead>> =
-                    Box::pin(near.lease_read(backend, &self.full_key, self.fill.lease));
-                read.await?
+                // Boxed, as the other slow paths: inline, it would enlarge
+                // every call's future.
+                Box::pin(near.lease_read(backend, &self.full_key, self.fill.lease)).await?
             }
             None => {
                 backend
