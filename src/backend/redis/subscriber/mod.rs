@@ -38,9 +38,10 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest wait between reconnection attempts.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How often an idle link with subscriptions is checked with a `PING`, so a
-/// half-open connection is noticed (within this plus the backend's
-/// timeout). Only while some key is watched.
-const KEEPALIVE: Duration = Duration::from_millis(500);
+/// half-open connection is noticed. (The near cache's feed has its own,
+/// sub-second heartbeat: a silent feed means stale copies, a silent
+/// wake-up link only waiters falling back to their lease bound.)
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 const OPERATION: &str = "watch_releases";
 
