@@ -8,7 +8,10 @@
 pub mod backend;
 mod cache;
 mod clock;
+mod codec;
+mod ctx;
 mod error;
+mod fill;
 mod key;
 mod lock;
 #[doc(hidden)]
@@ -24,15 +27,17 @@ mod url;
 pub use backend::CasToken;
 pub use cache::Cache;
 pub use error::{BoxError, Error, Result};
+pub use fill::Fill;
 pub use lock::{
     LeaseGuard, LeaseState, LockGuard, OptimisticLock, RedLock, DEFAULT_SYNCHRONIZED_LEASE,
 };
 pub use near::{
     NearCache, NearStats, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL,
 };
-pub use typed::Fill;
 
 pub use bytes::Bytes;
+
+use ctx::Scope;
 
 /// Caches an `async fn`'s result with [`Cache::get_or_fill`]: the stampede
 /// guard as an attribute. Concurrent calls with the same key run the body

@@ -7,57 +7,11 @@ use tracing::Instrument;
 
 use super::Cache;
 use crate::backend::Backend;
-use crate::key::{check_key, check_ttl};
+use crate::key::check_ttl;
 use crate::observe::{self, op_span};
 use crate::Result;
 
-/// A batch's keys as the backend sees them, in one buffer.
-pub(crate) struct FullKeys {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl FullKeys {
-    /// The keys, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .map(|(start, &end)| &self.text[start..end])
-    }
-
-    /// The keys as a slice of `&str`, for a backend batch.
-    pub(crate) fn to_vec(&self) -> Vec<&str> {
-        self.iter().collect()
-    }
-}
-
 impl Cache {
-    /// The keys as the backend sees them, each checked, in order, in one
-    /// buffer: one allocation per batch, and the namespace's prefix
-    /// resolved once.
-    pub(crate) async fn full_keys<K: AsRef<str>>(&self, keys: &[K]) -> Result<FullKeys> {
-        for key in keys {
-            check_key(key.as_ref())?;
-        }
-        let resolved = self.resolved_prefix().await?;
-        let prefix = resolved.as_deref().unwrap_or(self.namespace().prefix());
-        let size = keys
-            .iter()
-            .map(|key| prefix.len() + key.as_ref().len())
-            .sum();
-        let mut full = FullKeys {
-            text: String::with_capacity(size),
-            ends: Vec::with_capacity(keys.len()),
-        };
-        for key in keys {
-            full.text.push_str(prefix);
-            full.text.push_str(key.as_ref());
-            full.ends.push(full.text.len());
-        }
-        Ok(full)
-    }
-
     /// Reads every key in `keys`: one value (or `None`) per key, in the
     /// order of `keys`. One request per server: `MGET` on Redis (one per
     /// hash slot on a cluster), one pipelined batch per memcached server,
@@ -91,10 +45,10 @@ impl Cache {
         }
         let span = op_span!("get_many", self.backend_kind(), keys.len());
         let read = async {
-            let full = self.full_keys(keys).await?;
-            match self.near() {
-                Some(near) => near.get_many(self.backend(), &full.to_vec()).await,
-                None => self.backend().get_many(&full.to_vec()).await,
+            let full = self.scope.full_keys(keys).await?;
+            match self.scope.near() {
+                Some(near) => near.get_many(&self.scope.backend, &full.to_vec()).await,
+                None => self.scope.backend.get_many(&full.to_vec()).await,
             }
         }
         .instrument(span.clone())
@@ -142,7 +96,7 @@ impl Cache {
         entries: &[(K, V)],
         ttl: Option<Duration>,
     ) -> Result<()> {
-        let ttl = self.ttl_or_default(ttl);
+        let ttl = self.scope.ttl_or_default(ttl);
         check_ttl(ttl)?;
         if entries.is_empty() {
             return Ok(());
@@ -150,15 +104,15 @@ impl Cache {
         let span = op_span!("set_many", self.backend_kind(), entries.len());
         observe::traced(span, async {
             let keys: Vec<&str> = entries.iter().map(|(key, _)| key.as_ref()).collect();
-            let full = self.full_keys(&keys).await?;
+            let full = self.scope.full_keys(&keys).await?;
             let batch: Vec<(&str, &[u8])> = full
                 .iter()
                 .zip(entries)
                 .map(|(key, (_, value))| (key, value.as_ref()))
                 .collect();
-            self.backend().set_many(&batch, ttl).await?;
+            self.scope.backend.set_many(&batch, ttl).await?;
             for key in full.iter() {
-                self.wrote(key);
+                self.scope.wrote(key);
             }
             Ok(())
         })
@@ -194,11 +148,11 @@ impl Cache {
         }
         let span = op_span!("delete_many", self.backend_kind(), keys.len());
         observe::traced(span, async {
-            let full = self.full_keys(keys).await?;
-            let removed = self.backend().delete_many(&full.to_vec()).await;
+            let full = self.scope.full_keys(keys).await?;
+            let removed = self.scope.backend.delete_many(&full.to_vec()).await;
             for key in full.iter() {
-                self.wrote(key);
-                self.wakeups().wake(key);
+                self.scope.wrote(key);
+                self.scope.wakeups.wake(key);
             }
             removed
         })

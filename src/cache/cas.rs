@@ -24,8 +24,8 @@ impl Cache {
     pub async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
         let span = op_span!("gets", self.backend_kind(), key);
         observe::traced(span, async {
-            let key = self.full_key(key).await?;
-            self.shared.backend.gets(&key).await
+            let key = self.scope.full_key(key).await?;
+            self.scope.backend.gets(&key).await
         })
         .await
     }
@@ -65,16 +65,16 @@ impl Cache {
     ) -> Result<bool> {
         let span = op_span!("cas", self.backend_kind(), key);
         observe::traced(span, async {
-            let ttl = self.ttl_or_default(ttl);
+            let ttl = self.scope.ttl_or_default(ttl);
             check_ttl(ttl)?;
-            let key = self.full_key(key).await?;
+            let key = self.scope.full_key(key).await?;
             let stored = self
-                .shared
+                .scope
                 .backend
                 .cas(&key, value.as_ref(), token, ttl)
                 .await?;
             if stored {
-                self.wrote(&key);
+                self.scope.wrote(&key);
             } else {
                 crate::observe::cas_conflict(self.backend_kind(), "cas");
             }

@@ -4,25 +4,26 @@
 
 mod batch;
 mod cas;
-mod generations;
+mod json;
+mod locks;
+mod many;
 mod near;
 mod open;
+mod shared;
 mod surface;
+mod typed;
 
-use std::borrow::Cow;
-use std::sync::Arc;
+pub use typed::Typed;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::backend::any::AnyBackend;
-
 use crate::backend::Backend;
-use crate::key::{apply_under, check_ttl, Namespace};
-use crate::lock::held::HeldLocks;
-use crate::lock::wakeups::Wakeups;
+use crate::ctx::Scope;
+use crate::key::check_ttl;
 use crate::observe::{self, op_span};
-use crate::typed::flight::Flights;
 use crate::{Error, Result};
 
 /// A handle on one cache backend: memory, Redis or memcached.
@@ -48,41 +49,19 @@ use crate::{Error, Result};
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    shared: Arc<Shared>,
-    namespace: Namespace,
-    /// The TTL of writes that pass `None` ([`Cache::with_default_ttl`]).
-    default_ttl: Option<Duration>,
-}
-
-struct Shared {
-    backend: AnyBackend,
-    wakeups: Wakeups,
-    /// Callers waiting on someone else's fill lease, by value key.
-    fill_wakeups: Wakeups,
-    held: HeldLocks,
-    flights: Flights,
-    /// Namespace generations, for a backend that cannot clear by prefix.
-    generations: Option<generations::Generations>,
-    /// The near cache, once one is attached.
-    near: std::sync::OnceLock<crate::near::Near>,
+    pub(super) scope: Scope,
 }
 
 impl Cache {
     pub(crate) fn from_backend(backend: AnyBackend) -> Cache {
-        let generations = (!backend.clears_by_prefix()).then(Default::default);
         Cache {
-            shared: Arc::new(Shared {
-                generations,
-                backend,
-                wakeups: Wakeups::default(),
-                fill_wakeups: Wakeups::default(),
-                held: HeldLocks::default(),
-                flights: Flights::default(),
-                near: std::sync::OnceLock::new(),
-            }),
-            namespace: Namespace::default(),
-            default_ttl: None,
+            scope: Scope::new(backend),
         }
+    }
+
+    /// The context and namespace the algorithms run in.
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     /// A handle whose every key is prefixed with `namespace`. Two different
@@ -104,82 +83,31 @@ impl Cache {
     #[must_use]
     pub fn with_namespace(&self, namespace: &str) -> Cache {
         Cache {
-            shared: Arc::clone(&self.shared),
-            namespace: self.namespace.join(namespace),
-            default_ttl: self.default_ttl,
+            scope: Scope {
+                namespace: self.scope.namespace.join(namespace),
+                ..self.scope.clone()
+            },
         }
     }
 
     /// Which backend this is: `"memory"`, `"redis"`, `"memcached"`, or a
     /// custom backend's [`kind`](Backend::kind).
     pub fn backend_kind(&self) -> &'static str {
-        self.shared.backend.kind()
+        self.scope.backend_kind()
     }
 
     /// How many lock keys have callers waiting in this process right now.
     /// The wake-up map holds an entry only while a key has waiters, so this
     /// returns to 0 when nobody waits. For diagnostics and tests.
     pub fn waiting_lock_keys(&self) -> usize {
-        self.shared.wakeups.len()
+        self.scope.wakeups.len()
     }
 
     /// How many locks this cache (any clone of it) holds right now, from
     /// [`RedLock::acquire`](crate::RedLock::acquire) or
     /// [`RedLock::lock`](crate::RedLock::lock). For diagnostics and tests.
     pub fn held_lock_count(&self) -> usize {
-        self.shared.held.len()
-    }
-
-    pub(crate) fn held_locks(&self) -> &HeldLocks {
-        &self.shared.held
-    }
-
-    pub(crate) fn flights(&self) -> &Flights {
-        &self.shared.flights
-    }
-
-    pub(crate) fn backend(&self) -> &AnyBackend {
-        &self.shared.backend
-    }
-
-    pub(crate) fn wakeups(&self) -> &Wakeups {
-        &self.shared.wakeups
-    }
-
-    pub(crate) fn fill_wakeups(&self) -> &Wakeups {
-        &self.shared.fill_wakeups
-    }
-
-    pub(crate) fn namespace(&self) -> &Namespace {
-        &self.namespace
-    }
-
-    /// The prefix this handle's keys are stored under now.
-    pub(crate) async fn resolved_prefix(&self) -> Result<Option<Arc<str>>> {
-        match &self.shared.generations {
-            // Boxed, type-erased: only memcached namespaces get here, and
-            // inline this future would enlarge every call's on every backend.
-            Some(generations) if !self.namespace.is_root() => {
-                let resolving: futures::future::BoxFuture<'_, Result<Arc<str>>> =
-                    Box::pin(generations.resolve(&self.shared.backend, &self.namespace));
-                Ok(Some(resolving.await?))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// The key the backend sees for `key`: namespaced, and on a backend
-    /// that clears namespaces by generation, in the current generation.
-    pub(crate) async fn full_key<'k>(&self, key: &'k str) -> Result<Cow<'k, str>> {
-        match self.resolved_prefix().await? {
-            Some(prefix) => apply_under(&prefix, key),
-            None => self.namespace.apply(key),
-        }
-    }
-
-    /// `ttl`, or this handle's default TTL when it is `None`.
-    pub(crate) fn ttl_or_default(&self, ttl: Option<Duration>) -> Option<Duration> {
-        ttl.or(self.default_ttl)
+        self.scope.held.len()
     }
 
     /// Reads `key`. `None` when it is absent or expired.
@@ -192,15 +120,15 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        if let Some(copy) = self.near_hit(key) {
+        if let Some(copy) = self.scope.near_hit(key) {
             return Ok(Some(copy));
         }
         let span = op_span!("get", self.backend_kind(), key);
         observe::traced(span, async {
-            let key = self.full_key(key).await?;
-            match self.near() {
-                Some(near) => near.get(&self.shared.backend, &key).await,
-                None => self.shared.backend.get(&key).await,
+            let key = self.scope.full_key(key).await?;
+            match self.scope.near() {
+                Some(near) => near.get(&self.scope.backend, &key).await,
+                None => self.scope.backend.get(&key).await,
             }
         })
         .await
@@ -227,14 +155,14 @@ impl Cache {
     ) -> Result<()> {
         let span = op_span!("set", self.backend_kind(), key);
         observe::traced(span, async {
-            let ttl = self.ttl_or_default(ttl);
+            let ttl = self.scope.ttl_or_default(ttl);
             check_ttl(ttl)?;
-            let key = self.full_key(key).await?;
-            if let Some(near) = self.near() {
-                return self.set_near(near, &key, value.as_ref(), ttl).await;
+            let key = self.scope.full_key(key).await?;
+            if let Some(near) = self.scope.near() {
+                return self.scope.set_near(near, &key, value.as_ref(), ttl).await;
             }
-            self.shared.backend.set(&key, value.as_ref(), ttl).await?;
-            self.shared.flights.invalidate(&key);
+            self.scope.backend.set(&key, value.as_ref(), ttl).await?;
+            self.scope.flights.invalidate(&key);
             Ok(())
         })
         .await
@@ -259,12 +187,12 @@ impl Cache {
     ) -> Result<bool> {
         let span = op_span!("add", self.backend_kind(), key);
         observe::traced(span, async {
-            let ttl = self.ttl_or_default(ttl);
+            let ttl = self.scope.ttl_or_default(ttl);
             check_ttl(ttl)?;
-            let key = self.full_key(key).await?;
-            let added = self.shared.backend.add(&key, value.as_ref(), ttl).await?;
+            let key = self.scope.full_key(key).await?;
+            let added = self.scope.backend.add(&key, value.as_ref(), ttl).await?;
             if added {
-                self.wrote(&key);
+                self.scope.wrote(&key);
             }
             Ok(added)
         })
@@ -292,13 +220,13 @@ impl Cache {
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let span = op_span!("delete", self.backend_kind(), key);
         observe::traced(span, async {
-            let key = self.full_key(key).await?;
-            let removed = self.shared.backend.delete(&key).await?;
-            self.wrote(&key);
+            let key = self.scope.full_key(key).await?;
+            let removed = self.scope.backend.delete(&key).await?;
+            self.scope.wrote(&key);
             if removed {
                 // It may have been a lock record: its waiters here go on now,
                 // as after a release, instead of sitting out the lease.
-                self.shared.wakeups.wake(&key);
+                self.scope.wakeups.wake(&key);
             }
             Ok(removed)
         })
@@ -352,9 +280,9 @@ impl Cache {
                     reason: "the grace period must be longer than zero",
                 });
             }
-            let key = self.full_key(key).await?;
-            let marked = self.shared.backend.mark_stale(&key, grace).await?;
-            self.wrote(&key);
+            let key = self.scope.full_key(key).await?;
+            let marked = self.scope.backend.mark_stale(&key, grace).await?;
+            self.scope.wrote(&key);
             Ok(marked)
         })
         .await
@@ -365,7 +293,7 @@ impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
             .field("backend", &self.backend_kind())
-            .field("namespace", &self.namespace.prefix())
+            .field("namespace", &self.scope.namespace.prefix())
             .finish()
     }
 }

@@ -1,12 +1,8 @@
 //! Attaching a near cache to a [`Cache`], and the hooks every read and
 //! write goes through when one is attached.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-
 use super::Cache;
-use crate::near::{Near, NearCache, NearStats, Written};
+use crate::near::{Near, NearCache, NearStats};
 use crate::Result;
 
 impl Cache {
@@ -92,11 +88,11 @@ impl Cache {
     #[must_use]
     pub fn announce_writes(self) -> Cache {
         use crate::backend::coherence::Coherence;
-        match self.shared.backend.coherence() {
-            Coherence::Push if self.near().is_none() => {
+        match self.scope.backend.coherence() {
+            Coherence::Push if self.scope.near().is_none() => {
                 // No tier: nothing receives, so the feed never starts.
                 let nobody = std::sync::Weak::<crate::backend::coherence::NoSink>::new();
-                self.shared
+                self.scope
                     .backend
                     .announce_changes(fastrand::u64(..), nobody);
             }
@@ -109,8 +105,8 @@ impl Cache {
     }
 
     fn attach_near(&self, config: NearCache) -> Result<()> {
-        let near = Near::new(&self.shared.backend, config)?;
-        if self.shared.near.set(near).is_err() {
+        let near = Near::new(&self.scope.backend, config)?;
+        if self.scope.near.set(near).is_err() {
             tracing::warn!("this cache has a near cache already; keeping it");
         }
         Ok(())
@@ -122,7 +118,7 @@ impl Cache {
     /// assert!(stampede::Cache::memory().near_cache().is_none());
     /// ```
     pub fn near_cache(&self) -> Option<&NearCache> {
-        self.near().map(Near::config)
+        self.scope.near().map(Near::config)
     }
 
     /// What the near cache did so far (`None` without one). For
@@ -132,58 +128,6 @@ impl Cache {
     /// assert_eq!(stampede::Cache::memory().near_stats(), None);
     /// ```
     pub fn near_stats(&self) -> Option<NearStats> {
-        self.near().map(Near::stats)
-    }
-
-    pub(crate) fn near(&self) -> Option<&Near> {
-        self.shared.near.get()
-    }
-
-    /// `set` through the near cache: the backend reports the write's
-    /// version where it can, and this process's copy becomes the write.
-    /// Later reads here see it; fills under way here do not land over it.
-    pub(crate) async fn set_near(
-        &self,
-        near: &Near,
-        full_key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<()> {
-        let ticket = near.ticket(full_key);
-        let version = self
-            .shared
-            .backend
-            .set_versioned(full_key, value, ttl)
-            .await?;
-        self.shared.flights.invalidate(full_key);
-        let written = Written {
-            value: Bytes::copy_from_slice(value),
-            ttl,
-            version,
-        };
-        near.wrote(full_key, ticket, Some(written));
-        Ok(())
-    }
-
-    /// A copy of `key` that may be served, found without the slow path's
-    /// span and future (a copy's hit is counted in [`NearStats`] only).
-    /// `None` also where the key must be resolved asynchronously (a
-    /// memcached namespace's generation) or is invalid: the slow path
-    /// answers those.
-    pub(crate) fn near_hit(&self, key: &str) -> Option<Bytes> {
-        let near = self.near()?;
-        if self.shared.generations.is_some() && !self.namespace.is_root() {
-            return None;
-        }
-        near.hit(&self.namespace.apply(key).ok()?)
-    }
-
-    /// After this process changed or removed `full_key` in a way it keeps
-    /// no copy of.
-    pub(crate) fn wrote(&self, full_key: &str) {
-        self.shared.flights.invalidate(full_key);
-        if let Some(near) = self.near() {
-            near.forget(full_key);
-        }
+        self.scope.near().map(Near::stats)
     }
 }

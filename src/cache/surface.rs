@@ -7,6 +7,7 @@ use tracing::Instrument;
 
 use super::Cache;
 use crate::backend::Backend;
+use crate::ctx::Scope;
 use crate::key::check_ttl;
 use crate::observe::{self, op_span};
 use crate::Result;
@@ -36,14 +37,16 @@ impl Cache {
     #[must_use]
     pub fn with_default_ttl(&self, ttl: Duration) -> Cache {
         Cache {
-            default_ttl: Some(ttl),
-            ..self.clone()
+            scope: Scope {
+                default_ttl: Some(ttl),
+                ..self.scope.clone()
+            },
         }
     }
 
     /// The TTL this handle's writes use when they pass `None`.
     pub fn default_ttl(&self) -> Option<Duration> {
-        self.default_ttl
+        self.scope.default_ttl
     }
 
     /// Whether [`get`](Cache::get) would find a value at `key` (a lock
@@ -70,11 +73,15 @@ impl Cache {
     pub async fn exists(&self, key: &str) -> Result<bool> {
         let span = op_span!("exists", self.backend_kind(), key);
         observe::traced(span, async {
-            let key = self.full_key(key).await?;
-            if self.near().is_some_and(|near| near.hit(&key).is_some()) {
+            let key = self.scope.full_key(key).await?;
+            if self
+                .scope
+                .near()
+                .is_some_and(|near| near.hit(&key).is_some())
+            {
                 return Ok(true);
             }
-            self.backend().exists(&key).await
+            self.scope.backend.exists(&key).await
         })
         .await
     }
@@ -107,10 +114,10 @@ impl Cache {
         check_ttl(Some(ttl))?;
         let span = op_span!("touch", self.backend_kind(), key);
         observe::traced(span, async {
-            let key = self.full_key(key).await?;
-            let touched = self.backend().touch(&key, ttl).await;
+            let key = self.scope.full_key(key).await?;
+            let touched = self.scope.backend.touch(&key, ttl).await;
             // A copy may not outlive the value's new TTL.
-            if let Some(near) = self.near() {
+            if let Some(near) = self.scope.near() {
                 near.forget(&key);
             }
             touched
@@ -152,9 +159,9 @@ impl Cache {
     pub async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         let span = op_span!("increment", self.backend_kind(), key);
         observe::traced(span, async {
-            let key = self.full_key(key).await?;
-            let counted = self.backend().increment(&key, delta).await;
-            self.wrote(&key);
+            let key = self.scope.full_key(key).await?;
+            let counted = self.scope.backend.increment(&key, delta).await;
+            self.scope.wrote(&key);
             counted
         })
         .await
@@ -210,25 +217,27 @@ impl Cache {
     /// If the future is dropped, any part of the namespace may have been
     /// cleared.
     pub async fn clear(&self) -> Result<()> {
-        let prefix = self.namespace().prefix();
+        let prefix = self.scope.namespace.prefix();
         let span = op_span!("clear", self.backend_kind(), prefix);
         let cleared = async {
-            match &self.shared.generations {
+            match &self.scope.generations {
                 Some(generations) if !prefix.is_empty() => {
-                    generations.bump(self.backend(), self.namespace()).await
+                    generations
+                        .bump(&self.scope.backend, &self.scope.namespace)
+                        .await
                 }
-                _ => self.backend().clear(prefix).await,
+                _ => self.scope.backend.clear(prefix).await,
             }
         }
         .instrument(span.clone())
         .await;
         if cleared.is_ok() {
-            if let Some(near) = self.near() {
+            if let Some(near) = self.scope.near() {
                 near.flush();
             }
             // Lock records under the prefix are gone: their waiters go on.
-            self.wakeups().wake_prefix(prefix);
-            self.fill_wakeups().wake_prefix(prefix);
+            self.scope.wakeups.wake_prefix(prefix);
+            self.scope.fill_wakeups.wake_prefix(prefix);
         }
         observe::outcome(&span, &cleared, "ok");
         cleared

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::OwnerToken;
 use crate::backend::Backend;
-use crate::{Cache, Result};
+use crate::{Result, Scope};
 
 /// Our claim on a lock record, from just before the create is sent until the
 /// record is released.
@@ -17,7 +17,7 @@ use crate::{Cache, Result};
 /// tokio runtime. The release is owner-checked, so it can never remove a
 /// record that someone else holds by then.
 pub(crate) struct Claim {
-    cache: Cache,
+    scope: Scope,
     key: Arc<str>,
     owner: OwnerToken,
     armed: AtomicBool,
@@ -27,9 +27,9 @@ pub(crate) struct Claim {
 
 impl Claim {
     /// A claim on `key` with a fresh owner token, armed.
-    pub(crate) fn new(cache: &Cache, key: Arc<str>) -> Self {
+    pub(crate) fn new(scope: &Scope, key: Arc<str>) -> Self {
         Claim {
-            cache: cache.clone(),
+            scope: scope.clone(),
             key,
             owner: OwnerToken::new(),
             armed: AtomicBool::new(true),
@@ -37,8 +37,8 @@ impl Claim {
         }
     }
 
-    pub(crate) fn cache(&self) -> &Cache {
-        &self.cache
+    pub(crate) fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     pub(crate) fn key(&self) -> &str {
@@ -53,7 +53,7 @@ impl Claim {
     /// held, for [`Cache::release_all`](crate::Cache::release_all).
     pub(crate) fn mark_held(&self) {
         let id = self
-            .cache
+            .scope
             .held_locks()
             .insert(Arc::clone(&self.key), self.owner);
         self.registration.store(id, Ordering::Release);
@@ -70,7 +70,7 @@ impl Claim {
         self.armed.store(false, Ordering::Release);
         let id = self.registration.swap(0, Ordering::AcqRel);
         if id != 0 {
-            self.cache.held_locks().remove(id);
+            self.scope.held_locks().remove(id);
         }
     }
 
@@ -81,7 +81,7 @@ impl Claim {
         if !self.is_armed() {
             return Ok(false);
         }
-        let removed = release_record(&self.cache, &self.key, self.owner).await?;
+        let removed = release_record(&self.scope, &self.key, self.owner).await?;
         self.disarm();
         Ok(removed)
     }
@@ -100,9 +100,9 @@ impl Drop for Claim {
             );
             return;
         };
-        let (cache, key, owner) = (self.cache.clone(), Arc::clone(&self.key), self.owner);
+        let (scope, key, owner) = (self.scope.clone(), Arc::clone(&self.key), self.owner);
         runtime.spawn(async move {
-            if let Err(error) = release_record(&cache, &key, owner).await {
+            if let Err(error) = release_record(&scope, &key, owner).await {
                 tracing::warn!(
                     lock = &*key,
                     %error,
@@ -115,10 +115,10 @@ impl Drop for Claim {
 
 /// Owner-checked delete of the record, then a wake-up of this process's
 /// waiters when it was ours.
-pub(crate) async fn release_record(cache: &Cache, key: &str, owner: OwnerToken) -> Result<bool> {
-    let removed = cache.backend().release(key, owner.as_bytes()).await?;
+pub(crate) async fn release_record(scope: &Scope, key: &str, owner: OwnerToken) -> Result<bool> {
+    let removed = scope.backend().release(key, owner.as_bytes()).await?;
     if removed {
-        cache.wakeups().wake(key);
+        scope.wakeups().wake(key);
     }
     tracing::debug!(lock = key, removed, "released");
     Ok(removed)

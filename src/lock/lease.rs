@@ -84,7 +84,7 @@ impl Lease {
             still_held
         });
         if changed {
-            crate::observe::lease_lost(self.claim.cache().backend_kind());
+            crate::observe::lease_lost(self.claim.scope().backend_kind());
             tracing::warn!(lock = self.claim.key(), why, "lease lost");
         }
     }
@@ -93,7 +93,7 @@ impl Lease {
         let asked = Instant::now();
         let extended = self
             .claim
-            .cache()
+            .scope()
             .backend()
             .extend(self.claim.key(), self.claim.owner(), lease)
             .await?;
@@ -265,7 +265,7 @@ impl LeaseGuard {
             return Ok(false);
         }
         let claim = &self.lease.claim;
-        let record = claim.cache().backend().lock_record(claim.key()).await?;
+        let record = claim.scope().backend().lock_record(claim.key()).await?;
         let ours = record.is_some_and(|record| record.owner == claim.owner());
         if !ours {
             self.lease

@@ -8,7 +8,7 @@ use tracing::Instrument;
 use crate::backend::{Backend, CasToken};
 use crate::key::check_ttl;
 use crate::observe::{self, op_span};
-use crate::{Cache, Error, Result};
+use crate::{Error, Result, Scope};
 
 /// Optimistic concurrency on one key: remember what was there, and write
 /// only if it is still exactly that.
@@ -43,28 +43,23 @@ use crate::{Cache, Error, Result};
 /// # }
 /// ```
 pub struct OptimisticLock {
-    cache: Cache,
+    scope: Scope,
     key: String,
     full_key: String,
     seen: Option<(Bytes, CasToken)>,
 }
 
 impl OptimisticLock {
-    /// Reads `key` and captures its CAS token (or its absence). One round trip.
-    ///
-    /// # Errors
-    ///
-    /// An empty key, or a backend failure.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only reads.
-    pub async fn acquire(cache: &Cache, key: impl Into<String>) -> Result<OptimisticLock> {
+    /// [`OptimisticLock::acquire`] on a handle's scope.
+    pub(crate) async fn acquire_in(
+        scope: &Scope,
+        key: impl Into<String>,
+    ) -> Result<OptimisticLock> {
         let key = key.into();
-        let span = op_span!("optimistic_acquire", cache.backend_kind(), &*key);
+        let span = op_span!("optimistic_acquire", scope.backend_kind(), &*key);
         let seen = async {
-            let full_key = cache.full_key(&key).await?.into_owned();
-            let seen = cache.backend().gets(&full_key).await?;
+            let full_key = scope.full_key(&key).await?.into_owned();
+            let seen = scope.backend().gets(&full_key).await?;
             Ok((full_key, seen))
         }
         .instrument(span.clone())
@@ -72,7 +67,7 @@ impl OptimisticLock {
         observe::outcome(&span, &seen, "ok");
         let (full_key, seen) = seen?;
         Ok(OptimisticLock {
-            cache: cache.clone(),
+            scope: scope.clone(),
             key,
             full_key,
             seen,
@@ -111,10 +106,10 @@ impl OptimisticLock {
     /// If the future is dropped, the write may or may not have happened;
     /// acquire again to find out.
     pub async fn cas(&self, value: impl AsRef<[u8]>, ttl: Option<Duration>) -> Result<()> {
-        let ttl = self.cache.ttl_or_default(ttl);
+        let ttl = self.scope.ttl_or_default(ttl);
         check_ttl(ttl)?;
-        let span = op_span!("optimistic_cas", self.cache.backend_kind(), &*self.key);
-        let backend = self.cache.backend();
+        let span = op_span!("optimistic_cas", self.scope.backend_kind(), &*self.key);
+        let backend = self.scope.backend();
         let stored = backend.cas(&self.full_key, value.as_ref(), self.token(), ttl);
         let stored = stored.instrument(span.clone()).await;
         let outcome = match &stored {
@@ -125,10 +120,10 @@ impl OptimisticLock {
         span.record("outcome", outcome);
         let stored = stored?;
         if stored {
-            self.cache.wrote(&self.full_key);
+            self.scope.wrote(&self.full_key);
             Ok(())
         } else {
-            observe::cas_conflict(self.cache.backend_kind(), "optimistic_lock");
+            observe::cas_conflict(self.scope.backend_kind(), "optimistic_lock");
             Err(Error::Conflict {
                 key: self.key.clone(),
             })

@@ -14,7 +14,7 @@ use crate::backend::{Backend, Fencing, LockAttempt};
 use crate::clock;
 use crate::key::check_lease;
 use crate::observe::{self, op_span};
-use crate::{Cache, Error, Result};
+use crate::{Error, Result, Scope};
 
 /// A lease lock on the record `<key>-lock`, with aiocache's `RedLock`
 /// semantics for [`acquire`](RedLock::acquire): a stampede guard.
@@ -27,7 +27,7 @@ use crate::{Cache, Error, Result};
 /// callers run an expensive fill; it is not mutual exclusion.
 ///
 /// Waiters in this process share one wake-up per key through the
-/// [`Cache`]; waiters in other processes are woken by the backend where it
+/// [`Cache`](crate::Cache); waiters in other processes are woken by the backend where it
 /// can (Redis pub/sub) and otherwise fall back to re-checking or the lease.
 ///
 /// ```
@@ -56,7 +56,7 @@ use crate::{Cache, Error, Result};
 /// token.
 #[derive(Clone)]
 pub struct RedLock {
-    cache: Cache,
+    scope: Scope,
     key: String,
     /// The record's key, built once; `None` when `key` is invalid (the error
     /// is reported by each acquire).
@@ -67,13 +67,12 @@ pub struct RedLock {
 }
 
 impl RedLock {
-    /// A lock guarding `key` with the given lease. Nothing is sent yet; bad
-    /// input (an empty key, a zero lease) is reported by each acquire.
-    pub fn new(cache: &Cache, key: impl Into<String>, lease: Duration) -> Self {
+    /// [`RedLock::new`] on a handle's scope.
+    pub(crate) fn in_scope(scope: &Scope, key: impl Into<String>, lease: Duration) -> Self {
         let key = key.into();
-        let lock_key = cache.namespace().lock_key(&key).ok().map(Arc::from);
+        let lock_key = scope.namespace().lock_key(&key).ok().map(Arc::from);
         RedLock {
-            cache: cache.clone(),
+            scope: scope.clone(),
             key,
             lock_key,
             lease,
@@ -115,7 +114,7 @@ impl RedLock {
         match &self.lock_key {
             Some(lock_key) => Ok(Arc::clone(lock_key)),
             // Rebuilding it yields the error that stopped `new` from building it.
-            None => self.cache.namespace().lock_key(&self.key).map(Arc::from),
+            None => self.scope.namespace().lock_key(&self.key).map(Arc::from),
         }
     }
 
@@ -136,7 +135,7 @@ impl RedLock {
     /// leaves nothing behind. Cancelled while the create was in flight, it
     /// releases the record in the background in case the create landed.
     pub async fn acquire(&self) -> Result<LockGuard> {
-        let span = op_span!("acquire", self.cache.backend_kind(), &*self.key);
+        let span = op_span!("acquire", self.scope.backend_kind(), &*self.key);
         observe::traced(span, async {
             if let Some(guard) = self.attempt_acquire().await? {
                 tracing::debug!(lock = self.key, "acquired");
@@ -157,7 +156,7 @@ impl RedLock {
         let woken = self
             .wait_for_release(&lock_key, clock::deadline(started, self.lease))
             .await?;
-        let kind = self.cache.backend_kind();
+        let kind = self.scope.backend_kind();
         crate::observe::lock_wait(kind, "released", started.elapsed());
         Ok(LockGuard::waited(woken))
     }
@@ -180,7 +179,7 @@ impl RedLock {
     /// Cancel safe: a cancelled wait leaves nothing behind, and a create
     /// that was in flight is released in the background.
     pub async fn lock(&self) -> Result<LeaseGuard> {
-        let span = op_span!("lock", self.cache.backend_kind(), &*self.key);
+        let span = op_span!("lock", self.scope.backend_kind(), &*self.key);
         observe::traced(span, async {
             let lock_key = self.checked_lock_key()?;
             let started = Instant::now();
@@ -190,8 +189,8 @@ impl RedLock {
             if let Ok(guard) = self.attempt(&lock_key).await? {
                 return Ok(guard);
             }
-            let backend = self.cache.backend();
-            let waiter = self.cache.wakeups().register(&lock_key);
+            let backend = self.scope.backend();
+            let waiter = self.scope.wakeups().register(&lock_key);
             waiter.watch_remote_releases(backend).await;
             tracing::debug!(lock = &*lock_key, "waiting to lock");
             loop {
@@ -247,14 +246,14 @@ impl RedLock {
     ///
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_lock(&self) -> Result<LeaseGuard> {
-        let span = op_span!("try_lock", self.cache.backend_kind(), &*self.key);
+        let span = op_span!("try_lock", self.scope.backend_kind(), &*self.key);
         observe::traced(span, async {
             let lock_key = self.checked_lock_key()?;
             match self.attempt(&lock_key).await? {
                 Ok(guard) => Ok(guard),
                 Err(Some(remaining)) => Err(self.locked(Some(remaining))),
                 Err(None) => {
-                    let record = self.cache.backend().lock_record(&lock_key).await?;
+                    let record = self.scope.backend().lock_record(&lock_key).await?;
                     Err(self.locked(record.and_then(|record| record.remaining)))
                 }
             }
@@ -272,8 +271,8 @@ impl RedLock {
     /// One fenced attempt: the guard, or the holder's remaining lease when
     /// the backend said.
     async fn attempt(&self, lock_key: &Arc<str>) -> Result<Result<LeaseGuard, Option<Duration>>> {
-        let backend = self.cache.backend();
-        let claim = Claim::new(&self.cache, Arc::clone(lock_key));
+        let backend = self.scope.backend();
+        let claim = Claim::new(&self.scope, Arc::clone(lock_key));
         let asked = Instant::now();
         match backend
             .try_lock(lock_key, claim.owner(), self.lease, Fencing::Issue)
@@ -324,7 +323,7 @@ impl RedLock {
     ///
     /// Cancel safe: a create that was in flight is released in the background.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>> {
-        let span = op_span!("try_acquire", self.cache.backend_kind(), &*self.key);
+        let span = op_span!("try_acquire", self.scope.backend_kind(), &*self.key);
         observe::traced(span, self.attempt_acquire()).await
     }
 
@@ -332,9 +331,9 @@ impl RedLock {
     /// its span (`acquire` has its own).
     async fn attempt_acquire(&self) -> Result<Option<LockGuard>> {
         let lock_key = self.checked_lock_key()?;
-        let claim = Claim::new(&self.cache, lock_key);
+        let claim = Claim::new(&self.scope, lock_key);
         let attempt = self
-            .cache
+            .scope
             .backend()
             .try_lock(claim.key(), claim.owner(), self.lease, Fencing::Skip)
             .await?;
@@ -350,8 +349,8 @@ impl RedLock {
     /// Waits until the record at `lock_key` is released (`true`) or the
     /// holder's lease or `deadline` passes (`false`).
     async fn wait_for_release(&self, lock_key: &str, deadline: Instant) -> Result<bool> {
-        let backend = self.cache.backend();
-        let waiter = self.cache.wakeups().register(lock_key);
+        let backend = self.scope.backend();
+        let waiter = self.scope.wakeups().register(lock_key);
         let mut notified = pin!(waiter.notified());
         notified.as_mut().enable();
         waiter.watch_remote_releases(backend).await;

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::job::{Job, Step};
 use crate::backend::{CasToken, FillRead};
-use crate::typed::Codec;
+use crate::codec::Codec;
 use crate::Result;
 
 /// The value of a fresh copy of the key, if this process has one. A copy
@@ -21,7 +21,7 @@ use crate::Result;
 pub(super) fn fresh_copy<C: Codec, P, T: DeserializeOwned>(
     job: &Job<'_, C, P>,
 ) -> Result<Option<T>> {
-    let Some(bytes) = job.cache.near().and_then(|near| near.hit(&job.full_key)) else {
+    let Some(bytes) = job.scope.near().and_then(|near| near.hit(&job.full_key)) else {
         return Ok(None);
     };
     // Only the verdict is used: no token is needed for a fresh value.

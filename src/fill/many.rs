@@ -40,11 +40,11 @@ use super::options::Fill;
 use super::policy::StorePolicy;
 use super::wait::{index_of, wait_for_others};
 use crate::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
+use crate::codec::frame::Meta;
+use crate::codec::{decode, encode, Codec};
 use crate::observe;
 use crate::observe::op_span;
-use crate::typed::frame::Meta;
-use crate::typed::{decode, encode, Codec, Json, Typed};
-use crate::{Cache, Error, Result};
+use crate::{Error, Result, Scope};
 
 /// One call's keys: as the caller named them and as the backend sees them.
 pub(super) struct Keys {
@@ -83,8 +83,8 @@ pub(super) fn judge<C: Codec, P, T: DeserializeOwned>(
     })
 }
 
-pub(super) async fn get_or_fill_many<C, P, T, E, F, Fut, K>(
-    cache: &Cache,
+pub(crate) async fn get_or_fill_many<C, P, T, E, F, Fut, K>(
+    scope: &Scope,
     codec: &C,
     keys: &[K],
     fill: &Fill<P>,
@@ -99,21 +99,21 @@ where
     F: FnOnce(Vec<String>) -> Fut,
     Fut: Future<Output = Result<HashMap<String, T>, E>>,
 {
-    let span = op_span!("get_or_fill_many", cache.backend_kind(), keys.len());
+    let span = op_span!("get_or_fill_many", scope.backend_kind(), keys.len());
     let filled: Result<HashMap<String, T>, E> = async {
         fill.check()?;
         let started = Instant::now();
-        let keys = distinct(cache, keys).await?;
+        let keys = distinct(scope, keys).await?;
         let mut found = HashMap::with_capacity(keys.names.len());
         if keys.names.is_empty() {
             return Ok(found);
         }
         let full: Vec<&str> = keys.full.iter().map(String::as_str).collect();
-        let reads = cache
+        let reads = scope
             .backend()
             .read_for_fill_many(&full, fill.lease)
             .await?;
-        let mut claims = Claims::new(cache);
+        let mut claims = Claims::new(scope);
         let mut waiting = Vec::new();
         for (i, read) in reads.into_iter().enumerate() {
             // A decode error drops `claims`, which gives the leases back.
@@ -125,7 +125,7 @@ where
                 Found::Wait => waiting.push(i),
             }
         }
-        let kind = cache.backend_kind();
+        let kind = scope.backend_kind();
         observe::hits(kind, "get_or_fill_many", found.len() as u64);
         let missing = claims.held.len() + waiting.len();
         observe::misses(kind, "get_or_fill_many", missing as u64);
@@ -135,7 +135,7 @@ where
                 // While we may still fill, gather the leases of keys whose
                 // fillers give up (for a moment, if we hold some already);
                 // after our fill, a lease we are granted is a key nobody fills.
-                let waited = wait_for_others(cache, codec, fill, &keys, &waiting, started, claims);
+                let waited = wait_for_others(scope, codec, fill, &keys, &waiting, started, claims);
                 let waited = waited.await?;
                 found.extend(waited.found);
                 waiting = waited.left;
@@ -155,7 +155,7 @@ where
                 return Err(Error::FilledElsewhereFailed { key }.into());
             };
             let names = led.iter().map(|&i| keys.names[i].clone()).collect();
-            let filled = fill_led(cache, codec, fill, &keys, &led, &mut claims, f(names)).await?;
+            let filled = fill_led(scope, codec, fill, &keys, &led, &mut claims, f(names)).await?;
             found.extend(filled);
         }
         Ok(found)
@@ -166,126 +166,8 @@ where
     filled
 }
 
-impl Cache {
-    /// [`get_or_fill`](Cache::get_or_fill) for a set of keys, with JSON
-    /// values: returns the value of every key that has one, filling the
-    /// missing ones with **one** call of `f`.
-    ///
-    /// - One batch reads every key and takes the fill lease of each key
-    ///   that needs a fill (one request per server).
-    /// - `f` gets the keys this caller leads, in the order given (without
-    ///   repeats), and returns a map of the values it found. They are
-    ///   stored in one batch, each under its key's lease: as with
-    ///   `get_or_fill`, a write to a key during the fill voids its lease, and
-    ///   that value is returned but not stored. Keys `f` leaves out are
-    ///   absent from the result and not cached; keys it adds are ignored.
-    /// - Keys another caller (here or in another process) is filling are
-    ///   waited for, woken when their leases end, so concurrent callers
-    ///   with overlapping key sets never fill a key twice.
-    /// - [`Fill::cache_if`] and [`Fill::ttl_with`] apply per value. Values
-    ///   are served as stored: no early refresh; a value marked stale is
-    ///   refilled when this caller wins its lease, or served within
-    ///   [`Fill::stale_while_revalidate`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> stampede::Result<()> {
-    /// use std::collections::HashMap;
-    /// use std::time::Duration;
-    /// use stampede::Fill;
-    ///
-    /// let cache = stampede::Cache::memory();
-    /// cache.set_value("user:1", "ada", None).await?;
-    /// let ids = vec!["user:1".to_string(), "user:2".to_string(), "user:404".to_string()];
-    /// let users: HashMap<String, String> = cache
-    ///     .get_or_fill_many(&ids, Fill::ttl(Duration::from_secs(60)), |missing: Vec<String>| async move {
-    ///         assert_eq!(missing, ["user:2", "user:404"]); // user:1 was a hit
-    ///         Ok::<_, stampede::Error>(HashMap::from([("user:2".to_string(), "grace".to_string())]))
-    ///     })
-    ///     .await?;
-    /// assert_eq!(users.len(), 2); // user:404 was not found, and is not cached
-    /// assert_eq!(users["user:2"], "grace");
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// `f`'s error as it is (every lease this call holds is given back, so
-    /// waiters take over); an empty key or bad [`Fill`] before anything is
-    /// sent; [`Error::Decode`] for a stored value that is not a `T`;
-    /// [`Error::FilledElsewhereFailed`] when another caller's fill of one
-    /// of the keys ended without a value after `f` had run (call again);
-    /// a backend failure.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future gives back every lease it holds, from a
-    /// background task, so other callers take over at once; values already
-    /// stored stay.
-    pub async fn get_or_fill_many<K, T, E, F, Fut>(
-        &self,
-        keys: &[K],
-        fill: Fill<impl StorePolicy<T>>,
-        f: F,
-    ) -> Result<HashMap<String, T>, E>
-    where
-        K: AsRef<str>,
-        T: Serialize + DeserializeOwned,
-        E: From<Error>,
-        F: FnOnce(Vec<String>) -> Fut,
-        Fut: Future<Output = Result<HashMap<String, T>, E>>,
-    {
-        get_or_fill_many(self, &Json, keys, &fill, f).await
-    }
-}
-
-impl<C: Codec> Typed<C> {
-    /// [`Cache::get_or_fill_many`] with this handle's codec.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> stampede::Result<()> {
-    /// use std::collections::HashMap;
-    /// use stampede::{typed::Json, Fill};
-    ///
-    /// let typed = stampede::Cache::memory().with_codec(Json);
-    /// let squares: HashMap<String, u64> = typed
-    ///     .get_or_fill_many(&["2", "3"], Fill::forever(), |keys: Vec<String>| async move {
-    ///         Ok::<_, stampede::Error>(keys.into_iter().map(|k| { let n: u64 = k.parse().unwrap_or(0); (k, n * n) }).collect())
-    ///     })
-    ///     .await?;
-    /// assert_eq!(squares["3"], 9);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As for [`Cache::get_or_fill_many`].
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`Cache::get_or_fill_many`].
-    pub async fn get_or_fill_many<K, T, E, F, Fut>(
-        &self,
-        keys: &[K],
-        fill: Fill<impl StorePolicy<T>>,
-        f: F,
-    ) -> Result<HashMap<String, T>, E>
-    where
-        K: AsRef<str>,
-        T: Serialize + DeserializeOwned,
-        E: From<Error>,
-        F: FnOnce(Vec<String>) -> Fut,
-        Fut: Future<Output = Result<HashMap<String, T>, E>>,
-    {
-        get_or_fill_many(&self.cache, &self.codec, keys, &fill, f).await
-    }
-}
-
 /// The keys without repeats, in order, checked and namespaced.
-async fn distinct<K: AsRef<str>>(cache: &Cache, keys: &[K]) -> Result<Keys> {
+async fn distinct<K: AsRef<str>>(scope: &Scope, keys: &[K]) -> Result<Keys> {
     let mut names: Vec<String> = Vec::with_capacity(keys.len());
     for key in keys {
         let key = key.as_ref();
@@ -293,7 +175,7 @@ async fn distinct<K: AsRef<str>>(cache: &Cache, keys: &[K]) -> Result<Keys> {
             names.push(key.to_owned());
         }
     }
-    let full = cache.full_keys(&names).await?;
+    let full = scope.full_keys(&names).await?;
     let full = full.iter().map(str::to_owned).collect();
     Ok(Keys { names, full })
 }
@@ -301,7 +183,7 @@ async fn distinct<K: AsRef<str>>(cache: &Cache, keys: &[K]) -> Result<Keys> {
 /// Runs the fill for the keys this caller leads and stores what it
 /// returned under their leases, in one batch.
 async fn fill_led<C, P, T, E, Fut>(
-    cache: &Cache,
+    scope: &Scope,
     codec: &C,
     fill: &Fill<P>,
     keys: &Keys,
@@ -320,7 +202,7 @@ where
     let mut values = match filling.await {
         Ok(values) => values,
         Err(error) => {
-            observe::fill_error(cache.backend_kind(), started.elapsed());
+            observe::fill_error(scope.backend_kind(), started.elapsed());
             claims.give_back().await;
             return Err(error);
         }
@@ -353,7 +235,7 @@ where
             })
         })
         .collect();
-    let stored = cache.backend().store_filled_many(&entries).await;
+    let stored = scope.backend().store_filled_many(&entries).await;
     let stored_keys: Vec<String> = match &stored {
         Ok(stored) => entries
             .iter()
@@ -363,7 +245,7 @@ where
             .collect(),
         Err(_) => Vec::new(),
     };
-    if let Some(near) = cache.near() {
+    if let Some(near) = scope.near() {
         for key in &stored_keys {
             near.forget(key);
         }
@@ -371,7 +253,7 @@ where
     drop(leases);
     for (i, _, _) in &batch {
         observe::fill(
-            cache.backend_kind(),
+            scope.backend_kind(),
             stored_keys.contains(&keys.full[*i]),
             took,
         );
@@ -391,6 +273,6 @@ where
 
 /// How long a caller waits for others' fills in all: twice the lease, as
 /// the backend keeps it (the single-key guard's patience).
-pub(super) fn patience<P>(cache: &Cache, fill: &Fill<P>) -> Duration {
-    cache.backend().lease_life(fill.lease).saturating_mul(2)
+pub(super) fn patience<P>(scope: &Scope, fill: &Fill<P>) -> Duration {
+    scope.backend().lease_life(fill.lease).saturating_mul(2)
 }

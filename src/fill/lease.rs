@@ -10,23 +10,23 @@ use tokio::time::Instant;
 use super::job::Job;
 use super::policy::StorePolicy;
 use crate::backend::{Backend, LeaseToken};
-use crate::typed::flight::Leader;
-use crate::typed::Codec;
-use crate::{Cache, Error};
+use crate::codec::Codec;
+use crate::ctx::flights::Leader;
+use crate::{Error, Scope};
 
 /// A fill lease we hold. Dropped while still held (the fill panicked, or the
 /// caller's future was dropped), it is given back from a background task,
 /// so that a waiter takes over at once rather than after the lease.
 struct LeaseClaim {
-    cache: Cache,
+    scope: Scope,
     key: String,
     lease: Option<LeaseToken>,
 }
 
 impl LeaseClaim {
-    fn new(cache: &Cache, key: &str, lease: LeaseToken) -> Self {
+    fn new(scope: &Scope, key: &str, lease: LeaseToken) -> Self {
         LeaseClaim {
-            cache: cache.clone(),
+            scope: scope.clone(),
             key: key.to_owned(),
             lease: Some(lease),
         }
@@ -41,11 +41,11 @@ impl LeaseClaim {
         let Some(lease) = &self.lease else {
             return Ok(false);
         };
-        let stored = match self.cache.near() {
+        let stored = match self.scope.near() {
             Some(near) => {
                 // The filler keeps a copy of what it stored, by its version.
                 let ticket = near.ticket(&self.key);
-                let backend = self.cache.backend();
+                let backend = self.scope.backend();
                 let stored = backend.store_filled_versioned(&self.key, lease, value, ttl);
                 let stored: futures::future::BoxFuture<'_, _> = Box::pin(stored);
                 stored.await.map(|stored| {
@@ -60,7 +60,7 @@ impl LeaseClaim {
                 })
             }
             None => {
-                self.cache
+                self.scope
                     .backend()
                     .store_filled(&self.key, lease, value, ttl)
                     .await
@@ -71,7 +71,7 @@ impl LeaseClaim {
         if stored.is_ok() {
             self.lease = None;
         }
-        self.cache.fill_wakeups().wake(&self.key);
+        self.scope.fill_wakeups().wake(&self.key);
         stored
     }
 
@@ -80,7 +80,7 @@ impl LeaseClaim {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        give_back(&self.cache, &self.key, &lease).await;
+        give_back(&self.scope, &self.key, &lease).await;
     }
 }
 
@@ -96,17 +96,17 @@ impl Drop for LeaseClaim {
             );
             return;
         };
-        let (cache, key) = (self.cache.clone(), std::mem::take(&mut self.key));
-        runtime.spawn(async move { give_back(&cache, &key, &lease).await });
+        let (scope, key) = (self.scope.clone(), std::mem::take(&mut self.key));
+        runtime.spawn(async move { give_back(&scope, &key, &lease).await });
     }
 }
 
 /// Gives a fill lease back and wakes this process's waiters.
-pub(super) async fn give_back(cache: &Cache, key: &str, lease: &LeaseToken) {
-    if let Err(error) = cache.backend().release_fill(key, lease).await {
+pub(super) async fn give_back(scope: &Scope, key: &str, lease: &LeaseToken) {
+    if let Err(error) = scope.backend().release_fill(key, lease).await {
         tracing::warn!(key, %error, "could not give a fill lease back; waiters fall back to its end");
     }
-    cache.fill_wakeups().wake(key);
+    scope.fill_wakeups().wake(key);
 }
 
 /// Holding the fill lease: fill, store while the lease holds, land the
@@ -127,12 +127,12 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut claim = LeaseClaim::new(job.cache, &job.full_key, lease);
+    let mut claim = LeaseClaim::new(job.scope, &job.full_key, lease);
     let started = Instant::now();
     let value = match f().await {
         Ok(value) => value,
         Err(error) => {
-            crate::observe::fill_error(job.cache.backend_kind(), started.elapsed());
+            crate::observe::fill_error(job.scope.backend_kind(), started.elapsed());
             tracing::debug!(
                 key = job.key,
                 "fill failed; giving the lease back so that a waiter takes over"
@@ -163,7 +163,7 @@ where
         return Ok(value);
     }
     let stored = claim.store(&bytes, job.fill.storage_ttl(ttl)).await;
-    let kind = job.cache.backend_kind();
+    let kind = job.scope.backend_kind();
     crate::observe::fill(kind, matches!(stored, Ok(true)), started.elapsed());
     match stored {
         Ok(true) => {

@@ -16,8 +16,8 @@ use super::many::{judge, patience, Found, Keys};
 use super::options::Fill;
 use crate::backend::Backend;
 use crate::clock::deadline;
-use crate::typed::Codec;
-use crate::{Cache, Error, Result};
+use crate::codec::Codec;
+use crate::{Error, Result, Scope};
 
 /// How long a caller that waited holds leases it was then granted while
 /// other keys of its call are still being filled by others, before it
@@ -43,7 +43,7 @@ pub(super) struct Waited<T> {
 /// (`granted`), it reads once and returns. Waiting past twice the lease is
 /// [`Error::FilledElsewhereFailed`].
 pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
-    cache: &Cache,
+    scope: &Scope,
     codec: &C,
     fill: &Fill<P>,
     keys: &Keys,
@@ -51,7 +51,7 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     started: Instant,
     mut granted: Claims,
 ) -> Result<Waited<T>> {
-    let wakeups = cache.fill_wakeups();
+    let wakeups = scope.fill_wakeups();
     let waiters: Vec<_> = waiting
         .iter()
         .map(|&i| wakeups.register(&keys.full[i]))
@@ -59,10 +59,10 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
     join_all(
         waiters
             .iter()
-            .map(|waiter| waiter.watch_remote_fills(cache.backend())),
+            .map(|waiter| waiter.watch_remote_fills(scope.backend())),
     )
     .await;
-    let gives_up = deadline(started, patience(cache, fill));
+    let gives_up = deadline(started, patience(scope, fill));
     // Coming in with leases (the call's first read found some keys free
     // and others busy), read the busy ones once more before filling: leases
     // given back together (a cancelled caller's) are seen together, at the
@@ -85,7 +85,7 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
             .map(|&w| keys.full[waiting[w]].as_str())
             .collect();
         // An error drops `granted`, which gives its leases back.
-        let reads = cache
+        let reads = scope
             .backend()
             .read_for_fill_many(&full, fill.lease)
             .await?;
@@ -123,7 +123,7 @@ pub(super) async fn wait_for_others<C: Codec, P, T: DeserializeOwned>(
             tracing::warn!(key, "gave up waiting for another caller's fill");
             return Err(Error::FilledElsewhereFailed { key });
         }
-        let lease_end = deadline(now, cache.backend().lease_life(fill.lease));
+        let lease_end = deadline(now, scope.backend().lease_life(fill.lease));
         let wake = gather_until.map_or(lease_end, |until| until.min(lease_end));
         tokio::select! {
             _ = futures::future::select_all(woken) => {}

@@ -15,8 +15,8 @@ use super::job::Job;
 use super::lease::fill_leased;
 use super::policy::StorePolicy;
 use crate::backend::{Backend, CasToken, LeaseToken};
-use crate::typed::flight::Leader;
-use crate::typed::Codec;
+use crate::codec::Codec;
+use crate::ctx::flights::Leader;
 use crate::{Error, LockGuard};
 
 /// What entitles a caller to refresh.
@@ -64,7 +64,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let backend = job.cache.backend();
+    let backend = job.scope.backend();
     // Someone may have replaced it between our read and our lock.
     if let Some((bytes, token)) = backend.gets(&job.full_key).await? {
         if token != seen {
@@ -98,16 +98,16 @@ where
                 });
         tracing::debug!(key = job.key, stored, in_time, "refreshed");
         if stored {
-            if let Some(near) = job.cache.near() {
+            if let Some(near) = job.scope.near() {
                 near.forget(&job.full_key);
             }
             if let Some(leader) = leader {
                 leader.land(bytes);
             }
         }
-        crate::observe::fill(job.cache.backend_kind(), stored, started.elapsed());
+        crate::observe::fill(job.scope.backend_kind(), stored, started.elapsed());
     } else {
-        crate::observe::fill_error(job.cache.backend_kind(), started.elapsed());
+        crate::observe::fill_error(job.scope.backend_kind(), started.elapsed());
         tracing::warn!(key = job.key, "refresh failed; the old value stays");
     }
     release(&guard, job.key).await;

@@ -43,11 +43,12 @@ use tracing::Instrument;
 
 use self::job::{Job, Need, Step};
 use self::refresh::Refresher;
-use super::flight::{Follower, Joined, Leader};
-use super::Codec;
 use crate::backend::LeaseToken;
+use crate::codec::Codec;
+use crate::ctx::flights::{Follower, Joined, Leader};
 use crate::observe::{self, op_span};
-use crate::{Cache, Error, LockGuard, RedLock, Result};
+use crate::{Error, LockGuard, RedLock, Result, Scope};
+pub(crate) use many::get_or_fill_many;
 pub use options::{Fill, DEFAULT_FILL_LEASE};
 pub use policy::{CacheIf, StoreAll, StorePolicy, TtlWith};
 
@@ -103,8 +104,8 @@ where
 }
 
 /// `get_or_fill`: the caller that refreshes waits for its own fill.
-pub(super) async fn get_or_fill<C, P, T, E, F, Fut>(
-    cache: &Cache,
+pub(crate) async fn get_or_fill<C, P, T, E, F, Fut>(
+    scope: &Scope,
     codec: &C,
     key: &str,
     fill: &Fill<P>,
@@ -118,10 +119,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let span = op_span!("get_or_fill", cache.backend_kind(), key);
+    let span = op_span!("get_or_fill", scope.backend_kind(), key);
     let outcome = async {
         fill.check()?;
-        let job = Job::new(cache, codec, key, fill).await?;
+        let job = Job::new(scope, codec, key, fill).await?;
         match run(&job, f).await? {
             Ran::Done(outcome) => outcome,
             Ran::Refresh(_, by, f) => Box::pin(refresh::refresh(&job, by, f)).await,
@@ -135,8 +136,8 @@ where
 
 /// `get_or_fill_detached`: a caller that reads a value due for a refresh
 /// returns it at once and the refresh runs on a spawned task.
-pub(super) async fn get_or_fill_detached<C, P, T, E, F, Fut>(
-    cache: &Cache,
+pub(crate) async fn get_or_fill_detached<C, P, T, E, F, Fut>(
+    scope: &Scope,
     codec: &C,
     key: &str,
     fill: &Fill<P>,
@@ -150,10 +151,10 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let span = op_span!("get_or_fill_detached", cache.backend_kind(), key);
+    let span = op_span!("get_or_fill_detached", scope.backend_kind(), key);
     let ran = async {
         fill.check()?;
-        let job = Job::new(cache, codec, key, fill).await?;
+        let job = Job::new(scope, codec, key, fill).await?;
         run(&job, f).await
     }
     .instrument(span.clone())
@@ -163,9 +164,9 @@ where
         Ran::Done(outcome) => return outcome,
         Ran::Refresh(stale, by, f) => (stale, by, f),
     };
-    let (cache, codec, key, fill) = (cache.clone(), codec.clone(), key.to_owned(), fill.clone());
+    let (scope, codec, key, fill) = (scope.clone(), codec.clone(), key.to_owned(), fill.clone());
     tokio::spawn(async move {
-        let refreshed = match Job::new(&cache, &codec, &key, &fill).await {
+        let refreshed = match Job::new(&scope, &codec, &key, &fill).await {
             Ok(job) => refresh::refresh(&job, by, f).await,
             Err(error) => Err(E::from(error)),
         };
@@ -181,11 +182,11 @@ where
 async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
     job: &'a Job<'_, C, P>,
 ) -> Result<Decision<'a, T>> {
-    let flights = job.cache.flights();
-    let near = job.cache.near().is_some();
+    let flights = job.scope.flights();
+    let near = job.scope.near().is_some();
     if near {
         if let Some(value) = near::fresh_copy(job)? {
-            observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+            observe::hits(job.scope.backend_kind(), "get_or_fill", 1);
             return Ok(Decision::Value(value));
         }
     }
@@ -196,7 +197,7 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
             match Box::pin(follow(job, follower)).await? {
                 Some(value) => {
                     // Served by this process's fill: a hit for this caller.
-                    observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+                    observe::hits(job.scope.backend_kind(), "get_or_fill", 1);
                     return Ok(Decision::Value(value));
                 }
                 None => continue, // it failed, was cancelled or could not store
@@ -211,28 +212,28 @@ async fn decide<'a, C: Codec, P, T: DeserializeOwned>(
         };
         let need = match first {
             Step::Done(value, _) => {
-                observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+                observe::hits(job.scope.backend_kind(), "get_or_fill", 1);
                 return Ok(Decision::Value(value));
             }
             Step::Refresh(value, _, seen) => {
-                observe::hits(job.cache.backend_kind(), "get_or_fill", 1);
+                observe::hits(job.scope.backend_kind(), "get_or_fill", 1);
                 // One caller refreshes; everyone else keeps what they read.
-                let lock = RedLock::new(job.cache, job.key, job.fill.lease);
+                let lock = RedLock::in_scope(job.scope, job.key, job.fill.lease);
                 return Ok(match Box::pin(lock.try_acquire()).await? {
                     Some(guard) => Decision::Refresh(value, Refresher::Lock(guard, seen)),
                     None => Decision::Value(value),
                 });
             }
             Step::ServeStale(value, Some(lease)) => {
-                observe::stale_served(job.cache.backend_kind());
+                observe::stale_served(job.scope.backend_kind());
                 return Ok(Decision::Refresh(value, Refresher::Lease(lease)));
             }
             Step::ServeStale(value, None) => {
-                observe::stale_served(job.cache.backend_kind());
+                observe::stale_served(job.scope.backend_kind());
                 return Ok(Decision::Value(value));
             }
             Step::Need(need) => {
-                observe::misses(job.cache.backend_kind(), "get_or_fill", 1);
+                observe::misses(job.scope.backend_kind(), "get_or_fill", 1);
                 need
             }
         };
@@ -270,7 +271,7 @@ async fn follow<C: Codec, P, T: DeserializeOwned>(
                 key = job.key,
                 "the flight's leader outlived its lease; leaving it"
             );
-            job.cache.flights().abandon(&job.full_key, &follower);
+            job.scope.flights().abandon(&job.full_key, &follower);
             Ok(None)
         }
     }
@@ -293,7 +294,7 @@ async fn lead<'a, C: Codec, P, T: DeserializeOwned>(
                 return Ok(Decision::Unguarded(leader))
             }
             Need::Replace(seen) => {
-                let guard = RedLock::new(job.cache, job.key, job.fill.lease)
+                let guard = RedLock::in_scope(job.scope, job.key, job.fill.lease)
                     .acquire()
                     .await?;
                 if guard.holds_lock() {
@@ -305,8 +306,8 @@ async fn lead<'a, C: Codec, P, T: DeserializeOwned>(
                 let waiter = match &mut waiter {
                     Some(waiter) => waiter,
                     None => {
-                        let registered = job.cache.fill_wakeups().register(&job.full_key);
-                        registered.watch_remote_fills(job.cache.backend()).await;
+                        let registered = job.scope.fill_wakeups().register(&job.full_key);
+                        registered.watch_remote_fills(job.scope.backend()).await;
                         waiter.insert(registered)
                     }
                 };

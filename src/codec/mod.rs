@@ -1,10 +1,13 @@
 //! How typed values become bytes: [`Codec`], with [`Json`] by default and
 //! [`Postcard`] (feature `postcard`) as a compact binary option.
 
+pub(crate) mod frame;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::BoxError;
+use crate::{BoxError, Error, Result};
+use frame::Meta;
 
 /// Turns values into bytes and back for the typed API
 /// ([`Cache::set_value`](crate::Cache::set_value),
@@ -98,4 +101,36 @@ impl Codec for Postcard {
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, BoxError> {
         Ok(postcard::from_bytes(bytes)?)
     }
+}
+
+/// `value` framed with `meta` and encoded by `codec`.
+pub(crate) fn encode<C: Codec, T: Serialize + ?Sized>(
+    codec: &C,
+    key: &str,
+    value: &T,
+    meta: Meta,
+) -> Result<Vec<u8>> {
+    let mut bytes = frame::start(meta);
+    codec
+        .encode_into(value, &mut bytes)
+        .map_err(|source| Error::Encode {
+            key: key.to_owned(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// Unframes and decodes stored bytes.
+/// The frame and the value of `bytes`, decoded by `codec`.
+pub(crate) fn decode<C: Codec, T: DeserializeOwned>(
+    codec: &C,
+    key: &str,
+    bytes: &[u8],
+) -> Result<(Option<Meta>, T)> {
+    let (meta, payload) = frame::split(bytes);
+    let value = codec.decode(payload).map_err(|source| Error::Decode {
+        key: key.to_owned(),
+        source,
+    })?;
+    Ok((meta, value))
 }

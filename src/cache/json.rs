@@ -7,8 +7,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{fill, get_framed, set_value, update, Codec, Fill, Json, Retry, StorePolicy, Typed};
-use crate::{Cache, Error, Result};
+use super::typed::{get_framed, set_value};
+use super::{Cache, Typed};
+use crate::codec::{Codec, Json};
+use crate::fill::{self, Fill, StorePolicy};
+use crate::lock::update::{self, Retry};
+use crate::{Error, Result};
 
 impl Cache {
     /// This cache, with typed values encoded by `codec` instead of JSON.
@@ -85,7 +89,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        fill::get_or_fill(self, &Json, key, &fill, f).await
+        fill::get_or_fill(&self.scope, &Json, key, &fill, f).await
     }
 
     /// [`get_or_fill`](Cache::get_or_fill) with refreshes in the
@@ -110,7 +114,7 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        fill::get_or_fill_detached(self, &Json, key, &fill, f).await
+        fill::get_or_fill_detached(&self.scope, &Json, key, &fill, f).await
     }
 
     /// Read-modify-write of a JSON value, retried on conflict. See
@@ -128,6 +132,6 @@ impl Cache {
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> T,
     {
-        update::update(self, &Json, key, ttl, &Retry::default(), f).await
+        update::update(&self.scope, &Json, key, ttl, &Retry::default(), f).await
     }
 }

@@ -14,14 +14,14 @@ use super::options::{Fill, Verdict};
 use super::policy::StorePolicy;
 use crate::backend::{Backend, CasToken, FillLease, FillRead, LeaseToken};
 use crate::clock::deadline;
-use crate::typed::frame::{now_unix_ms, Meta};
-use crate::typed::{decode, encode, Codec};
-use crate::{Cache, Result};
+use crate::codec::frame::{now_unix_ms, Meta};
+use crate::codec::{decode, encode, Codec};
+use crate::{Result, Scope};
 
 /// What one call works with: the cache, the codec, the key (as given and as
 /// the backend sees it), the options, and when it stops waiting for others.
 pub(super) struct Job<'a, C, P> {
-    pub(super) cache: &'a Cache,
+    pub(super) scope: &'a Scope,
     pub(super) codec: &'a C,
     pub(super) key: &'a str,
     /// The key with the namespace applied.
@@ -63,14 +63,14 @@ pub(super) enum Need {
 
 impl<'a, C: Codec, P> Job<'a, C, P> {
     pub(super) async fn new(
-        cache: &'a Cache,
+        scope: &'a Scope,
         codec: &'a C,
         key: &'a str,
         fill: &'a Fill<P>,
     ) -> Result<Self> {
-        let full_key = cache.full_key(key).await?;
+        let full_key = scope.full_key(key).await?;
         Ok(Job {
-            cache,
+            scope,
             codec,
             key,
             full_key,
@@ -81,7 +81,7 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
 
     /// How long a record written with this call's lease may live.
     fn lease_life(&self) -> Duration {
-        self.cache.backend().lease_life(self.fill.lease)
+        self.scope.backend().lease_life(self.fill.lease)
     }
 
     /// Past this, a caller waiting on someone else's lease fills itself:
@@ -104,8 +104,8 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
     /// Reads the key, taking the fill lease if it needs filling, and judges
     /// what was read.
     pub(super) async fn read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
-        let backend = self.cache.backend();
-        let read = match self.cache.near() {
+        let backend = self.scope.backend();
+        let read = match self.scope.near() {
             // Through the near cache, which keeps a copy of a fresh value.
             Some(near) => {
                 // Boxed, as the other slow paths: inline, it would enlarge
@@ -126,7 +126,7 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
     /// is read again with the lease at once, so that one stale reader wins
     /// the refresh; a miss asks for the lease later, once per process.
     pub(super) async fn first_read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
-        match self.cache.backend().peek_for_fill(&self.full_key).await? {
+        match self.scope.backend().peek_for_fill(&self.full_key).await? {
             Some(read) if !read.stale => self.judge(read),
             _ => self.read().await,
         }
@@ -191,6 +191,6 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
 
     /// Wakes this process's callers waiting on a fill of the key.
     pub(super) fn wake_waiters(&self) {
-        self.cache.fill_wakeups().wake(&self.full_key);
+        self.scope.fill_wakeups().wake(&self.full_key);
     }
 }

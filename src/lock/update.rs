@@ -5,12 +5,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::frame::Meta;
-use super::{decode, encode, Codec};
+use crate::codec::frame::Meta;
+use crate::codec::{decode, encode, Codec};
 
 use crate::key::check_ttl;
 use crate::observe::{self, op_span};
-use crate::{Cache, Error, OptimisticLock, Result};
+use crate::{Error, OptimisticLock, Result, Scope};
 
 /// How [`update`](crate::Cache::update) retries on conflict: up to
 /// `max_attempts` tries, sleeping a random time between zero and an
@@ -65,8 +65,8 @@ impl Retry {
     }
 }
 
-pub(super) async fn update<C, T, F>(
-    cache: &Cache,
+pub(crate) async fn update<C, T, F>(
+    scope: &Scope,
     codec: &C,
     key: &str,
     ttl: Option<Duration>,
@@ -78,12 +78,12 @@ where
     T: Serialize + DeserializeOwned,
     F: FnMut(Option<T>) -> T,
 {
-    let span = op_span!("update", cache.backend_kind(), key);
+    let span = op_span!("update", scope.backend_kind(), key);
     observe::traced(span, async {
-        let ttl = cache.ttl_or_default(ttl);
+        let ttl = scope.ttl_or_default(ttl);
         check_ttl(ttl)?;
         for attempt in 1..=retry.max_attempts {
-            let lock = OptimisticLock::acquire(cache, key).await?;
+            let lock = OptimisticLock::acquire_in(scope, key).await?;
             let old = match lock.value() {
                 Some(bytes) => Some(decode(codec, key, bytes)?.1),
                 None => None,

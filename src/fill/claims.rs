@@ -3,20 +3,20 @@
 use std::collections::HashMap;
 
 use crate::backend::{Backend, LeaseToken};
-use crate::Cache;
+use crate::Scope;
 
 /// The fill leases a call holds. Given back on every way out; dropped with
 /// leases still held (the call was cancelled), it gives them back from a
 /// background task so that waiters take over at once.
 pub(super) struct Claims {
-    cache: Cache,
+    scope: Scope,
     pub(super) held: Vec<(String, LeaseToken)>,
 }
 
 impl Claims {
-    pub(super) fn new(cache: &Cache) -> Claims {
+    pub(super) fn new(scope: &Scope) -> Claims {
         Claims {
-            cache: cache.clone(),
+            scope: scope.clone(),
             held: Vec::new(),
         }
     }
@@ -32,14 +32,14 @@ impl Claims {
     pub(super) fn forget(&mut self, stored: &[String]) {
         self.held.retain(|(key, _)| !stored.contains(key));
         for key in stored {
-            self.cache.fill_wakeups().wake(key);
+            self.scope.fill_wakeups().wake(key);
         }
     }
 
     /// Gives every lease still held back, all at once.
     pub(super) async fn give_back(&mut self) {
         let held = std::mem::take(&mut self.held);
-        give_back_all(&self.cache, held).await;
+        give_back_all(&self.scope, held).await;
     }
 }
 
@@ -55,24 +55,24 @@ impl Drop for Claims {
             );
             return;
         };
-        let cache = self.cache.clone();
-        runtime.spawn(async move { give_back_all(&cache, held).await });
+        let scope = self.scope.clone();
+        runtime.spawn(async move { give_back_all(&scope, held).await });
     }
 }
 
 /// Gives leases back, all at once, and wakes their waiters here only when
 /// every one is back: a waiter woken by the first finds the rest free too,
 /// rather than leading some keys while the others still look busy.
-async fn give_back_all(cache: &Cache, held: Vec<(String, LeaseToken)>) {
+async fn give_back_all(scope: &Scope, held: Vec<(String, LeaseToken)>) {
     let gives = held
         .iter()
-        .map(|(key, lease)| cache.backend().release_fill(key, lease));
+        .map(|(key, lease)| scope.backend().release_fill(key, lease));
     for ((key, _), given) in held.iter().zip(futures::future::join_all(gives).await) {
         if let Err(error) = given {
             tracing::warn!(key, %error, "could not give a fill lease back; waiters fall back to its end");
         }
     }
     for (key, _) in &held {
-        cache.fill_wakeups().wake(key);
+        scope.fill_wakeups().wake(key);
     }
 }

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{decode, get_framed, Codec, Json, Typed};
+use super::typed::get_framed;
+use super::{Cache, Typed};
+use crate::codec::{decode, Codec, Json};
 use crate::near::tier::Entry;
-use crate::{Cache, Result};
+use crate::Result;
 
 /// A copy's decoded value, tagged with the codec that decoded it.
 struct Decoded<C, T> {
@@ -88,8 +90,8 @@ async fn get_shared<C: Codec, T>(cache: &Cache, codec: &C, key: &str) -> Result<
 where
     T: DeserializeOwned + Send + Sync + 'static,
 {
-    if let Some(near) = cache.near() {
-        let full_key = cache.full_key(key).await?;
+    if let Some(near) = cache.scope.near() {
+        let full_key = cache.scope.full_key(key).await?;
         if let Some(entry) = near.hit_entry(&full_key) {
             return shared_of(&entry, codec, key).map(Some);
         }

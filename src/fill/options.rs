@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::policy::{CacheIf, StoreAll, TtlWith};
+use crate::codec::frame::Meta;
 use crate::key::{check_lease, check_ttl};
-use crate::typed::frame::Meta;
 use crate::{Error, Result};
 
 /// The lease of a fill unless [`Fill::lease`] says otherwise.

@@ -11,7 +11,28 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::OwnerToken;
+/// A lock owner's identity: a fresh uuid v4 in its 36-byte text form, so a
+/// record read with `redis-cli` or `cache.get("k-lock")` is legible.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwnerToken([u8; 36]);
+
+impl OwnerToken {
+    pub(crate) fn new() -> Self {
+        let mut text = [0u8; 36];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        OwnerToken(text)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for OwnerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(&self.0).unwrap_or("<invalid>"))
+    }
+}
 
 /// Shards of the registry; a power of two.
 const SHARDS: usize = 16;
