@@ -119,48 +119,7 @@ impl Connections {
         undo: Option<Undo>,
     ) -> Result<T> {
         let mut used = None;
-        let attempt = async {
-            let mut in_flight = InFlight::new(undo);
-            let mut resends_left = usize::from(resend == Resend::IfConnectionLost);
-            loop {
-                let mut current = self
-                    .checkout()
-                    .await
-                    .map_err(|e| self.pool_error(operation, e))?;
-                used = Some(current.id);
-                in_flight.sending(&current.conn);
-                let conn = &mut current.conn;
-                let reply = match &request {
-                    Request::Cmd(cmd) => cmd.query_async(conn).await,
-                    Request::Pipeline(pipeline) => pipeline.query_async(conn).await,
-                    Request::Script(script) => script.invoke_async(conn).await,
-                    Request::OnNode(cmd, slot) => conn.query_on(cmd, *slot).await,
-                };
-                let error = match reply {
-                    Ok(reply) => {
-                        in_flight.answered();
-                        return Ok(reply);
-                    }
-                    Err(error) => error,
-                };
-                // Still armed only for a reply that did not come in time:
-                // the connection may yet deliver the request to a server
-                // that is just slow or frozen. A server's error reply, or a
-                // connection that broke, leaves nothing to send the undo on.
-                if !error.is_timeout() {
-                    in_flight.answered();
-                }
-                if may_break_connection(&error) {
-                    self.discard(current.id);
-                    if resends_left > 0 && !error.is_timeout() {
-                        resends_left -= 1;
-                        tracing::debug!(operation, %error, "Redis connection lost; resending once");
-                        continue;
-                    }
-                }
-                return Err(self.redis_error(operation, error));
-            }
-        };
+        let attempt = self.attempts(operation, &request, resend, undo, &mut used);
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(result) => result,
             Err(_) => {
@@ -171,6 +130,52 @@ impl Connections {
                 }
                 Err(self.timed_out(operation))
             }
+        }
+    }
+
+    /// The body of [`query_or_undo`](Self::query_or_undo) without its
+    /// timeout: sends on the current connection (noting its id in `used`,
+    /// so a timeout discards it), resending once on a fresh one if allowed.
+    async fn attempts<T: FromRedisValue>(
+        &self,
+        operation: &'static str,
+        request: &Request<'_>,
+        resend: Resend,
+        undo: Option<Undo>,
+        used: &mut Option<u64>,
+    ) -> Result<T> {
+        let mut in_flight = InFlight::new(undo);
+        let mut resends_left = usize::from(resend == Resend::IfConnectionLost);
+        loop {
+            let mut current = self
+                .checkout()
+                .await
+                .map_err(|e| self.pool_error(operation, e))?;
+            *used = Some(current.id);
+            in_flight.sending(&current.conn);
+            let error = match send(request, &mut current.conn).await {
+                Ok(reply) => {
+                    in_flight.answered();
+                    return Ok(reply);
+                }
+                Err(error) => error,
+            };
+            // Still armed only for a reply that did not come in time:
+            // the connection may yet deliver the request to a server
+            // that is just slow or frozen. A server's error reply, or a
+            // connection that broke, leaves nothing to send the undo on.
+            if !error.is_timeout() {
+                in_flight.answered();
+            }
+            if may_break_connection(&error) {
+                self.discard(current.id);
+                if resends_left > 0 && !error.is_timeout() {
+                    resends_left -= 1;
+                    tracing::debug!(operation, %error, "Redis connection lost; resending once");
+                    continue;
+                }
+            }
+            return Err(self.redis_error(operation, error));
         }
     }
 
@@ -301,5 +306,15 @@ impl std::fmt::Debug for Connections {
             .field("timeout", &self.timeout)
             .field("connected", &self.current().is_some())
             .finish()
+    }
+}
+
+/// Sends `request` on `conn` and decodes the reply.
+async fn send<T: FromRedisValue>(request: &Request<'_>, conn: &mut Conn) -> redis::RedisResult<T> {
+    match request {
+        Request::Cmd(cmd) => cmd.query_async(conn).await,
+        Request::Pipeline(pipeline) => pipeline.query_async(conn).await,
+        Request::Script(script) => script.invoke_async(conn).await,
+        Request::OnNode(cmd, slot) => conn.query_on(cmd, *slot).await,
     }
 }

@@ -68,70 +68,95 @@ impl Task {
         let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let watching = !self.channels.is_empty();
-            let event = match self.link.as_mut() {
-                Some(link) => tokio::select! {
+            let event = self.next_event(&mut commands, &mut keepalive).await;
+            if !self.handle(event).await {
+                tracing::debug!("Redis pub/sub task stopping: backend and watches are gone");
+                return;
+            }
+        }
+    }
+
+    /// Waits for the next thing to do: a command, something heard on the
+    /// link, a keepalive, or (without a link) the time to dial again.
+    async fn next_event(
+        &mut self,
+        commands: &mut UnboundedReceiver<Command>,
+        keepalive: &mut tokio::time::Interval,
+    ) -> Event {
+        let watching = !self.channels.is_empty();
+        match self.link.as_mut() {
+            Some(link) => tokio::select! {
+                command = commands.recv() => Event::Command(command),
+                heard = link.next() => Event::Heard(heard),
+                _ = keepalive.tick(), if watching => Event::Keepalive,
+            },
+            None => {
+                let retry_at = self.retry_at.filter(|_| watching);
+                tokio::select! {
                     command = commands.recv() => Event::Command(command),
-                    heard = link.next() => Event::Heard(heard),
-                    _ = keepalive.tick(), if watching => Event::Keepalive,
-                },
-                None => {
-                    let retry_at = self.retry_at.filter(|_| watching);
-                    tokio::select! {
-                        command = commands.recv() => Event::Command(command),
-                        () = sleep_until(retry_at) => Event::Retry,
-                    }
+                    () = sleep_until(retry_at) => Event::Retry,
                 }
-            };
-            match event {
-                Event::Command(None) => {
-                    tracing::debug!("Redis pub/sub task stopping: backend and watches are gone");
-                    return;
+            }
+        }
+    }
+
+    /// Acts on one event; `false` when the task should stop (every sender
+    /// of commands is gone).
+    async fn handle(&mut self, event: Event) -> bool {
+        match event {
+            Event::Command(None) => return false,
+            Event::Command(Some(Command::Watch {
+                channel,
+                record,
+                id,
+                wake,
+                done,
+            })) => {
+                let result = self.watch(channel, record, id, wake).await;
+                let _ = done.send(result);
+            }
+            Event::Command(Some(Command::Unwatch { channel, id })) => {
+                self.unwatch(&channel, id).await;
+            }
+            Event::Heard(heard) => self.heard(heard),
+            Event::Keepalive => self.ping().await,
+            Event::Retry => {
+                if let Err(error) = self.connect().await {
+                    tracing::warn!(%error, retry_in = ?self.backoff, "Redis pub/sub reconnect failed");
                 }
-                Event::Command(Some(Command::Watch {
-                    channel,
-                    record,
-                    id,
-                    wake,
-                    done,
-                })) => {
-                    let result = self.watch(channel, record, id, wake).await;
-                    let _ = done.send(result);
+            }
+        }
+        true
+    }
+
+    /// What the link said: a release to wake waiters for, or a lost
+    /// subscription or link to dial again for.
+    fn heard(&mut self, heard: Heard) {
+        match heard {
+            Heard::Message(channel) => {
+                if let Some(watched) = self.channels.get(&channel) {
+                    tracing::debug!(record = %lossy(&watched.record), "release published");
+                    watched.wake();
                 }
-                Event::Command(Some(Command::Unwatch { channel, id })) => {
-                    self.unwatch(&channel, id).await;
-                }
-                Event::Heard(Heard::Message(channel)) => {
-                    if let Some(watched) = self.channels.get(&channel) {
-                        tracing::debug!(record = %lossy(&watched.record), "release published");
-                        watched.wake();
-                    }
-                }
-                Event::Heard(Heard::Unsubscribed(channel)) => {
-                    // Our own unsubscribes remove the channel first; one
-                    // still watched was dropped by the server (its slot
-                    // moved): dial again to subscribe where it lives now.
-                    if let Some(watched) = self.channels.get(&channel) {
-                        tracing::warn!(
-                            record = %lossy(&watched.record),
-                            "Redis dropped a watched subscription (slot moved?); reconnecting"
-                        );
-                        self.lose_link();
-                    }
-                }
-                Event::Heard(Heard::Lost) => {
+            }
+            Heard::Unsubscribed(channel) => {
+                // Our own unsubscribes remove the channel first; one
+                // still watched was dropped by the server (its slot
+                // moved): dial again to subscribe where it lives now.
+                if let Some(watched) = self.channels.get(&channel) {
                     tracing::warn!(
-                        channels = self.channels.len(),
-                        "Redis pub/sub link lost; reconnecting (waiters fall back to their lease meanwhile)"
+                        record = %lossy(&watched.record),
+                        "Redis dropped a watched subscription (slot moved?); reconnecting"
                     );
                     self.lose_link();
                 }
-                Event::Keepalive => self.ping().await,
-                Event::Retry => {
-                    if let Err(error) = self.connect().await {
-                        tracing::warn!(%error, retry_in = ?self.backoff, "Redis pub/sub reconnect failed");
-                    }
-                }
+            }
+            Heard::Lost => {
+                tracing::warn!(
+                    channels = self.channels.len(),
+                    "Redis pub/sub link lost; reconnecting (waiters fall back to their lease meanwhile)"
+                );
+                self.lose_link();
             }
         }
     }
