@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example stampede                       # embedded memory backend
-//! cargo run --release --example stampede -- redis://127.0.0.1:6379
-//! cargo run --release --example stampede -- memcached://127.0.0.1:11211 --requests 5000 --fill-ms 100
+//! cargo run --release --example stampede --features redis -- redis://127.0.0.1:6379
+//! cargo run --release --example stampede --features memcached -- memcached://127.0.0.1:11211 --requests 5000 --fill-ms 100
 //! ```
 //!
 //! Without the guard every request would run the fill; with it, one does and
