@@ -213,10 +213,12 @@ where
     Ok(stale)
 }
 
-impl<'a, C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'a, C, P, F> {
+impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
     /// The loop: moves the call from [`State`] to state until it has a
     /// value, has filled, or won a refresh it leaves to its caller.
     async fn run(&self, f: F) -> Result<Ran<F>, F::Error> {
+        // Every state past a hit runs boxed: inline, the fills' and the
+        // waits' futures would make every hit move kilobytes.
         let mut state = State::Start;
         loop {
             state = match state {
@@ -225,7 +227,7 @@ impl<'a, C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'a, C, P, F> {
                 State::Follow { follower, missed } => {
                     Box::pin(self.follow(follower, missed)).await?
                 }
-                // Not boxed: the hit.
+                // Not boxed: the hit's read.
                 State::Read => self.first_read().await?,
                 State::Contend(value, seen) => Box::pin(self.contend(value, seen)).await?,
                 State::Join(need) => self.join(need),
@@ -236,8 +238,6 @@ impl<'a, C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'a, C, P, F> {
                 } => Box::pin(self.lead(leader, need, waiter)).await?,
                 State::Done(value) => return Ok(Ran::Done(Ok(value))),
                 State::Refresh(value, by) => return Ok(Ran::Refresh(value, by, f)),
-                // Everything past a hit is boxed: inline, the fill's and the
-                // waits' futures would make every hit move kilobytes.
                 State::Fill(leader, lease) => {
                     let filled = Box::pin(self.fill_leased(leader.as_ref(), lease, f)).await;
                     return Ok(Ran::Done(filled));
