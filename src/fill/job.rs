@@ -2,16 +2,16 @@
 //! next step.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use super::options::{Fill, Verdict};
 use super::policy::StorePolicy;
+use super::Filler;
 use crate::backend::{Backend, CasToken, FillLease, FillRead, LeaseToken};
 use crate::clock::deadline;
 use crate::codec::frame::{now_unix_ms, Meta};
@@ -20,7 +20,9 @@ use crate::{Result, Scope};
 
 /// What one call works with: the cache, the codec, the key (as given and as
 /// the backend sees it), the options, and when it stops waiting for others.
-pub(super) struct Job<'a, C, P> {
+/// It carries the call's types (codec, policy, closure), so that the
+/// guard's functions are its methods, under one set of bounds.
+pub(super) struct Job<'a, C, P, F> {
     pub(super) scope: &'a Scope,
     pub(super) codec: &'a C,
     pub(super) key: &'a str,
@@ -30,6 +32,7 @@ pub(super) struct Job<'a, C, P> {
     /// When the call first waited on someone else's lease; its patience
     /// counts from here. Read from the clock only then: a hit never waits.
     started: OnceLock<Instant>,
+    filler: PhantomData<fn() -> F>,
 }
 
 /// A read, judged.
@@ -61,7 +64,7 @@ pub(super) enum Need {
     Replace(CasToken),
 }
 
-impl<'a, C: Codec, P> Job<'a, C, P> {
+impl<'a, C: Codec, P, F> Job<'a, C, P, F> {
     pub(super) async fn new(
         scope: &'a Scope,
         codec: &'a C,
@@ -76,6 +79,7 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
             full_key,
             fill,
             started: OnceLock::new(),
+            filler: PhantomData,
         })
     }
 
@@ -101,9 +105,16 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
         deadline(Instant::now(), self.lease_life()).min(self.patience_ends())
     }
 
+    /// Wakes this process's callers waiting on a fill of the key.
+    pub(super) fn wake_waiters(&self) {
+        self.scope.fill_wakeups().wake(&self.full_key);
+    }
+}
+
+impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
     /// Reads the key, taking the fill lease if it needs filling, and judges
     /// what was read.
-    pub(super) async fn read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
+    pub(super) async fn read(&self) -> Result<Step<F::Value>> {
         let backend = self.scope.backend();
         let read = match self.scope.near() {
             // Through the near cache, which keeps a copy of a fresh value.
@@ -125,14 +136,14 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
     /// read than the lease read, else the lease read. A value marked stale
     /// is read again with the lease at once, so that one stale reader wins
     /// the refresh; a miss asks for the lease later, once per process.
-    pub(super) async fn first_read<T: DeserializeOwned>(&self) -> Result<Step<T>> {
+    pub(super) async fn peek_or_read(&self) -> Result<Step<F::Value>> {
         match self.scope.backend().peek_for_fill(&self.full_key).await? {
             Some(read) if !read.stale => self.judge(read),
             _ => self.read().await,
         }
     }
 
-    pub(super) fn judge<T: DeserializeOwned>(&self, read: FillRead) -> Result<Step<T>> {
+    pub(super) fn judge(&self, read: FillRead) -> Result<Step<F::Value>> {
         let serves_stale = self.fill.stale_for.is_some();
         let Some((bytes, token)) = read.value else {
             return Ok(Step::Need(match read.lease {
@@ -166,17 +177,14 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
 
     /// Whether the fill's policy stores `value`, and with which TTL (fresh
     /// time; see [`Fill::storage_ttl`] for how long the backend keeps it).
-    pub(super) fn store_for<T>(&self, value: &T) -> Option<Option<Duration>>
-    where
-        P: StorePolicy<T>,
-    {
+    pub(super) fn store_for(&self, value: &F::Value) -> Option<Option<Duration>> {
         self.fill.policy.store_for(value, self.fill.ttl)
     }
 
     /// The value framed and encoded for storing, fresh for `ttl`.
-    pub(super) fn encode<T: Serialize>(
+    pub(super) fn encode(
         &self,
-        value: &T,
+        value: &F::Value,
         fill_time: Duration,
         ttl: Option<Duration>,
     ) -> Result<Bytes> {
@@ -185,12 +193,7 @@ impl<'a, C: Codec, P> Job<'a, C, P> {
     }
 
     /// Stored bytes decoded.
-    pub(super) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+    pub(super) fn decode(&self, bytes: &[u8]) -> Result<F::Value> {
         Ok(decode(self.codec, self.key, bytes)?.1)
-    }
-
-    /// Wakes this process's callers waiting on a fill of the key.
-    pub(super) fn wake_waiters(&self) {
-        self.scope.fill_wakeups().wake(&self.full_key);
     }
 }

@@ -1,18 +1,16 @@
 //! Filling under a fill lease: run the fill, store the value only while the
 //! lease is still valid, and give the lease back on every other way out.
 
-use std::future::Future;
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::job::Job;
 use super::policy::StorePolicy;
+use super::Filler;
 use crate::backend::{Backend, LeaseToken};
 use crate::codec::Codec;
 use crate::ctx::flights::Leader;
-use crate::{Error, Scope};
+use crate::Scope;
 
 /// A fill lease we hold. Dropped while still held (the fill panicked, or the
 /// caller's future was dropped), it is given back from a background task,
@@ -109,109 +107,112 @@ pub(super) async fn give_back(scope: &Scope, key: &str, lease: &LeaseToken) {
     scope.fill_wakeups().wake(key);
 }
 
-/// Holding the fill lease: fill, store while the lease holds, land the
-/// stored bytes for the flight's followers. The caller gets what `f`
-/// computed whether or not it could be stored, unless the backend refused
-/// it as invalid input (a TTL it cannot represent, a value over its limit).
-pub(super) async fn fill_leased<C, P, T, E, F, Fut>(
-    job: &Job<'_, C, P>,
-    leader: Option<&Leader<'_>>,
-    lease: LeaseToken,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let mut claim = LeaseClaim::new(job.scope, &job.full_key, lease);
-    let started = Instant::now();
-    let value = match f().await {
-        Ok(value) => value,
-        Err(error) => {
-            crate::observe::fill_error(job.scope.backend_kind(), started.elapsed());
+impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
+    /// Holding the fill lease: fill, store while the lease holds, land the
+    /// stored bytes for the flight's followers. The caller gets what `f`
+    /// computed whether or not it could be stored, unless the backend
+    /// refused it as invalid input (a TTL it cannot represent, a value over
+    /// its limit).
+    pub(super) async fn fill_leased(
+        &self,
+        leader: Option<&Leader<'_>>,
+        lease: LeaseToken,
+        f: F,
+    ) -> Result<F::Value, F::Error> {
+        let mut claim = LeaseClaim::new(self.scope, &self.full_key, lease);
+        let started = Instant::now();
+        let value = match f.fill().await {
+            Ok(value) => value,
+            Err(error) => {
+                crate::observe::fill_error(self.scope.backend_kind(), started.elapsed());
+                tracing::debug!(
+                    key = self.key,
+                    "fill failed; giving the lease back so that a waiter takes over"
+                );
+                claim.give_back().await;
+                return Err(error);
+            }
+        };
+        let Some(ttl) = self.store_for(&value) else {
+            // The policy keeps it out of the cache. This process's followers
+            // still get it; everyone else fills again.
             tracing::debug!(
-                key = job.key,
-                "fill failed; giving the lease back so that a waiter takes over"
+                key = self.key,
+                "the fill's policy declined the value; not storing"
             );
             claim.give_back().await;
-            return Err(error);
-        }
-    };
-    let Some(ttl) = job.store_for(&value) else {
-        // The policy keeps it out of the cache. This process's followers
-        // still get it; everyone else fills again.
-        tracing::debug!(
-            key = job.key,
-            "the fill's policy declined the value; not storing"
-        );
-        claim.give_back().await;
-        if let Some(leader) = leader {
-            leader.land(job.encode(&value, started.elapsed(), job.fill.ttl)?);
-        }
-        return Ok(value);
-    };
-    let bytes = job.encode(&value, started.elapsed(), ttl)?;
-    if started.elapsed() >= job.fill.lease {
-        // Our lease has run out: someone else may hold the next one and may
-        // have read newer data than we did. Only they store.
-        tracing::debug!(key = job.key, took = ?started.elapsed(), "fill outlived its lease; not storing");
-        claim.give_back().await;
-        return Ok(value);
-    }
-    let stored = claim.store(&bytes, job.fill.storage_ttl(ttl)).await;
-    let kind = job.scope.backend_kind();
-    crate::observe::fill(kind, matches!(stored, Ok(true)), started.elapsed());
-    match stored {
-        Ok(true) => {
-            tracing::debug!(key = job.key, fill_time = ?started.elapsed(), "filled");
             if let Some(leader) = leader {
-                leader.land(bytes);
+                leader.land(self.encode(&value, started.elapsed(), self.fill.ttl)?);
+            }
+            return Ok(value);
+        };
+        let bytes = self.encode(&value, started.elapsed(), ttl)?;
+        if started.elapsed() >= self.fill.lease {
+            // Our lease has run out: someone else may hold the next one and
+            // may have read newer data than we did. Only they store.
+            tracing::debug!(key = self.key, took = ?started.elapsed(), "fill outlived its lease; not storing");
+            claim.give_back().await;
+            return Ok(value);
+        }
+        self.store_leased(claim, leader, bytes, ttl, started)
+            .await?;
+        Ok(value)
+    }
+
+    /// Stores the filled bytes under the lease and lands them. Only a
+    /// backend's refusal of invalid input is an error: a void lease or a
+    /// failed store leaves the value unstored, and the caller still gets it.
+    async fn store_leased(
+        &self,
+        mut claim: LeaseClaim,
+        leader: Option<&Leader<'_>>,
+        bytes: Bytes,
+        ttl: Option<std::time::Duration>,
+        started: Instant,
+    ) -> crate::Result<()> {
+        let stored = claim.store(&bytes, self.fill.storage_ttl(ttl)).await;
+        let kind = self.scope.backend_kind();
+        crate::observe::fill(kind, matches!(stored, Ok(true)), started.elapsed());
+        match stored {
+            Ok(true) => {
+                tracing::debug!(key = self.key, fill_time = ?started.elapsed(), "filled");
+                if let Some(leader) = leader {
+                    leader.land(bytes);
+                }
+            }
+            Ok(false) => {
+                tracing::debug!(
+                    key = self.key,
+                    "a write voided the fill lease; the fill's value is not stored"
+                );
+            }
+            // A TTL or value the backend can never store: say so, rather
+            // than hand the value back and refill it on every call.
+            Err(error) if error.is_invalid_input() => return Err(error),
+            Err(error) => {
+                tracing::warn!(key = self.key, %error, "could not store the filled value");
             }
         }
-        Ok(false) => {
-            tracing::debug!(
-                key = job.key,
-                "a write voided the fill lease; the fill's value is not stored"
-            );
-        }
-        // A TTL or value the backend can never store: say so, rather than
-        // hand the value back and refill it on every call.
-        Err(error) if error.is_invalid_input() => return Err(error.into()),
-        Err(error) => {
-            tracing::warn!(key = job.key, %error, "could not store the filled value");
-        }
+        Ok(())
     }
-    Ok(value)
-}
 
-/// Past the caller's patience with someone else's lease (one that never
-/// runs out, or fills that keep outliving their leases): fill without a
-/// lease and without storing, as aiocache's waiters do after a lease.
-pub(super) async fn fill_unguarded<C, P, T, E, F, Fut>(
-    job: &Job<'_, C, P>,
-    leader: Option<&Leader<'_>>,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    tracing::warn!(
-        key = job.key,
-        "someone else's fill lease outlived twice its lease; filling without one, not storing"
-    );
-    let started = Instant::now();
-    let value = f().await?;
-    if let Some(leader) = leader {
-        leader.land(job.encode(&value, started.elapsed(), job.fill.ttl)?);
+    /// Past the caller's patience with someone else's lease (one that never
+    /// runs out, or fills that keep outliving their leases): fill without a
+    /// lease and without storing, as aiocache's waiters do after a lease.
+    pub(super) async fn fill_unguarded(
+        &self,
+        leader: Option<&Leader<'_>>,
+        f: F,
+    ) -> Result<F::Value, F::Error> {
+        tracing::warn!(
+            key = self.key,
+            "someone else's fill lease outlived twice its lease; filling without one, not storing"
+        );
+        let started = Instant::now();
+        let value = f.fill().await?;
+        if let Some(leader) = leader {
+            leader.land(self.encode(&value, started.elapsed(), self.fill.ttl)?);
+        }
+        Ok(value)
     }
-    Ok(value)
 }

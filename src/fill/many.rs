@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -38,7 +39,7 @@ use tracing::Instrument;
 use super::claims::Claims;
 use super::options::Fill;
 use super::policy::StorePolicy;
-use super::wait::{index_of, wait_for_others};
+use super::wait::index_of;
 use crate::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
 use crate::codec::frame::Meta;
 use crate::codec::{decode, encode, Codec};
@@ -46,10 +47,50 @@ use crate::observe;
 use crate::observe::op_span;
 use crate::{Error, Result, Scope};
 
+/// A `get_or_fill_many` closure, with the value it fills per key and its
+/// error: the bounds of this file, declared once (as
+/// [`Filler`](super::Filler) does for one key).
+pub(crate) trait FillsMany {
+    type Value: Serialize + DeserializeOwned;
+    type Error: From<Error>;
+    type Filling: Future<Output = Result<HashMap<String, Self::Value>, Self::Error>>;
+
+    /// Starts the fill of `keys`.
+    fn fill(self, keys: Vec<String>) -> Self::Filling;
+}
+
+impl<T, E, F, Fut> FillsMany for F
+where
+    T: Serialize + DeserializeOwned,
+    E: From<Error>,
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<HashMap<String, T>, E>>,
+{
+    type Value = T;
+    type Error = E;
+    type Filling = Fut;
+
+    fn fill(self, keys: Vec<String>) -> Fut {
+        self(keys)
+    }
+}
+
 /// One call's keys: as the caller named them and as the backend sees them.
 pub(super) struct Keys {
     pub(super) names: Vec<String>,
     pub(super) full: Vec<String>,
+}
+
+/// What one call works with: the cache, the codec, the options, its keys,
+/// and when it started. It carries the call's types, so that the steps are
+/// its methods, under one set of bounds.
+pub(super) struct Batch<'a, C, P, F> {
+    pub(super) scope: &'a Scope,
+    codec: &'a C,
+    pub(super) fill: &'a Fill<P>,
+    pub(super) keys: Keys,
+    pub(super) started: Instant,
+    filler: PhantomData<fn() -> F>,
 }
 
 /// What a read of one key means for this call.
@@ -59,106 +100,44 @@ pub(super) enum Found<T> {
     Wait,
 }
 
-/// Judges one key's read: a value to serve, a lease to fill under, or
-/// someone else's fill to wait for.
-pub(super) fn judge<C: Codec, P, T: DeserializeOwned>(
-    codec: &C,
-    fill: &Fill<P>,
-    name: &str,
-    read: FillRead,
-) -> Result<Found<T>> {
-    if let Some((bytes, _)) = &read.value {
-        match read.lease {
-            // Marked stale, and ours to refresh: fill it with the rest.
-            FillLease::Granted(lease) if read.stale => return Ok(Found::Lease(lease)),
-            _ if !read.stale || fill.stale_for.is_some() => {
-                return Ok(Found::Value(decode::<C, T>(codec, name, bytes)?.1));
-            }
-            _ => {}
-        }
-    }
-    Ok(match read.lease {
-        FillLease::Granted(lease) => Found::Lease(lease),
-        FillLease::Busy | FillLease::NotNeeded | FillLease::NotAsked => Found::Wait,
-    })
+/// What the call has so far: values found, leases held, keys other
+/// callers are filling (indexes into [`Keys`]).
+struct Progress<T> {
+    found: HashMap<String, T>,
+    claims: Claims,
+    waiting: Vec<usize>,
 }
 
-pub(crate) async fn get_or_fill_many<C, P, T, E, F, Fut, K>(
+pub(crate) async fn get_or_fill_many<C, P, F, K>(
     scope: &Scope,
     codec: &C,
     keys: &[K],
     fill: &Fill<P>,
     f: F,
-) -> Result<HashMap<String, T>, E>
+) -> Result<HashMap<String, F::Value>, F::Error>
 where
     C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
+    P: StorePolicy<F::Value>,
+    F: FillsMany,
     K: AsRef<str>,
-    F: FnOnce(Vec<String>) -> Fut,
-    Fut: Future<Output = Result<HashMap<String, T>, E>>,
 {
     let span = op_span!("get_or_fill_many", scope.backend_kind(), keys.len());
-    let filled: Result<HashMap<String, T>, E> = async {
+    let filled = async {
         fill.check()?;
         let started = Instant::now();
         let keys = distinct(scope, keys).await?;
-        let mut found = HashMap::with_capacity(keys.names.len());
         if keys.names.is_empty() {
-            return Ok(found);
+            return Ok(HashMap::new());
         }
-        let full: Vec<&str> = keys.full.iter().map(String::as_str).collect();
-        let reads = scope
-            .backend()
-            .read_for_fill_many(&full, fill.lease)
-            .await?;
-        let mut claims = Claims::new(scope);
-        let mut waiting = Vec::new();
-        for (i, read) in reads.into_iter().enumerate() {
-            // A decode error drops `claims`, which gives the leases back.
-            match judge(codec, fill, &keys.names[i], read)? {
-                Found::Value(value) => {
-                    found.insert(keys.names[i].clone(), value);
-                }
-                Found::Lease(lease) => claims.held.push((keys.full[i].clone(), lease)),
-                Found::Wait => waiting.push(i),
-            }
-        }
-        let kind = scope.backend_kind();
-        observe::hits(kind, "get_or_fill_many", found.len() as u64);
-        let missing = claims.held.len() + waiting.len();
-        observe::misses(kind, "get_or_fill_many", missing as u64);
-        let mut fills = Some(f);
-        while !claims.held.is_empty() || !waiting.is_empty() {
-            if !waiting.is_empty() {
-                // While we may still fill, gather the leases of keys whose
-                // fillers give up (for a moment, if we hold some already);
-                // after our fill, a lease we are granted is a key nobody fills.
-                let waited = wait_for_others(scope, codec, fill, &keys, &waiting, started, claims);
-                let waited = waited.await?;
-                found.extend(waited.found);
-                waiting = waited.left;
-                claims = waited.claims;
-            }
-            if claims.held.is_empty() {
-                continue;
-            }
-            let led: Vec<usize> = claims
-                .held
-                .iter()
-                .map(|(key, _)| index_of(&keys, key))
-                .collect();
-            let Some(f) = fills.take() else {
-                claims.give_back().await;
-                let key = keys.names[led[0]].clone();
-                return Err(Error::FilledElsewhereFailed { key }.into());
-            };
-            let names = led.iter().map(|&i| keys.names[i].clone()).collect();
-            let filled = fill_led(scope, codec, fill, &keys, &led, &mut claims, f(names)).await?;
-            found.extend(filled);
-        }
-        Ok(found)
+        let batch = Batch::<C, P, F> {
+            scope,
+            codec,
+            fill,
+            keys,
+            started,
+            filler: PhantomData,
+        };
+        batch.run(f).await
     }
     .instrument(span.clone())
     .await;
@@ -180,99 +159,196 @@ async fn distinct<K: AsRef<str>>(scope: &Scope, keys: &[K]) -> Result<Keys> {
     Ok(Keys { names, full })
 }
 
-/// Runs the fill for the keys this caller leads and stores what it
-/// returned under their leases, in one batch.
-async fn fill_led<C, P, T, E, Fut>(
-    scope: &Scope,
-    codec: &C,
-    fill: &Fill<P>,
-    keys: &Keys,
-    led: &[usize],
-    claims: &mut Claims,
-    filling: Fut,
-) -> Result<HashMap<String, T>, E>
-where
-    C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize,
-    E: From<Error>,
-    Fut: Future<Output = Result<HashMap<String, T>, E>>,
-{
-    let started = Instant::now();
-    let mut values = match filling.await {
-        Ok(values) => values,
-        Err(error) => {
-            observe::fill_error(scope.backend_kind(), started.elapsed());
-            claims.give_back().await;
-            return Err(error);
+impl<C: Codec, P: StorePolicy<F::Value>, F: FillsMany> Batch<'_, C, P, F> {
+    /// Read, then fill and wait until every key has a value.
+    async fn run(&self, f: F) -> Result<HashMap<String, F::Value>, F::Error> {
+        let Progress {
+            mut found,
+            mut claims,
+            mut waiting,
+        } = self.first_read().await?;
+        let mut fills = Some(f);
+        while !claims.held.is_empty() || !waiting.is_empty() {
+            if !waiting.is_empty() {
+                // While we may still fill, gather the leases of keys whose
+                // fillers give up (for a moment, if we hold some already);
+                // after our fill, a lease we are granted is a key nobody fills.
+                let waited = self.wait_for_others(&waiting, claims).await?;
+                found.extend(waited.found);
+                waiting = waited.left;
+                claims = waited.claims;
+            }
+            if claims.held.is_empty() {
+                continue;
+            }
+            let led: Vec<usize> = claims
+                .held
+                .iter()
+                .map(|(key, _)| index_of(&self.keys, key))
+                .collect();
+            let Some(f) = fills.take() else {
+                claims.give_back().await;
+                let key = self.keys.names[led[0]].clone();
+                return Err(Error::FilledElsewhereFailed { key }.into());
+            };
+            let names = led.iter().map(|&i| self.keys.names[i].clone()).collect();
+            found.extend(self.fill_led(&led, &mut claims, f.fill(names)).await?);
         }
-    };
-    let took = started.elapsed();
-    let in_time = took < fill.lease;
-    let mut batch = Vec::new();
-    let mut filled = HashMap::with_capacity(led.len());
-    for &i in led {
-        let name = &keys.names[i];
-        let Some(value) = values.remove(name) else {
-            continue; // not returned: not cached, and its lease goes back
-        };
-        if let (true, Some(ttl)) = (in_time, fill.policy.store_for(&value, fill.ttl)) {
-            let bytes = encode(codec, name, &value, Meta::fresh_for(ttl, took))?;
-            batch.push((i, bytes, fill.storage_ttl(ttl)));
-        }
-        filled.insert(name.clone(), value);
+        Ok(found)
     }
-    let leases: HashMap<&str, &LeaseToken> = claims.leases();
-    let entries: Vec<FilledValue<'_>> = batch
-        .iter()
-        .filter_map(|(i, bytes, ttl)| {
-            let key = keys.full[*i].as_str();
-            Some(FilledValue {
-                key,
-                lease: leases.get(key)?,
-                value: bytes,
-                ttl: *ttl,
-            })
-        })
-        .collect();
-    let stored = scope.backend().store_filled_many(&entries).await;
-    let stored_keys: Vec<String> = match &stored {
-        Ok(stored) => entries
-            .iter()
-            .zip(stored)
-            .filter(|(_, stored)| **stored)
-            .map(|(entry, _)| entry.key.to_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    if let Some(near) = scope.near() {
-        for key in &stored_keys {
-            near.forget(key);
-        }
-    }
-    drop(leases);
-    for (i, _, _) in &batch {
-        observe::fill(
-            scope.backend_kind(),
-            stored_keys.contains(&keys.full[*i]),
-            took,
-        );
-    }
-    match stored {
-        Err(error) if error.is_invalid_input() => {
-            claims.give_back().await;
-            return Err(error.into());
-        }
-        Err(error) => tracing::warn!(%error, "could not store the filled values"),
-        Ok(_) => {}
-    }
-    claims.forget(&stored_keys);
-    claims.give_back().await;
-    Ok(filled)
-}
 
-/// How long a caller waits for others' fills in all: twice the lease, as
-/// the backend keeps it (the single-key guard's patience).
-pub(super) fn patience<P>(scope: &Scope, fill: &Fill<P>) -> Duration {
-    scope.backend().lease_life(fill.lease).saturating_mul(2)
+    /// Reads every key in one batch, taking the leases of those that need
+    /// a fill.
+    async fn first_read(&self) -> Result<Progress<F::Value>> {
+        let keys = &self.keys;
+        let full: Vec<&str> = keys.full.iter().map(String::as_str).collect();
+        let reads = self
+            .scope
+            .backend()
+            .read_for_fill_many(&full, self.fill.lease)
+            .await?;
+        let mut found = HashMap::with_capacity(keys.names.len());
+        let mut claims = Claims::new(self.scope);
+        let mut waiting = Vec::new();
+        for (i, read) in reads.into_iter().enumerate() {
+            // A decode error drops `claims`, which gives the leases back.
+            match self.judge(i, read)? {
+                Found::Value(value) => {
+                    found.insert(keys.names[i].clone(), value);
+                }
+                Found::Lease(lease) => claims.held.push((keys.full[i].clone(), lease)),
+                Found::Wait => waiting.push(i),
+            }
+        }
+        let kind = self.scope.backend_kind();
+        observe::hits(kind, "get_or_fill_many", found.len() as u64);
+        let missing = claims.held.len() + waiting.len();
+        observe::misses(kind, "get_or_fill_many", missing as u64);
+        Ok(Progress {
+            found,
+            claims,
+            waiting,
+        })
+    }
+
+    /// Judges the read of key `i`: a value to serve, a lease to fill under,
+    /// or someone else's fill to wait for.
+    pub(super) fn judge(&self, i: usize, read: FillRead) -> Result<Found<F::Value>> {
+        if let Some((bytes, _)) = &read.value {
+            match read.lease {
+                // Marked stale, and ours to refresh: fill it with the rest.
+                FillLease::Granted(lease) if read.stale => return Ok(Found::Lease(lease)),
+                _ if !read.stale || self.fill.stale_for.is_some() => {
+                    let name = &self.keys.names[i];
+                    return Ok(Found::Value(decode(self.codec, name, bytes)?.1));
+                }
+                _ => {}
+            }
+        }
+        Ok(match read.lease {
+            FillLease::Granted(lease) => Found::Lease(lease),
+            FillLease::Busy | FillLease::NotNeeded | FillLease::NotAsked => Found::Wait,
+        })
+    }
+
+    /// Runs the fill for the keys this caller leads and stores what it
+    /// returned under their leases, in one batch.
+    async fn fill_led(
+        &self,
+        led: &[usize],
+        claims: &mut Claims,
+        filling: F::Filling,
+    ) -> Result<HashMap<String, F::Value>, F::Error> {
+        let started = Instant::now();
+        let mut values = match filling.await {
+            Ok(values) => values,
+            Err(error) => {
+                observe::fill_error(self.scope.backend_kind(), started.elapsed());
+                claims.give_back().await;
+                return Err(error);
+            }
+        };
+        let took = started.elapsed();
+        let in_time = took < self.fill.lease;
+        let mut batch = Vec::new();
+        let mut filled = HashMap::with_capacity(led.len());
+        for &i in led {
+            let name = &self.keys.names[i];
+            let Some(value) = values.remove(name) else {
+                continue; // not returned: not cached, and its lease goes back
+            };
+            let fill = self.fill;
+            if let (true, Some(ttl)) = (in_time, fill.policy.store_for(&value, fill.ttl)) {
+                let bytes = encode(self.codec, name, &value, Meta::fresh_for(ttl, took))?;
+                batch.push((i, bytes, fill.storage_ttl(ttl)));
+            }
+            filled.insert(name.clone(), value);
+        }
+        self.store_led(&batch, claims, took).await?;
+        Ok(filled)
+    }
+
+    /// Stores the encoded values of `batch` (key index, bytes, TTL) under
+    /// their leases in one batch, and gives back every lease not used up
+    /// by a store. Only a backend's refusal of invalid input is an error.
+    async fn store_led(
+        &self,
+        batch: &[(usize, Vec<u8>, Option<Duration>)],
+        claims: &mut Claims,
+        took: Duration,
+    ) -> Result<()> {
+        let leases: HashMap<&str, &LeaseToken> = claims.leases();
+        let entries: Vec<FilledValue<'_>> = batch
+            .iter()
+            .filter_map(|(i, bytes, ttl)| {
+                let key = self.keys.full[*i].as_str();
+                Some(FilledValue {
+                    key,
+                    lease: leases.get(key)?,
+                    value: bytes,
+                    ttl: *ttl,
+                })
+            })
+            .collect();
+        let stored = self.scope.backend().store_filled_many(&entries).await;
+        let stored_keys: Vec<String> = match &stored {
+            Ok(stored) => entries
+                .iter()
+                .zip(stored)
+                .filter(|(_, stored)| **stored)
+                .map(|(entry, _)| entry.key.to_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(near) = self.scope.near() {
+            for key in &stored_keys {
+                near.forget(key);
+            }
+        }
+        drop(leases);
+        for (i, _, _) in batch {
+            let stored = stored_keys.contains(&self.keys.full[*i]);
+            observe::fill(self.scope.backend_kind(), stored, took);
+        }
+        match stored {
+            Err(error) if error.is_invalid_input() => {
+                claims.give_back().await;
+                return Err(error);
+            }
+            Err(error) => tracing::warn!(%error, "could not store the filled values"),
+            Ok(_) => {}
+        }
+        claims.forget(&stored_keys);
+        claims.give_back().await;
+        Ok(())
+    }
+
+    /// How long a caller waits for others' fills in all: twice the lease,
+    /// as the backend keeps it (the single-key guard's patience).
+    pub(super) fn patience(&self) -> Duration {
+        self.scope
+            .backend()
+            .lease_life(self.fill.lease)
+            .saturating_mul(2)
+    }
 }

@@ -8,9 +8,9 @@
 //! elsewhere is under way.
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
 
 use super::job::{Job, Step};
+use super::{Filler, StorePolicy};
 use crate::backend::{CasToken, FillRead};
 use crate::codec::Codec;
 use crate::Result;
@@ -18,9 +18,9 @@ use crate::Result;
 /// The value of a fresh copy of the key, if this process has one. A copy
 /// due for a refresh (early refresh, a frame past its time) is not used:
 /// the call goes on as on a miss.
-pub(super) fn fresh_copy<C: Codec, P, T: DeserializeOwned>(
-    job: &Job<'_, C, P>,
-) -> Result<Option<T>> {
+pub(super) fn fresh_copy<C: Codec, P: StorePolicy<F::Value>, F: Filler>(
+    job: &Job<'_, C, P, F>,
+) -> Result<Option<F::Value>> {
     let Some(bytes) = job.scope.near().and_then(|near| near.hit(&job.full_key)) else {
         return Ok(None);
     };

@@ -5,19 +5,18 @@
 //! meanwhile is never overwritten. A value marked stale is refreshed under
 //! the fill lease the backend granted instead.
 
-use std::future::Future;
+use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::job::Job;
-use super::lease::fill_leased;
 use super::policy::StorePolicy;
+use super::Filler;
 use crate::backend::{Backend, CasToken, LeaseToken};
 use crate::codec::Codec;
 use crate::ctx::flights::Leader;
-use crate::{Error, LockGuard};
+use crate::LockGuard;
 
 /// What entitles a caller to refresh.
 pub(super) enum Refresher {
@@ -27,92 +26,75 @@ pub(super) enum Refresher {
     Lock(LockGuard, CasToken),
 }
 
-/// Refreshes the key and returns the new value.
-pub(super) async fn refresh<C, P, T, E, F, Fut>(
-    job: &Job<'_, C, P>,
-    by: Refresher,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    match by {
-        Refresher::Lease(lease) => fill_leased(job, None, lease, f).await,
-        Refresher::Lock(guard, seen) => fill_replacing(job, None, guard, seen, f).await,
+impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
+    /// Refreshes the key and returns the new value.
+    pub(super) async fn refresh(&self, by: Refresher, f: F) -> Result<F::Value, F::Error> {
+        match by {
+            Refresher::Lease(lease) => self.fill_leased(None, lease, f).await,
+            Refresher::Lock(guard, seen) => self.fill_replacing(None, guard, seen, f).await,
+        }
     }
-}
 
-/// Holding the key's fill lock: re-check, fill, compare-and-set against
-/// `seen`, land, release.
-pub(super) async fn fill_replacing<C, P, T, E, F, Fut>(
-    job: &Job<'_, C, P>,
-    leader: Option<&Leader<'_>>,
-    guard: LockGuard,
-    seen: CasToken,
-    f: F,
-) -> Result<T, E>
-where
-    C: Codec,
-    P: StorePolicy<T>,
-    T: Serialize + DeserializeOwned,
-    E: From<Error>,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let backend = job.scope.backend();
-    // Someone may have replaced it between our read and our lock.
-    if let Some((bytes, token)) = backend.gets(&job.full_key).await? {
-        if token != seen {
-            let value = job.decode(&bytes)?;
-            if let Some(leader) = leader {
-                leader.land(bytes);
-            }
-            release(&guard, job.key).await;
-            return Ok(value);
-        }
-    }
-    let started = Instant::now();
-    let outcome = f().await;
-    if let Ok(value) = &outcome {
-        let ttl = job.store_for(value);
-        let bytes = job.encode(value, started.elapsed(), ttl.unwrap_or(job.fill.ttl))?;
-        let in_time = started.elapsed() < job.fill.lease;
-        let stored = in_time
-            && ttl.is_some()
-            && backend
-                .cas(
-                    &job.full_key,
-                    &bytes,
-                    Some(&seen),
-                    job.fill.storage_ttl(ttl.flatten()),
-                )
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::warn!(key = job.key, %error, "could not store the refreshed value");
-                    false
-                });
-        tracing::debug!(key = job.key, stored, in_time, "refreshed");
-        if stored {
-            if let Some(near) = job.scope.near() {
-                near.forget(&job.full_key);
-            }
-            if let Some(leader) = leader {
-                leader.land(bytes);
+    /// Holding the key's fill lock: re-check, fill, compare-and-set against
+    /// `seen`, land, release.
+    pub(super) async fn fill_replacing(
+        &self,
+        leader: Option<&Leader<'_>>,
+        guard: LockGuard,
+        seen: CasToken,
+        f: F,
+    ) -> Result<F::Value, F::Error> {
+        // Someone may have replaced it between our read and our lock.
+        if let Some((bytes, token)) = self.scope.backend().gets(&self.full_key).await? {
+            if token != seen {
+                let value = self.decode(&bytes)?;
+                if let Some(leader) = leader {
+                    leader.land(bytes);
+                }
+                release(&guard, self.key).await;
+                return Ok(value);
             }
         }
-        crate::observe::fill(job.scope.backend_kind(), stored, started.elapsed());
-    } else {
-        crate::observe::fill_error(job.scope.backend_kind(), started.elapsed());
-        tracing::warn!(key = job.key, "refresh failed; the old value stays");
+        let started = Instant::now();
+        let outcome = f.fill().await;
+        if let Ok(value) = &outcome {
+            let ttl = self.store_for(value);
+            let bytes = self.encode(value, started.elapsed(), ttl.unwrap_or(self.fill.ttl))?;
+            let in_time = started.elapsed() < self.fill.lease;
+            let stored =
+                in_time && ttl.is_some() && self.replace(&bytes, &seen, ttl.flatten()).await;
+            tracing::debug!(key = self.key, stored, in_time, "refreshed");
+            if stored {
+                if let Some(near) = self.scope.near() {
+                    near.forget(&self.full_key);
+                }
+                if let Some(leader) = leader {
+                    leader.land(bytes);
+                }
+            }
+            crate::observe::fill(self.scope.backend_kind(), stored, started.elapsed());
+        } else {
+            crate::observe::fill_error(self.scope.backend_kind(), started.elapsed());
+            tracing::warn!(key = self.key, "refresh failed; the old value stays");
+        }
+        release(&guard, self.key).await;
+        self.wake_waiters();
+        outcome
     }
-    release(&guard, job.key).await;
-    job.wake_waiters();
-    outcome
+
+    /// Compare-and-sets the refreshed bytes against `seen`; a failure is
+    /// logged and counts as not stored (the old value stays).
+    async fn replace(&self, bytes: &Bytes, seen: &CasToken, ttl: Option<Duration>) -> bool {
+        let ttl = self.fill.storage_ttl(ttl);
+        self.scope
+            .backend()
+            .cas(&self.full_key, bytes, Some(seen), ttl)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(key = self.key, %error, "could not store the refreshed value");
+                false
+            })
+    }
 }
 
 /// Releases the fill lock; a failure only delays waiters until the lease
