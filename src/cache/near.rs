@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Cache;
+use crate::backend::{Backend, Coherence, NoSink};
 use crate::near::{Near, NearCache, NearStats, Written};
 use crate::Result;
 
@@ -91,11 +92,10 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn announce_writes(self) -> Cache {
-        use crate::backend::coherence::Coherence;
         match self.shared.backend.coherence() {
             Coherence::Push if self.near().is_none() => {
                 // No tier: nothing receives, so the feed never starts.
-                let nobody = std::sync::Weak::<crate::backend::coherence::NoSink>::new();
+                let nobody = std::sync::Weak::<NoSink>::new();
                 self.shared
                     .backend
                     .announce_changes(fastrand::u64(..), nobody);
