@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-#[allow(unused_imports)] // the docs' links
+#[cfg(doc)]
 use super::Backend;
 use super::CasToken;
 use crate::Error;

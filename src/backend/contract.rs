@@ -524,8 +524,9 @@ macro_rules! declare_trait {
 }
 
 // The defaults' helpers, and the names the docs link to.
-#[allow(unused_imports)]
-use super::{coherence, fill, surface, Coherence, Fencing, FillLease, ReleaseWatch, Versioned};
+use super::{coherence, fill, surface};
+#[cfg(doc)]
+use super::{Coherence, Fencing, FillLease, ReleaseWatch, Versioned};
 
 backend_contract!(declare_trait {
     /// A storage backend: the few atomic primitives the locks need, and the

@@ -146,7 +146,6 @@ macro_rules! dyn_twin {
             $( fn $name<$l>(&$l self $(, $arg: $ty)*) -> dyn_ret!($mode $l $out); )*
         }
 
-        #[allow(clippy::needless_lifetimes)]
         impl<B: Backend> DynBackend for B {
             $(
                 fn $name<$l>(&$l self $(, $arg: $ty)*) -> dyn_ret!($mode $l $out) {

@@ -69,6 +69,18 @@ macro_rules! declare_forward {
         /// # Ok(())
         /// # }
         /// ```
+        ///
+        /// A name in `except` that is not a `Backend` method is refused:
+        ///
+        /// ```compile_fail
+        /// use stampede::backend::{memory::MemoryBackend, Backend};
+        ///
+        /// struct Wrapper(MemoryBackend);
+        ///
+        /// impl Backend for Wrapper {
+        ///     stampede::forward_backend!(0, except [gett]);
+        /// }
+        /// ```
         #[macro_export]
         macro_rules! forward_backend {
             ($d field:tt) => {
