@@ -17,6 +17,8 @@ mod lock;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::macros::{as_cache, AsCache};
+    /// For the signatures [`forward_backend!`](crate::forward_backend) writes.
+    pub use tokio::sync::Notify;
 }
 mod macros;
 mod near;

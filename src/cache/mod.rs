@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::any::AnyBackend;
+use crate::backend::dispatch::AnyBackend;
 use crate::backend::Backend;
 use crate::ctx::Scope;
 use crate::key::check_ttl;

@@ -2,6 +2,7 @@
 //! write goes through when one is attached.
 
 use super::Cache;
+use crate::backend::{Backend, Coherence, NoSink};
 use crate::near::{Near, NearCache, NearStats};
 use crate::Result;
 
@@ -87,11 +88,10 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn announce_writes(self) -> Cache {
-        use crate::backend::coherence::Coherence;
         match self.scope.backend.coherence() {
             Coherence::Push if self.scope.near().is_none() => {
                 // No tier: nothing receives, so the feed never starts.
-                let nobody = std::sync::Weak::<crate::backend::coherence::NoSink>::new();
+                let nobody = std::sync::Weak::<NoSink>::new();
                 self.scope
                     .backend
                     .announce_changes(fastrand::u64(..), nobody);

@@ -2,7 +2,7 @@
 //! configuration. The backends know nothing of the handle; this is where
 //! each one is put behind it.
 
-use crate::backend::any::AnyBackend;
+use crate::backend::dispatch::AnyBackend;
 #[cfg(feature = "memcached")]
 use crate::backend::memcached::{MemcachedBackend, MemcachedConfig};
 use crate::backend::memory::MemoryBackend;

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::any::AnyBackend;
+use crate::backend::dispatch::AnyBackend;
 use crate::backend::surface::parse_counter;
 use crate::backend::Backend;
 use crate::key::Namespace;

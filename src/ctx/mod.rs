@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::any::AnyBackend;
+use crate::backend::dispatch::AnyBackend;
 use crate::backend::Backend;
 use crate::key::{apply_under, check_key, Namespace};
 use crate::near::{Near, Written};

@@ -8,7 +8,7 @@
 //! This module sits between the [`Cache`](crate::Cache) handle and the
 //! backends: it asks the backend for versioned reads and version checks
 //! and follows its feed of other processes' writes
-//! ([`coherence`](crate::backend::coherence)); the backend knows nothing
+//! ([`Coherence`](crate::backend::Coherence)); the backend knows nothing
 //! of it.
 
 mod config;
@@ -21,9 +21,8 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use crate::backend::any::AnyBackend;
-use crate::backend::coherence::{ChangeSink, Coherence, Revalidated};
-use crate::backend::CasToken;
+use crate::backend::dispatch::AnyBackend;
+use crate::backend::{Backend, CasToken, ChangeSink, Coherence, Revalidated};
 use crate::{Error, Result};
 pub use config::{NearCache, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL};
 use stats::Counters;

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use super::client::{self, unexpected};
 use super::{keys, ttl, watch, MemcachedBackend, KIND};
 use crate::backend::{
-    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
-    ReleaseWatch,
+    Backend, CasToken, Coherence, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt,
+    LockRecord, ReleaseWatch, Revalidated, Versioned,
 };
 use crate::{Error, Result};
 
@@ -220,6 +220,47 @@ impl Backend for MemcachedBackend {
 
     async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
         self.many_fill_stores(entries).await
+    }
+
+    // The near cache's methods, by revalidation (`near.rs`).
+
+    fn coherence(&self) -> Coherence {
+        Coherence::Revalidate
+    }
+
+    async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        MemcachedBackend::read_versioned(self, key).await
+    }
+
+    async fn read_for_fill_near(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> Result<(FillRead, Option<Option<Duration>>)> {
+        self.fill_read_near(key, lease).await
+    }
+
+    async fn set_versioned(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<CasToken>> {
+        MemcachedBackend::set_versioned(self, key, value, ttl).await
+    }
+
+    async fn store_filled_versioned(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Option<CasToken>>> {
+        self.fill_store_versioned(key, lease, value, ttl).await
+    }
+
+    async fn revalidate(&self, key: &str, version: &CasToken) -> Result<Revalidated> {
+        MemcachedBackend::revalidate(self, key, version).await
     }
 }
 

@@ -84,7 +84,8 @@ use self::entry::Entry;
 use self::keyspace::KeySpace;
 use self::watch::Watchers;
 use super::{
-    Backend, CasToken, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
+    Backend, CasToken, Coherence, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord,
+    ReleaseWatch,
 };
 use crate::Result;
 
@@ -319,5 +320,11 @@ impl Backend for MemoryBackend {
     async fn clear(&self, prefix: &str) -> Result<()> {
         self.clear_prefix(prefix).await;
         Ok(())
+    }
+
+    fn coherence(&self) -> Coherence {
+        Coherence::Unsupported(
+            "the memory backend is already in this process: a near cache in front of it would be a cache of itself",
+        )
     }
 }

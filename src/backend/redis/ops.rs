@@ -1,7 +1,7 @@
 //! The [`Backend`] primitives on Redis: one command, one atomic pipeline
 //! or one script each (the table is in the [module docs](super)).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,8 +13,8 @@ use super::envelope::{self, Expected};
 use super::undo::Undo;
 use super::{naming, redis, scripts, RedisBackend, MAX_VALUE_SIZE};
 use crate::backend::{
-    Backend, CasToken, Fencing, FillRead, FilledValue, LeaseToken, LockAttempt, LockRecord,
-    ReleaseWatch,
+    Backend, CasToken, ChangeSink, Coherence, Fencing, FillRead, FilledValue, LeaseToken,
+    LockAttempt, LockRecord, ReleaseWatch, Versioned,
 };
 use crate::{Error, Result};
 
@@ -372,6 +372,53 @@ impl Backend for RedisBackend {
 
     async fn store_filled_many(&self, entries: &[FilledValue<'_>]) -> Result<Vec<bool>> {
         self.fill_store_many(entries).await
+    }
+
+    // The near cache's methods, by push (`changes/`).
+
+    fn coherence(&self) -> Coherence {
+        RedisBackend::coherence(self)
+    }
+
+    fn announce_changes(&self, origin: u64, sink: Weak<dyn ChangeSink>) {
+        RedisBackend::announce_changes(self, origin, sink);
+    }
+
+    fn follow_changes(&self) {
+        RedisBackend::follow_changes(self);
+    }
+
+    async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
+        RedisBackend::read_versioned(self, key).await
+    }
+
+    async fn read_for_fill_near(
+        &self,
+        key: &str,
+        lease: Duration,
+    ) -> Result<(FillRead, Option<Option<Duration>>)> {
+        self.fill_read_near(key, lease).await
+    }
+
+    async fn set_versioned(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<CasToken>> {
+        Ok(Some(
+            RedisBackend::set_versioned(self, key, value, ttl).await?,
+        ))
+    }
+
+    async fn store_filled_versioned(
+        &self,
+        key: &str,
+        lease: &LeaseToken,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<Option<Option<CasToken>>> {
+        Ok(self.fill_store(key, lease, value, ttl).await?.map(Some))
     }
 }
 
