@@ -1,34 +1,73 @@
-//! The meta-protocol calls the backend makes, with the client's errors
-//! turned into the crate's.
+//! The connections: two pools per server list, and the meta-protocol
+//! calls the backend makes, with the client's errors turned into the
+//! crate's.
 //!
-//! Each method is one round trip. Timeouts are applied by the caller over a
+//! Each call is one round trip. Timeouts are applied by the caller over a
 //! whole backend operation; the client's own io and connect timeouts are
 //! set to the same bound as a second line.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use bytes::Bytes;
 use memcache::exp::{
     Arithmetic, AsyncMetaClient, Delete, Error as ClientError, Get, GetResult, GetStatus,
-    LeaseState, Meta, MutationStatus, Set, ValueState,
+    LeaseState, Meta, MetaClientBuilder, MutationStatus, Operation, Set, ValueState,
 };
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
 
-use super::KIND;
+use super::locks::CREATE_PATIENCE;
+use super::requests::{
+    item_of, release_op, remaining, restale, unexpected, whole_secs, won_stale, Item,
+};
+use super::{MemcachedConfig, KIND};
+use crate::backend::{FillLease, FillRead};
 use crate::{Error, Result};
 
-/// An item as `mg` returned it.
-#[derive(Debug)]
-pub(super) struct Item {
-    pub(super) value: Bytes,
-    /// The CAS unique, when asked for.
-    pub(super) cas: Option<u64>,
-    /// Whole seconds until expiry when asked for; `None` when it never expires.
-    pub(super) ttl: Option<Duration>,
-    /// The item is marked stale (`md … I`).
-    pub(super) stale: bool,
-    /// This read won the stale item's refresh token (`W`): a plain read
-    /// must give it back (see `MemcachedBackend::give_back_win`).
-    pub(super) won: bool,
+/// Opens the two pools to `servers` within the configured timeout: one for
+/// everything but lock creates, and one for lock creates, whose exchanges
+/// outlast the call bound (see the `locks::create` module).
+pub(super) async fn connect(
+    config: &MemcachedConfig,
+    servers: &[String],
+) -> Result<(Client, Client)> {
+    let connecting = async {
+        let meta = pool(config, config.timeout)
+            .connect_multiple_async(servers.to_vec())
+            .await?;
+        let creates = pool(config, CREATE_PATIENCE)
+            .connect_multiple_async(servers.to_vec())
+            .await?;
+        Ok::<_, memcache::exp::Error>((meta, creates))
+    };
+    let (meta, creates) = match tokio::time::timeout(config.timeout, connecting).await {
+        Ok(Ok(clients)) => clients,
+        Ok(Err(error)) => return Err(Error::backend(KIND, "connect", error)),
+        Err(_) => {
+            return Err(Error::BackendTimeout {
+                backend: KIND,
+                operation: "connect",
+                after: config.timeout,
+            })
+        }
+    };
+    let timeout = config.timeout;
+    let creates = Client {
+        meta: creates,
+        timeout,
+    };
+    Ok((Client { meta, timeout }, creates))
+}
+
+/// A client configuration: `config`'s pool, with `io_timeout` for each
+/// exchange.
+fn pool(config: &MemcachedConfig, io_timeout: Duration) -> MetaClientBuilder {
+    AsyncMetaClient::builder()
+        .max_connections(Some(config.max_connections))
+        .max_idle(config.max_connections)
+        .io_timeout(Some(io_timeout))
+        .connect_timeout(Some(config.timeout))
 }
 
 /// The connection pools (shared by clones) and the call bound.
@@ -114,6 +153,25 @@ impl Client {
         self.remove(operation, restale(key, whole_secs(ttl), cas))
             .await
             .map(|_| ())
+    }
+
+    /// Hands back a stale item's refresh token that `result`'s read won by
+    /// accident (memcached gives it to the first reader of any kind), so
+    /// that a fill wins it. Failures only delay the refresh (the item
+    /// expires), so they are logged, not returned.
+    pub(super) async fn hand_back(&self, wire: &str, result: &GetResult) {
+        if won_stale(result) {
+            let left = remaining(result.item.ttl);
+            self.hand_back_win(wire, result.item.cas, left).await;
+        }
+    }
+
+    /// [`give_back_win`](Self::give_back_win), with a failure logged: it
+    /// only delays the refresh (the item expires).
+    pub(super) async fn hand_back_win(&self, wire: &str, cas: Option<u64>, ttl: Option<Duration>) {
+        if let Err(error) = self.give_back_win("give_back", wire, cas, ttl).await {
+            tracing::debug!(key = wire, %error, "could not hand back a stale item's refresh token");
+        }
     }
 
     /// Turns a client error on a store into the crate's: a value the
@@ -245,55 +303,92 @@ impl Client {
             )),
         }
     }
-}
 
-/// The item a plain `mg` found; `None` on a miss. A `Pending` item is
-/// another client's empty lease placeholder: no value has been stored there.
-pub(super) fn item_of(result: GetResult) -> Option<Item> {
-    if result.status != GetStatus::Hit {
-        return None;
+    /// Runs `operations` pipelined, one exchange per server, the servers at
+    /// once: one result per operation, in order. `Err` only when the batch
+    /// could not be sent at all.
+    pub(super) async fn batch<O: Operation>(
+        &self,
+        operation: &'static str,
+        operations: Vec<O>,
+    ) -> Result<Vec<std::result::Result<O::Output, ClientError>>> {
+        self.meta
+            .run_many(operations)
+            .await
+            .map_err(|error| self.error(operation, error))
     }
-    Some(Item {
-        stale: result.value_state == ValueState::Stale,
-        won: result.lease_state == LeaseState::Granted,
-        value: result.value.map(Bytes::from).unwrap_or_default(),
-        cas: result.item.cas,
-        ttl: remaining(result.item.ttl),
-    })
+
+    /// Hands back stale items' refresh tokens that plain reads won by
+    /// accident, in one batch. Failures only delay those refreshes (the
+    /// items expire), so they are logged, not returned.
+    pub(super) async fn give_back_wins(&self, wins: Vec<Delete>) {
+        if wins.is_empty() {
+            return;
+        }
+        match self.batch("give_back", wins).await {
+            Ok(results) => {
+                for error in results.into_iter().filter_map(|result| result.err()) {
+                    tracing::debug!(%error, "could not hand back a stale item's refresh token");
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not hand back stale items' refresh tokens")
+            }
+        }
+    }
+
+    /// Gives back, from a task of its own, the leases in `reads` (a batch
+    /// that failed in part), so that a dropped caller cannot cut it short.
+    pub(super) fn give_back_leases(&self, wires: &[Cow<'_, str>], reads: &[Result<FillRead>]) {
+        let granted: Vec<Delete> = wires
+            .iter()
+            .zip(reads)
+            .filter_map(|(wire, read)| match read {
+                Ok(FillRead {
+                    lease: FillLease::Granted(lease),
+                    ..
+                }) => release_op(wire, lease),
+                _ => None,
+            })
+            .collect();
+        if granted.is_empty() {
+            return;
+        }
+        let client = self.clone();
+        let give_back = async move {
+            let bound = client.timeout;
+            let given =
+                tokio::time::timeout(bound, client.batch("read_for_fill_many", granted)).await;
+            if !matches!(given, Ok(Ok(_))) {
+                tracing::debug!("could not give back the fill leases of a failed batch; they end with their placeholders");
+            }
+        };
+        match Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(give_back)),
+            Err(_) => tracing::debug!("no runtime to give back the fill leases of a failed batch"),
+        }
+    }
 }
 
-/// `mg <k> s c t` without the value: what is at the key, for `exists`,
-/// `touch` and `delete`.
-pub(super) fn peek(key: &str) -> Get {
-    Get::new(key)
-        .without_value()
-        .meta(Meta::NONE.cas().ttl().size())
-}
-
-/// Whether a read won a stale item's refresh token by accident.
-pub(super) fn won_stale(result: &GetResult) -> bool {
-    result.value_state == ValueState::Stale && result.lease_state == LeaseState::Granted
-}
-
-/// `md <key> I T<secs> C<cas>`: marks the item stale (again) for `secs`,
-/// at least one, if it is still the one whose CAS unique is `cas`. The next
-/// reader wins its refresh token.
-pub(super) fn restale(key: &str, secs: u32, cas: u64) -> Delete {
-    Delete::new(key)
-        .invalidate()
-        .stale_for_raw(secs.max(1))
-        .compare_cas(cas)
-}
-
-/// Whole seconds of `duration`, as memcached's 32-bit fields take them.
-pub(super) fn whole_secs(duration: Duration) -> u32 {
-    u32::try_from(duration.as_secs()).unwrap_or(u32::MAX)
-}
-
-/// A TTL reply (`t` flag) as a duration; `None` when the item never expires.
-pub(super) fn remaining(ttl: Option<i64>) -> Option<Duration> {
-    ttl.and_then(|secs| u64::try_from(secs).ok())
-        .map(Duration::from_secs)
+/// `flush_all` on `server`, over a connection of its own (the meta client
+/// has no such command): every item there is gone at once.
+pub(super) async fn flush_all(server: String) -> Result<()> {
+    let failed = |error: std::io::Error| Error::backend(KIND, "clear", error);
+    let mut stream = TcpStream::connect(&server).await.map_err(failed)?;
+    stream.write_all(b"flush_all\r\n").await.map_err(failed)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .await
+        .map_err(failed)?;
+    if answer.trim_end() == "OK" {
+        return Ok(());
+    }
+    Err(Error::backend(
+        KIND,
+        "clear",
+        format!("{server} answered flush_all with {:?}", answer.trim_end()),
+    ))
 }
 
 /// Whether the client gave up waiting, whether or not the request landed.
@@ -332,13 +427,4 @@ fn too_large(error: &ClientError) -> bool {
         ClientError::Ambiguous { source, .. } => too_large(source),
         _ => false,
     }
-}
-
-/// An unexpected answer to a command, as an error.
-pub(super) fn unexpected(operation: &'static str, status: MutationStatus) -> Error {
-    Error::backend(
-        KIND,
-        operation,
-        format!("unexpected answer from memcached: {status:?}"),
-    )
 }

@@ -49,19 +49,20 @@ use memcache::exp::{
     OpResult, Set, ValueState,
 };
 
-use super::client::{remaining, unexpected, won_stale, Client};
-use super::{keys, ttl, MemcachedBackend, KIND};
+use super::client::Client;
+use super::requests::{remaining, short_batch, unexpected};
+use super::{ttl, KIND};
 use crate::backend::surface::{add_to_counter, parse_counter};
 use crate::{Error, Result};
 
 /// How often `increment` goes round before [`Error::TooManyConflicts`].
-const MAX_ATTEMPTS: u32 = 64;
+pub(super) const MAX_ATTEMPTS: u32 = 64;
 
 /// How often the undo of an overshoot reads again after losing a race.
 const UNDO_ATTEMPTS: u32 = 16;
 
 /// What one attempt came to.
-enum Step {
+pub(super) enum Step {
     Done(i64),
     /// Another writer got in between: go round again.
     Again,
@@ -69,137 +70,103 @@ enum Step {
     ByCas,
 }
 
-impl MemcachedBackend {
-    pub(super) async fn increment_by(&self, key: &str, delta: i64) -> Result<i64> {
-        let wire = keys::wire_key(key)?;
-        self.bounded("increment", async {
-            let mut by_cas = delta < 0;
-            for _ in 0..MAX_ATTEMPTS {
-                let step = match u64::try_from(delta) {
-                    Ok(up) if !by_cas => self.add_up(key, &wire, up).await?,
-                    _ => self.cas_step(key, &wire, delta).await?,
-                };
-                match step {
-                    Step::Done(value) => return Ok(value),
-                    Step::Again => {}
-                    Step::ByCas => by_cas = true,
-                }
-            }
-            Err(Error::TooManyConflicts {
-                key: key.to_owned(),
-                attempts: MAX_ATTEMPTS,
-            })
-        })
-        .await
+/// `ma <k> D<delta> c` with `mg <k> s c t`, pipelined.
+pub(super) async fn add_up(client: &Client, key: &str, wire: &str, delta: u64) -> Result<Step> {
+    let ops = vec![
+        Op::from(Arithmetic::new(wire).delta(delta).return_cas()),
+        Op::from(Get::new(wire).without_value().meta(Meta::NONE.cas().ttl())),
+    ];
+    let mut results = client.batch("increment", ops).await?.into_iter();
+    let first = results.next().ok_or_else(|| short_batch("increment"))?;
+    let counted = match first {
+        Ok(OpResult::Arithmetic(counted)) => counted,
+        Err(error) if non_numeric(&error) => return Ok(Step::ByCas),
+        Err(error) => return Err(client.error("increment", error)),
+        Ok(other) => return Err(Error::backend(KIND, "increment", format!("{other:?}"))),
+    };
+    match counted.status {
+        MutationStatus::Applied => {}
+        MutationStatus::NotFound => return create_counter(client, wire, delta).await,
+        other => return Err(unexpected("increment", other)),
     }
-
-    /// `ma <k> D<delta> c` with `mg <k> s c t`, pipelined.
-    async fn add_up(&self, key: &str, wire: &str, delta: u64) -> Result<Step> {
-        let ops = vec![
-            Op::from(Arithmetic::new(wire).delta(delta).return_cas()),
-            Op::from(Get::new(wire).without_value().meta(Meta::NONE.cas().ttl())),
-        ];
-        let mut results = self.client.batch("increment", ops).await?.into_iter();
-        let first = results
-            .next()
-            .ok_or_else(|| super::surface::short_batch("increment"))?;
-        let counted = match first {
-            Ok(OpResult::Arithmetic(counted)) => counted,
-            Err(error) if non_numeric(&error) => return Ok(Step::ByCas),
-            Err(error) => return Err(self.client.error("increment", error)),
-            Ok(other) => return Err(Error::backend(KIND, "increment", format!("{other:?}"))),
-        };
-        match counted.status {
-            MutationStatus::Applied => {}
-            MutationStatus::NotFound => return self.create_counter(wire, delta).await,
-            other => return Err(unexpected("increment", other)),
+    let value = counted
+        .value
+        .ok_or_else(|| Error::backend(KIND, "increment", "memcached sent no counter value"))?;
+    match i64::try_from(value) {
+        // A result below the delta wrapped around 2^64.
+        Ok(fits) if value >= delta => {
+            if let Some(Ok(OpResult::Get(seen))) = results.next() {
+                freshen(client, wire, &seen, counted.item.cas, value).await;
+            }
+            Ok(Step::Done(fits))
         }
-        let value = counted
-            .value
-            .ok_or_else(|| Error::backend(KIND, "increment", "memcached sent no counter value"))?;
-        match i64::try_from(value) {
-            // A result below the delta wrapped around 2^64.
-            Ok(fits) if value >= delta => {
-                if let Some(Ok(OpResult::Get(seen))) = results.next() {
-                    self.freshen(wire, &seen, counted.item.cas, value).await;
-                }
-                Ok(Step::Done(fits))
-            }
-            _ => {
-                take_back(&self.client, wire, delta, value).await;
-                Err(overshoot(key, delta, value))
-            }
+        _ => {
+            take_back(client, wire, delta, value).await;
+            Err(overshoot(key, delta, value))
         }
     }
+}
 
-    /// `ms <k> ME` of `delta`, without a TTL: the counter was absent.
-    async fn create_counter(&self, wire: &str, delta: u64) -> Result<Step> {
-        let create = Set::new(wire, delta.to_string()).add();
-        match self.client.store("increment", create).await? {
-            MutationStatus::Applied => Ok(Step::Done(delta as i64)),
-            MutationStatus::AlreadyExists => Ok(Step::Again),
-            other => Err(unexpected("increment", other)),
-        }
+/// `ms <k> ME` of `delta`, without a TTL: the counter was absent.
+async fn create_counter(client: &Client, wire: &str, delta: u64) -> Result<Step> {
+    let create = Set::new(wire, delta.to_string()).add();
+    match client.store("increment", create).await? {
+        MutationStatus::Applied => Ok(Step::Done(delta as i64)),
+        MutationStatus::AlreadyExists => Ok(Step::Again),
+        other => Err(unexpected("increment", other)),
     }
+}
 
-    /// Writes back a counter that `ma` updated in place on a stale item
-    /// (`seen`, read just after it, shows the mark on the same CAS), so
-    /// that it is fresh. A failure leaves it stale: the increment stands.
-    async fn freshen(&self, wire: &str, seen: &GetResult, cas: Option<u64>, value: u64) {
-        let stale = seen.status == GetStatus::Hit && seen.value_state == ValueState::Stale;
-        match cas.filter(|cas| stale && seen.item.cas == Some(*cas)) {
-            Some(cas) => {
-                let fresh = keep_as_was(Set::new(wire, value.to_string()).compare_cas(cas), seen);
-                if let Err(error) = self.client.store("increment", fresh).await {
-                    tracing::debug!(key = wire, %error, "a counter stays marked stale");
-                }
+/// Writes back a counter that `ma` updated in place on a stale item
+/// (`seen`, read just after it, shows the mark on the same CAS), so
+/// that it is fresh. A failure leaves it stale: the increment stands.
+async fn freshen(client: &Client, wire: &str, seen: &GetResult, cas: Option<u64>, value: u64) {
+    let stale = seen.status == GetStatus::Hit && seen.value_state == ValueState::Stale;
+    match cas.filter(|cas| stale && seen.item.cas == Some(*cas)) {
+        Some(cas) => {
+            let fresh = keep_as_was(Set::new(wire, value.to_string()).compare_cas(cas), seen);
+            if let Err(error) = client.store("increment", fresh).await {
+                tracing::debug!(key = wire, %error, "a counter stays marked stale");
             }
-            // Someone else's item, read by accident: hand back its token.
-            None if won_stale(seen) => {
-                let left = remaining(seen.item.ttl);
-                self.give_back_win(wire, seen.item.cas, left).await;
-            }
-            None => {}
         }
+        // Someone else's item, read by accident: hand back its token.
+        None => client.hand_back(wire, seen).await,
     }
+}
 
-    /// One round of the compare-and-set loop: `mg <k> v c t`, then
-    /// `ms <k> C<cas>` of the sum (`ms <k> ME` when absent).
-    async fn cas_step(&self, key: &str, wire: &str, delta: i64) -> Result<Step> {
-        let read = Get::new(wire).meta(Meta::NONE.cas().ttl());
-        let seen = self.client.get("increment", read).await?;
-        let next = match sum(key, &seen, delta) {
-            Ok(next) => next,
-            Err(error) => {
-                if won_stale(&seen) {
-                    let left = remaining(seen.item.ttl);
-                    self.give_back_win(wire, seen.item.cas, left).await;
-                }
-                return Err(error);
-            }
-        };
-        let set = Set::new(wire, next.to_string());
-        let set = match (seen.status, seen.item.cas) {
-            (GetStatus::Miss, _) => set.add(),
-            // A fill's placeholder counts as absent: replaced (which voids
-            // the fill) by a counter without a TTL.
-            (GetStatus::Pending, Some(cas)) => set.compare_cas(cas),
-            (_, Some(cas)) => keep_as_was(set.compare_cas(cas), &seen),
-            (_, None) => {
-                return Err(Error::backend(
-                    KIND,
-                    "increment",
-                    "memcached sent no CAS unique",
-                ))
-            }
-        };
-        match self.client.store("increment", set).await? {
-            MutationStatus::Applied => Ok(Step::Done(next)),
-            MutationStatus::AlreadyExists
-            | MutationStatus::CasMismatch
-            | MutationStatus::NotFound => Ok(Step::Again),
-            other => Err(unexpected("increment", other)),
+/// One round of the compare-and-set loop: `mg <k> v c t`, then
+/// `ms <k> C<cas>` of the sum (`ms <k> ME` when absent).
+pub(super) async fn cas_step(client: &Client, key: &str, wire: &str, delta: i64) -> Result<Step> {
+    let read = Get::new(wire).meta(Meta::NONE.cas().ttl());
+    let seen = client.get("increment", read).await?;
+    let next = match sum(key, &seen, delta) {
+        Ok(next) => next,
+        Err(error) => {
+            client.hand_back(wire, &seen).await;
+            return Err(error);
         }
+    };
+    let set = Set::new(wire, next.to_string());
+    let set = match (seen.status, seen.item.cas) {
+        (GetStatus::Miss, _) => set.add(),
+        // A fill's placeholder counts as absent: replaced (which voids
+        // the fill) by a counter without a TTL.
+        (GetStatus::Pending, Some(cas)) => set.compare_cas(cas),
+        (_, Some(cas)) => keep_as_was(set.compare_cas(cas), &seen),
+        (_, None) => {
+            return Err(Error::backend(
+                KIND,
+                "increment",
+                "memcached sent no CAS unique",
+            ))
+        }
+    };
+    match client.store("increment", set).await? {
+        MutationStatus::Applied => Ok(Step::Done(next)),
+        MutationStatus::AlreadyExists | MutationStatus::CasMismatch | MutationStatus::NotFound => {
+            Ok(Step::Again)
+        }
+        other => Err(unexpected("increment", other)),
     }
 }
 

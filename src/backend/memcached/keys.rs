@@ -68,6 +68,11 @@ pub(super) fn wire_key(key: &str) -> Result<Cow<'_, str>> {
     Ok(fit(key, MAX_KEY_LEN))
 }
 
+/// Every key of a batch as sent, checked before anything is sent.
+pub(super) fn wire_keys<'k>(keys: &[&'k str]) -> Result<Vec<Cow<'k, str>>> {
+    keys.iter().map(|key| wire_key(key)).collect()
+}
+
 /// The name memcached stores the fencing counter of the lock record
 /// `lock_key` under: `0xFF`, `fence:`, then `lock_key` (mapped like a key
 /// when longer than 243 bytes or when it looks mapped). No key a caller can

@@ -32,9 +32,9 @@
 //! | `extend`, nothing remembered | `mg <k> v c`, compare, `ms <k> C<cas> T<lease>` | 2 |
 //! | `watch_releases` | a poller: `mg <k>` every poll interval | — |
 //! | `get_many`, `set_many`, `delete_many` | the single-key commands, pipelined per server, the servers at once | 1 |
-//! | `read_for_fill_many`, `store_filled_many` | likewise (see `batch.rs`) | 1 |
+//! | `read_for_fill_many`, `store_filled_many` | likewise (see `backend.rs`) | 1 |
 //! | `exists` | `mg <k> s c t` (without the value) | 1 |
-//! | `touch` | `mg <k> s c t` and `mg <k> T<ttl>`, pipelined (see `surface.rs`) | 1 |
+//! | `touch` | `mg <k> s c t` and `mg <k> T<ttl>`, pipelined (see `backend.rs`) | 1 |
 //! | `increment` | `ma <k> D<delta>`; a CAS loop for negative values (see `counter.rs`) | 1–3 |
 //! | `clear("")` | `flush_all` on every server. A namespace is cleared by a new generation, above the backend: memcached cannot list keys | 1 |
 //!
@@ -250,19 +250,13 @@
 //! item when it runs out of memory, lock records and fencing counters
 //! included: size the cache so that it does not.
 
-mod batch;
+mod backend;
 mod client;
 mod config;
 mod counter;
-mod create;
-mod fill;
 mod keys;
-mod lock;
-mod near;
-mod open;
-mod ops;
-mod remembered;
-mod surface;
+mod locks;
+mod requests;
 mod ttl;
 mod watch;
 
@@ -276,8 +270,8 @@ pub use self::config::{
     MemcachedConfig, DEFAULT_FIRST_POLL, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_VALUE_SIZE,
     DEFAULT_POLL_INTERVAL, DEFAULT_PORT, DEFAULT_TIMEOUT,
 };
-pub use self::create::CREATE_PATIENCE;
 pub use self::keys::{fence_key, MAX_KEY_LEN};
+pub use self::locks::CREATE_PATIENCE;
 pub use self::ttl::CLOCK_MARGIN_SECS;
 use crate::url::CacheUrl;
 use crate::Result;
@@ -306,16 +300,38 @@ pub struct MemcachedBackend {
     /// When pollers poll: `first_poll` and `poll_interval`.
     polls: watch::Schedule,
     max_value_size: usize,
-    /// Lock creates, on a pool of their own (see the `create` module).
-    creates: create::Creates,
+    /// Lock creates, on a pool of their own (see the `locks::create` module).
+    creates: locks::Creates,
     /// The CAS uniques of the lock records we wrote, for one-trip release
     /// and extend; shared with `creates`.
-    remembered: Arc<remembered::Remembered>,
+    remembered: Arc<locks::Remembered>,
 }
 
 impl MemcachedBackend {
     pub(crate) async fn from_url(url: &mut CacheUrl<'_>) -> Result<MemcachedBackend> {
         MemcachedBackend::connect(MemcachedConfig::from_url(url)?).await
+    }
+
+    /// Opens two connection pools per server list, one for everything but
+    /// lock creates and one for lock creates, whose exchanges outlast the
+    /// call bound (see the `locks::create` module).
+    async fn connect(config: MemcachedConfig) -> Result<MemcachedBackend> {
+        let servers = config.checked_servers()?;
+        let (client, creates) = client::connect(&config, &servers).await?;
+        tracing::debug!(?servers, "memcached backend ready");
+        let remembered = Arc::default();
+        let creates = locks::Creates {
+            client: creates,
+            remembered: Arc::clone(&remembered),
+        };
+        Ok(MemcachedBackend {
+            client,
+            servers,
+            polls: watch::Schedule::new(config.first_poll, config.poll_interval),
+            max_value_size: config.max_value_size,
+            creates,
+            remembered,
+        })
     }
 
     /// The meta-protocol client underneath, for commands this crate does

@@ -45,13 +45,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::time::Instant;
 
 /// Below this many entries the map is never swept.
-pub(super) const SWEEP_FLOOR: usize = 32;
+pub(in crate::backend::memcached) const SWEEP_FLOOR: usize = 32;
 
 /// A remembered CAS, ready to use: the entry is now in flight under `ticket`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Taken {
-    pub(super) cas: u64,
-    pub(super) ticket: u64,
+pub(in crate::backend::memcached) struct Taken {
+    pub(in crate::backend::memcached) cas: u64,
+    pub(in crate::backend::memcached) ticket: u64,
 }
 
 /// The state of one record.
@@ -85,7 +85,7 @@ struct Inner {
 /// map operation (a sweep, amortised O(1)), and the lock is never held
 /// across an `.await`.
 #[derive(Debug, Default)]
-pub(super) struct Remembered {
+pub(in crate::backend::memcached) struct Remembered {
     inner: Mutex<Inner>,
 }
 
@@ -97,7 +97,13 @@ impl Remembered {
 
     /// After we created or rewrote the record `key` holding `owner`: its
     /// CAS is now `cas`, and the lease runs out at `deadline`.
-    pub(super) fn remember(&self, key: &str, owner: &[u8], cas: u64, deadline: Instant) {
+    pub(in crate::backend::memcached) fn remember(
+        &self,
+        key: &str,
+        owner: &[u8],
+        cas: u64,
+        deadline: Instant,
+    ) {
         let mut inner = self.lock();
         let entry = Entry {
             slot: Slot::Known { cas },
@@ -112,7 +118,7 @@ impl Remembered {
     /// Before a one-trip extend: the remembered CAS, with the entry marked
     /// in flight. `None` when nothing usable is remembered; then whatever
     /// was there is forgotten, and the caller falls back.
-    pub(super) fn take(&self, key: &str, owner: &[u8]) -> Option<Taken> {
+    pub(in crate::backend::memcached) fn take(&self, key: &str, owner: &[u8]) -> Option<Taken> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let id = (key.to_owned(), owner.to_vec());
@@ -134,7 +140,7 @@ impl Remembered {
     /// After a one-trip extend under `ticket`: `Some((cas, deadline))` when
     /// it rewrote the record, `None` when it did not (or its answer is not
     /// known). Changes nothing if the entry no longer carries the ticket.
-    pub(super) fn finish(
+    pub(in crate::backend::memcached) fn finish(
         &self,
         key: &str,
         owner: &[u8],
@@ -165,7 +171,7 @@ impl Remembered {
     }
 
     /// Forgets the record: returns its CAS when one was known.
-    pub(super) fn forget(&self, key: &str, owner: &[u8]) -> Option<u64> {
+    pub(in crate::backend::memcached) fn forget(&self, key: &str, owner: &[u8]) -> Option<u64> {
         let entry = self
             .lock()
             .entries
@@ -177,7 +183,7 @@ impl Remembered {
     }
 
     /// How many records are remembered.
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::backend::memcached) fn len(&self) -> usize {
         self.lock().entries.len()
     }
 }

@@ -31,28 +31,29 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::client::{unexpected, Client};
 use super::remembered::Remembered;
-use super::KIND;
+use crate::backend::memcached::client::Client;
+use crate::backend::memcached::requests::unexpected;
+use crate::backend::memcached::KIND;
 use crate::{Error, Result};
 
 /// How long a lock create waits for memcached's answer, whether or not its
 /// caller still does (5 minutes). A record created for a caller that is gone
 /// is given back as soon as the answer arrives; a create that gets no answer
 /// within this time and lands later leaves its record until its lease runs
-/// out. See the [backend's docs](super#failures).
+/// out. See the [backend's docs](crate::backend::memcached#failures).
 pub const CREATE_PATIENCE: Duration = Duration::from_secs(300);
 
 /// What a lock create needs once its caller may be gone: cheap to clone.
 #[derive(Clone)]
-pub(super) struct Creates {
+pub(in crate::backend::memcached) struct Creates {
     /// A pool of its own, with [`CREATE_PATIENCE`] as its io timeout.
-    pub(super) client: Client,
-    pub(super) remembered: Arc<Remembered>,
+    pub(in crate::backend::memcached) client: Client,
+    pub(in crate::backend::memcached) remembered: Arc<Remembered>,
 }
 
 /// What a create found.
-pub(super) enum Created {
+pub(in crate::backend::memcached) enum Created {
     /// The record is ours; keep the guard or it is given back.
     Landed(Box<Landed>),
     /// Someone else's record is there.
@@ -63,7 +64,7 @@ impl Creates {
     /// Sends `create` (an add of `owner` at `key`, asking for the CAS) from
     /// a task of its own and waits for its answer. When the record is
     /// created its CAS is remembered, with the lease ending at `lease_end`.
-    pub(super) async fn create(
+    pub(in crate::backend::memcached) async fn create(
         &self,
         key: &str,
         owner: &[u8],
@@ -136,7 +137,7 @@ impl Creates {
 
 /// A lock record we created: given back when dropped, unless the caller
 /// [keeps](Landed::keep) it.
-pub(super) struct Landed {
+pub(in crate::backend::memcached) struct Landed {
     creates: Creates,
     key: String,
     owner: Vec<u8>,
@@ -149,7 +150,7 @@ pub(super) struct Landed {
 
 impl Landed {
     /// The caller holds the record now, and answers for releasing it.
-    pub(super) fn keep(mut self) {
+    pub(in crate::backend::memcached) fn keep(mut self) {
         self.armed = false;
     }
 
