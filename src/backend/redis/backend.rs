@@ -639,16 +639,12 @@ impl Backend for RedisBackend {
     ) -> Result<(FillRead, Option<Option<Duration>>)> {
         let id = random_lease_id();
         let script = fill_read_script(key, &id, lease);
-        // Resending is safe: a lease we already hold is reported as ours.
         let release = fill_release_script(key, &id, self.publish_command());
         let undo = Undo::new("read_for_fill", release);
+        // Resending is safe: a lease we already hold is reported as ours.
+        let resend = Resend::IfConnectionLost;
         let reply: FillReply = self
-            .query_create(
-                "read_for_fill",
-                Request::Script(&script),
-                Resend::IfConnectionLost,
-                undo,
-            )
+            .query_create("read_for_fill", Request::Script(&script), resend, undo)
             .await?;
         let pttl = reply.2;
         let read = read_of(reply, id);
