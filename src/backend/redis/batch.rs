@@ -22,15 +22,13 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use bytes::Bytes;
 use futures::future::try_join_all;
 use redis::{ErrorKind, FromRedisValue, RedisResult, ScriptInvocation, ServerErrorKind};
 
 use super::conn::{Connections, Request, Resend, KIND};
 use super::naming::key_slot;
-use super::ops::{check_size, set_command};
+use super::redis;
 use super::undo::Undo;
-use super::{envelope, redis, RedisBackend};
 use crate::{Error, Result};
 
 /// How often a pipeline of scripts is sent again after `NOSCRIPT` (a
@@ -150,98 +148,10 @@ impl Connections {
 }
 
 /// A batch whose replies do not match its requests.
-fn miscounted(operation: &'static str) -> Error {
+pub(super) fn miscounted(operation: &'static str) -> Error {
     Error::backend(
         KIND,
         operation,
         "the server answered a batch with the wrong number of replies",
     )
-}
-
-impl RedisBackend {
-    /// `get_many`: one `MGET`.
-    pub(super) async fn read_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        // One `MGET` even on a cluster: redis-rs's cluster connection splits
-        // a multi-slot `MGET` by slot, sends the parts to their masters at
-        // once and puts the replies back in order (measured: 1.5x slower
-        // when sent as one request per slot from here).
-        let mut cmd = redis::cmd("MGET");
-        for key in keys {
-            cmd.arg(*key);
-        }
-        let stored: Vec<Option<Bytes>> = self
-            .query_resendable("get_many", Request::Cmd(&cmd))
-            .await?;
-        if stored.len() != keys.len() {
-            return Err(miscounted("get_many"));
-        }
-        Ok(stored
-            .into_iter()
-            .map(|stored| stored.map(|stored| envelope::open(stored).payload))
-            .collect())
-    }
-
-    /// `set_many`: every size checked first, then one pipeline of `SET`s
-    /// per group (each with its own nonce, as `set` writes).
-    pub(super) async fn write_many(
-        &self,
-        entries: &[(&str, &[u8])],
-        ttl: Option<std::time::Duration>,
-    ) -> Result<()> {
-        for (key, value) in entries {
-            check_size(key, value)?;
-        }
-        let keys: Vec<&str> = entries.iter().map(|(key, _)| *key).collect();
-        let groups = self.conns.groups(&keys);
-        self.conns
-            .per_group("set_many", &groups, |group| async move {
-                if self.announcer().is_some() {
-                    let scripts: Vec<_> = group
-                        .iter()
-                        .filter_map(|&at| {
-                            let (key, value) = entries[at];
-                            self.announced_set(key, &envelope::seal(value), false, ttl)
-                        })
-                        .collect();
-                    let request = self
-                        .conns
-                        .scripts("set_many", &scripts, Resend::Never, &|_| None);
-                    let _: Vec<redis::Value> = request.await?;
-                    return Ok(vec![(); group.len()]);
-                }
-                let mut pipeline = redis::pipe();
-                for &at in group {
-                    let (key, value) = entries[at];
-                    let set = set_command(key, &envelope::seal(value), false, ttl);
-                    pipeline.add_command(set).ignore();
-                }
-                // Not resent, as `set` is not.
-                let _: redis::Value = self.query("set_many", Request::Pipeline(&pipeline)).await?;
-                Ok(vec![(); group.len()])
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// `delete_many`: one pipeline of `delete.lua` per group, so each key's
-    /// fill lease is voided (and its end published) as `delete` does.
-    pub(super) async fn remove_many(&self, keys: &[&str]) -> Result<usize> {
-        let groups = self.conns.groups(keys);
-        let removed: Vec<u8> = self
-            .conns
-            .per_group("delete_many", &groups, |group| {
-                let scripts: Vec<_> = group
-                    .iter()
-                    .map(|&at| self.delete_script(keys[at]))
-                    .collect();
-                async move {
-                    let request =
-                        self.conns
-                            .scripts("delete_many", &scripts, Resend::Never, &|_| None);
-                    request.await
-                }
-            })
-            .await?;
-        Ok(removed.iter().filter(|&&removed| removed == 1).count())
-    }
 }

@@ -1,4 +1,5 @@
-//! `clear` on Redis: every key under a prefix, with its companions.
+//! `clear` on Redis: every key under a prefix, with its companions. The
+//! body of `clear` is in [`backend`](super::backend); the walk is here.
 //!
 //! An empty prefix is `FLUSHDB` (on every master, on a cluster). Otherwise
 //! `SCAN` walks the server's keyspace (every master's at once, on a
@@ -24,124 +25,102 @@
 
 use std::collections::BTreeMap;
 
-use futures::future::try_join_all;
-
 use super::conn::{Request, KIND};
 use super::naming::{self, companion_owner};
 use super::{redis, RedisBackend};
 use crate::{Error, Result};
 
-const OPERATION: &str = "clear";
+pub(super) const OPERATION: &str = "clear";
 /// How many keys each `SCAN` step looks at.
 const SCAN_COUNT: usize = 1000;
 
-impl RedisBackend {
-    /// `clear`: see the [module docs](self).
-    pub(super) async fn clear_prefix(&self, prefix: &str) -> Result<()> {
-        if prefix.is_empty() {
-            let flush = redis::cmd("FLUSHDB");
-            let _: redis::Value = self
-                .query_resendable(OPERATION, Request::Cmd(&flush))
-                .await?;
-            // Near caches (the log went with the flush: they catch up by
-            // flushing too).
-            return self.announce_clear(prefix).await;
+/// `SCAN`s the master of `slot` (on one server, the server) for
+/// `pattern`, and unlinks what it finds under `prefix`, step by step.
+pub(super) async fn clear_matching(
+    backend: &RedisBackend,
+    slot: u16,
+    pattern: &[u8],
+    prefix: &str,
+) -> Result<()> {
+    let mut cursor: u64 = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let (next, names): (u64, Vec<Vec<u8>>) = backend
+            .query_resendable(OPERATION, Request::OnNode(&scan, slot))
+            .await?;
+        let names: Vec<Vec<u8>> = names
+            .into_iter()
+            .filter(|name| under(name, prefix.as_bytes()))
+            .collect();
+        if !names.is_empty() {
+            unlink(backend, &names).await?;
         }
-        let escaped = glob_escape(prefix);
-        let keys = [&escaped[..], b"*"].concat();
-        let companions = [&b"\xFF?:*"[..], &escaped, b"*"].concat();
-        let masters = self.masters().await?;
-        let (keys, companions) = (&keys, &companions);
-        try_join_all(masters.iter().map(|&slot| async move {
-            self.clear_matching(slot, keys, prefix).await?;
-            self.clear_matching(slot, companions, prefix).await
-        }))
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// `UNLINK`s `names`, one pipeline per group, publishing the end of
+/// every fill lease among them.
+async fn unlink(backend: &RedisBackend, names: &[Vec<u8>]) -> Result<()> {
+    let groups = backend.conns.groups(names);
+    backend
+        .conns
+        .per_group(OPERATION, &groups, |group| async move {
+            let mut pipeline = redis::pipe();
+            pipeline.cmd("UNLINK");
+            for &at in group {
+                pipeline.arg(&names[at]);
+            }
+            pipeline.ignore();
+            for &at in group {
+                let Some(owner) = fill_lease_owner(&names[at]) else {
+                    continue;
+                };
+                pipeline
+                    .cmd(backend.publish_command())
+                    .arg(naming::release_channel(owner))
+                    .arg(owner)
+                    .ignore();
+            }
+            // Unlinking twice removes nothing more: resent if the
+            // connection was lost.
+            let request = Request::Pipeline(&pipeline);
+            let _: redis::Value = backend.query_resendable(OPERATION, request).await?;
+            Ok(vec![(); group.len()])
+        })
         .await?;
-        self.announce_clear(prefix).await
-    }
+    Ok(())
+}
 
-    /// Scans the master of `slot` (on one server, the server) for
-    /// `pattern`, and unlinks what it finds under `prefix`, step by step.
-    async fn clear_matching(&self, slot: u16, pattern: &[u8], prefix: &str) -> Result<()> {
-        let mut cursor: u64 = 0;
-        loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
-            let (next, names): (u64, Vec<Vec<u8>>) = self
-                .query_resendable(OPERATION, Request::OnNode(&scan, slot))
-                .await?;
-            let names: Vec<Vec<u8>> = names
-                .into_iter()
-                .filter(|name| under(name, prefix.as_bytes()))
-                .collect();
-            if !names.is_empty() {
-                self.unlink(&names).await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
+/// A slot of each master, to send `SCAN` to; on one server, any slot.
+pub(super) async fn masters(backend: &RedisBackend) -> Result<Vec<u16>> {
+    if !backend.is_cluster() {
+        return Ok(vec![0]);
     }
-
-    /// `UNLINK`s `names`, one pipeline per group, publishing the end of
-    /// every fill lease among them.
-    async fn unlink(&self, names: &[Vec<u8>]) -> Result<()> {
-        let groups = self.conns.groups(names);
-        self.conns
-            .per_group(OPERATION, &groups, |group| async move {
-                let mut pipeline = redis::pipe();
-                pipeline.cmd("UNLINK");
-                for &at in group {
-                    pipeline.arg(&names[at]);
-                }
-                pipeline.ignore();
-                for &at in group {
-                    let Some(owner) = fill_lease_owner(&names[at]) else {
-                        continue;
-                    };
-                    pipeline
-                        .cmd(self.publish_command())
-                        .arg(naming::release_channel(owner))
-                        .arg(owner)
-                        .ignore();
-                }
-                // Unlinking twice removes nothing more: resent if the
-                // connection was lost.
-                let request = Request::Pipeline(&pipeline);
-                let _: redis::Value = self.query_resendable(OPERATION, request).await?;
-                Ok(vec![(); group.len()])
-            })
-            .await?;
-        Ok(())
+    let ranges: Vec<Vec<redis::Value>> = backend
+        .query_resendable(OPERATION, Request::Cmd(redis::cmd("CLUSTER").arg("SLOTS")))
+        .await?;
+    let mut first_slots: BTreeMap<(Vec<u8>, u16), u16> = BTreeMap::new();
+    for range in ranges {
+        let (start, master) = slot_range(range).ok_or_else(|| {
+            Error::backend(
+                KIND,
+                OPERATION,
+                "CLUSTER SLOTS answered in an unknown shape",
+            )
+        })?;
+        let first = first_slots.entry(master).or_insert(start);
+        *first = start.min(*first);
     }
-
-    /// A slot of each master, to send `SCAN` to; on one server, any slot.
-    async fn masters(&self) -> Result<Vec<u16>> {
-        if !self.is_cluster() {
-            return Ok(vec![0]);
-        }
-        let ranges: Vec<Vec<redis::Value>> = self
-            .query_resendable(OPERATION, Request::Cmd(redis::cmd("CLUSTER").arg("SLOTS")))
-            .await?;
-        let mut first_slots: BTreeMap<(Vec<u8>, u16), u16> = BTreeMap::new();
-        for range in ranges {
-            let (start, master) = slot_range(range).ok_or_else(|| {
-                Error::backend(
-                    KIND,
-                    OPERATION,
-                    "CLUSTER SLOTS answered in an unknown shape",
-                )
-            })?;
-            let first = first_slots.entry(master).or_insert(start);
-            *first = start.min(*first);
-        }
-        Ok(first_slots.into_values().collect())
-    }
+    Ok(first_slots.into_values().collect())
 }
 
 /// One `CLUSTER SLOTS` entry, `[start, end, [host, port, …], replicas…]`,
@@ -171,7 +150,7 @@ fn fill_lease_owner(name: &[u8]) -> Option<&str> {
 }
 
 /// `text` with every glob character escaped, for `SCAN … MATCH`.
-fn glob_escape(text: &str) -> Vec<u8> {
+pub(super) fn glob_escape(text: &str) -> Vec<u8> {
     let mut escaped = Vec::with_capacity(text.len() + 4);
     for byte in text.bytes() {
         if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {

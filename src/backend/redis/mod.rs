@@ -79,7 +79,7 @@
 //!
 //! A batch is one request per server; on a cluster, one per slot, sent
 //! together, since a pipeline must keep to one slot. The fill leases are
-//! described in the `fill` module: the record [`fill_lease_key`] beside
+//! described in the `backend` module: the record [`fill_lease_key`] beside
 //! the value, voided by every write.
 //!
 //! # Reserved names
@@ -242,21 +242,19 @@ use std::time::Duration;
 use crate::url::CacheUrl;
 use crate::Result;
 
+mod backend;
 mod batch;
 mod changes;
 mod clear;
+mod commands;
 mod config;
 mod conn;
 #[cfg(any(feature = "redis-cluster", feature = "redis-sentinel"))]
 mod deploy;
 mod envelope;
-mod fill;
-mod fill_many;
 mod naming;
-mod ops;
 mod scripts;
 mod subscriber;
-mod surface;
 mod topology;
 mod undo;
 mod url;
@@ -369,16 +367,6 @@ impl RedisBackend {
     /// ```
     pub fn is_cluster(&self) -> bool {
         self.conns.pool().is_cluster()
-    }
-
-    /// The command the scripts publish releases with: sharded on a
-    /// cluster, so a message stays on the node that owns its slot.
-    fn publish_command(&self) -> &'static str {
-        if self.is_cluster() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        }
     }
 
     /// The timeout every call is bounded by.

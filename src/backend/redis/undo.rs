@@ -30,11 +30,20 @@
 //! the create before the break or never will. Lock records are then
 //! released by their claim's own drop, on a fresh connection; a fill lease
 //! runs out with its (short) lease.
+//!
+//! A batch fill read has a second way to lose its leases: requests that
+//! *were* answered granted some, and then the batch did not reach its
+//! caller after all (another group failed, or the whole call was
+//! dropped). [`Unclaimed`] gives those back from a background task.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use redis::ScriptInvocation;
 
+use super::commands::fill_release_script;
+use super::conn::{Connections, Resend};
 use super::topology::Conn;
 
 /// How long the task sending an undo waits for its reply (and keeps the
@@ -142,6 +151,89 @@ fn log(
             operation,
             patience = ?UNDO_PATIENCE,
             "no answer to the take-back of a create given up on; what it made stays until its lease runs out"
+        ),
+    }
+}
+
+/// The leases a batch read asked for, until its caller has them: dropped
+/// before [`claimed`](Unclaimed::claimed), it releases every one of them
+/// (owner-checked, so only those actually granted go) from a background
+/// task.
+pub(super) struct Unclaimed {
+    conns: Arc<Connections>,
+    publish: &'static str,
+    leases: Vec<(String, Bytes)>,
+}
+
+impl Unclaimed {
+    /// The leases `ids` asked for on `keys` (in order), released with
+    /// `publish` if the caller never gets them.
+    pub(super) fn new(
+        conns: Arc<Connections>,
+        publish: &'static str,
+        keys: &[&str],
+        ids: &[Bytes],
+    ) -> Self {
+        Unclaimed {
+            conns,
+            publish,
+            leases: keys
+                .iter()
+                .map(|key| key.to_string())
+                .zip(ids.iter().cloned())
+                .collect(),
+        }
+    }
+
+    /// The caller has the leases: nothing to give back.
+    pub(super) fn claimed(mut self) {
+        self.leases.clear();
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if self.leases.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "a batch fill read was given up on outside a tokio runtime; its leases stay until they run out"
+            );
+            return;
+        };
+        let leases = std::mem::take(&mut self.leases);
+        runtime.spawn(give_back(Arc::clone(&self.conns), self.publish, leases));
+    }
+}
+
+/// Releases `leases` (key and lease id), one pipeline per group.
+async fn give_back(conns: Arc<Connections>, publish: &'static str, leases: Vec<(String, Bytes)>) {
+    const READ: &str = "read_for_fill_many";
+    let keys: Vec<&str> = leases.iter().map(|(key, _)| key.as_str()).collect();
+    let groups = conns.groups(&keys);
+    let conns = &conns;
+    let leases = &leases[..];
+    let released = conns
+        .per_group(READ, &groups, |group| {
+            let scripts: Vec<_> = group
+                .iter()
+                .map(|&at| fill_release_script(&leases[at].0, &leases[at].1, publish))
+                .collect();
+            async move {
+                let resend = Resend::IfConnectionLost;
+                conns.scripts::<u8>(READ, &scripts, resend, &|_| None).await
+            }
+        })
+        .await;
+    match released {
+        Ok(released) => tracing::debug!(
+            released = released.iter().filter(|&&released| released == 1).count(),
+            "gave back the fill leases of a batch read whose caller never got them"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not give back the fill leases of a batch read given up on; they stay until they run out"
         ),
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn parse(change: &str) -> Option<Change<'_>> {
     })
 }
 
-pub(super) struct Feed {
+pub(in crate::backend::redis) struct Feed {
     dialer: Arc<Dialer>,
     conns: Arc<Connections>,
     sink: Weak<dyn ChangeSink>,
@@ -95,7 +95,7 @@ enum Lost {
 }
 
 impl Feed {
-    pub(super) fn new(
+    pub(in crate::backend::redis) fn new(
         dialer: Arc<Dialer>,
         conns: Arc<Connections>,
         sink: Weak<dyn ChangeSink>,
@@ -108,7 +108,7 @@ impl Feed {
         }
     }
 
-    pub(super) async fn run(mut self) {
+    pub(in crate::backend::redis) async fn run(mut self) {
         // However the task ends (its runtime shutting down, a panic), the
         // tier stops trusting a feed that is no longer there.
         let _down = Down(self.sink.clone());

@@ -1,9 +1,10 @@
 //! Announcing writes to other processes' near tiers, and following theirs.
 //!
-//! Once a near tier is attached ([`RedisBackend::announce_changes`]),
-//! every write this backend sends runs as a script that also announces it
-//! (`announce.lua`): `INCR` of a sequence counter, `XADD` of the change to
-//! a capped stream (the log), `PUBLISH` of the change with its stream id.
+//! Once a near tier is attached (`announce_changes`, in
+//! [`backend`](super::backend)), every write this backend sends runs as a
+//! script that also announces it (`announce.lua`): `INCR` of a sequence
+//! counter, `XADD` of the change to a capped stream (the log), `PUBLISH`
+//! of the change with its stream id.
 //! One script, so a write is never seen without its change or the other
 //! way round, and changes are numbered in the order the writes happened.
 //!
@@ -28,16 +29,13 @@
 
 mod feed;
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use redis::ScriptInvocation;
 
-use super::conn::{Request, Resend};
-use super::ops::{millis, remaining};
-use super::{envelope, scripts, RedisBackend};
-use crate::backend::coherence::{ChangeSink, Coherence, NoSink, Versioned};
-use crate::Result;
+pub(super) use feed::Feed;
+
+use crate::backend::coherence::{ChangeSink, NoSink};
 
 /// The log of changes: a stream.
 pub(super) const LOG: &[u8] = b"\xFFnear:log";
@@ -108,138 +106,50 @@ impl Announcer {
     }
 }
 
-impl RedisBackend {
-    pub(crate) fn coherence(&self) -> Coherence {
-        if self.is_cluster() {
-            Coherence::Unsupported(
-                "on a Redis Cluster the near cache's invalidation log would have to span hash slots (every write would go through one slot); use a standalone or Sentinel deployment for a near cache",
-            )
-        } else {
-            Coherence::Push
-        }
-    }
-
+impl Changes {
     /// The announcer, once a near tier is attached.
     pub(super) fn announcer(&self) -> Option<&Announcer> {
-        self.changes.announcer.get()
+        self.announcer.get()
     }
 
-    pub(crate) fn announce_changes(&self, origin: u64, sink: Weak<dyn ChangeSink>) {
-        let announcer = self.changes.announcer.get_or_init(|| Announcer {
+    /// The announcer, made with `origin` if there is none yet: from now
+    /// on every write announces itself.
+    pub(super) fn start_announcing(&self, origin: u64) -> &Announcer {
+        self.announcer.get_or_init(|| Announcer {
             origin: format!("{origin:016x}"),
             sink: Mutex::new(Weak::<NoSink>::new()),
-        });
-        let mut current = announcer
-            .sink
+        })
+    }
+
+    /// The feed task's slot: `None` until it is first started.
+    pub(super) fn feed(&self) -> MutexGuard<'_, Option<tokio::task::JoinHandle<()>>> {
+        self.feed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Announcer {
+    /// This process's origin, in 16 hex digits.
+    pub(super) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Where the feed delivers other processes' changes.
+    pub(super) fn sink(&self) -> Weak<dyn ChangeSink> {
+        self.sink
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Delivers changes to `sink` from now on, unless a live sink is
+    /// there already (the first near cache stays).
+    pub(super) fn deliver_to(&self, sink: Weak<dyn ChangeSink>) {
+        let mut current = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         if current.strong_count() > 0 && sink.strong_count() > 0 {
             tracing::warn!("this Redis backend already has a near cache; keeping the first");
         } else if sink.strong_count() > 0 {
             *current = sink;
         }
-    }
-
-    /// Starts the feed task unless it runs.
-    pub(crate) fn follow_changes(&self) {
-        let Some(announcer) = self.announcer() else {
-            return;
-        };
-        let mut feed = self
-            .changes
-            .feed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if feed.as_ref().is_some_and(|task| !task.is_finished()) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let follower = feed::Feed::new(
-            self.subscriber.dialer(),
-            Arc::clone(&self.conns),
-            announcer
-                .sink
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        );
-        *feed = Some(runtime.spawn(follower.run()));
-    }
-
-    /// `GET` and `PTTL` in one pipeline. A value keeps its version only if
-    /// it is ours (enveloped) and not marked stale.
-    pub(crate) async fn read_versioned(&self, key: &str) -> Result<Option<Versioned>> {
-        let mut pipeline = redis::pipe();
-        // In one transaction, so that the TTL is the read value's.
-        pipeline.atomic().cmd("GET").arg(key).cmd("PTTL").arg(key);
-        let (stored, pttl): (Option<bytes::Bytes>, i64) = self
-            .query_resendable("get", Request::Pipeline(&pipeline))
-            .await?;
-        Ok(stored.map(|stored| {
-            let opened = envelope::open(stored);
-            let ours = opened.token.version().is_some() && !opened.stale;
-            Versioned {
-                value: opened.payload,
-                version: ours.then_some(opened.token),
-                // -1: no TTL; -2 cannot follow a value in one transaction,
-                // but would mean "gone": keep no copy then.
-                ttl: if pttl == -1 {
-                    None
-                } else {
-                    Some(remaining(pttl).unwrap_or(Duration::ZERO))
-                },
-            }
-        }))
-    }
-
-    /// With a near cache attached, `SET` as an announcing script (`None`
-    /// without one: a plain `SET` is cheaper).
-    pub(super) fn announced_set(
-        &self,
-        key: &str,
-        stored: &[u8],
-        only_new: bool,
-        ttl: Option<Duration>,
-    ) -> Option<redis::ScriptInvocation<'static>> {
-        let announcer = self.announcer()?;
-        let mut script = scripts::command_announced().key(key);
-        script.arg("SET").arg(stored);
-        if only_new {
-            script.arg("NX");
-        }
-        if let Some(ttl) = ttl {
-            script.arg("PX").arg(millis(ttl));
-        }
-        let when = if only_new {
-            When::Changed
-        } else {
-            When::Always
-        };
-        announcer.append(&mut script, envelope::nonce(stored), when);
-        Some(script)
-    }
-
-    /// Tells every tier that everything under `prefix` is gone (after a
-    /// `clear`).
-    pub(super) async fn announce_clear(&self, prefix: &str) -> Result<()> {
-        let Some(announcer) = self.announcer() else {
-            return Ok(());
-        };
-        let mut script = scripts::announce().key(LOG);
-        script
-            .key(COUNTER)
-            .arg(prefix)
-            .arg(CHANNEL)
-            .arg(&announcer.origin)
-            .arg("*")
-            .arg(LOG_CAP);
-        let _: u64 = self
-            .conns
-            .query("clear", Request::Script(&script), Resend::Never)
-            .await?;
-        Ok(())
     }
 }
 
