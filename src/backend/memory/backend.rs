@@ -24,10 +24,9 @@ use tokio::time::Instant;
 use super::entry::{deadline, Entry, Kind, Lease};
 use super::records::{Fast, Owner, Record};
 use super::MemoryBackend;
-use crate::backend::surface::{add_to_counter, parse_counter};
 use crate::backend::{
-    Backend, CasToken, Coherence, Fencing, FillLease, FillRead, LeaseToken, LockAttempt,
-    LockRecord, ReleaseWatch,
+    add_to_counter, parse_counter, Backend, CasToken, Coherence, Fencing, FillLease, FillRead,
+    LeaseToken, LockAttempt, LockRecord, ReleaseWatch,
 };
 use crate::Result;
 
