@@ -144,7 +144,7 @@ macro_rules! backend_contract {
             key: &$l str,
             lease: ::core::time::Duration,
         ) -> $crate::Result<$crate::backend::FillRead> {
-            fill::defaults::read_for_fill(self, key, lease).await
+            defaults::read_for_fill(self, key, lease).await
         }
 
         /// A read for a fill that never takes a lease, for backends where that
@@ -177,7 +177,7 @@ macro_rules! backend_contract {
             value: &$l [u8],
             ttl: Option<::core::time::Duration>,
         ) -> $crate::Result<bool> {
-            fill::defaults::store_filled(self, key, lease, value, ttl).await
+            defaults::store_filled(self, key, lease, value, ttl).await
         }
 
         /// Gives a fill lease back without storing (the fill failed or was
@@ -188,7 +188,7 @@ macro_rules! backend_contract {
             key: &$l str,
             lease: &$l $crate::backend::LeaseToken,
         ) -> $crate::Result<bool> {
-            fill::defaults::release_fill(self, key, lease).await
+            defaults::release_fill(self, key, lease).await
         }
 
         /// Marks the value at `key` stale: still readable for at most `grace`
@@ -219,7 +219,7 @@ macro_rules! backend_contract {
             key: &$l str,
             wake: ::std::sync::Arc<$crate::__private::Notify>,
         ) -> $crate::Result<$crate::backend::ReleaseWatch> {
-            self.watch_releases(&fill::defaults::default_lease_key(key), wake)
+            self.watch_releases(&defaults::default_lease_key(key), wake)
                 .await
         }
 
@@ -243,7 +243,7 @@ macro_rules! backend_contract {
             &self,
             keys: &$l [&$l str],
         ) -> $crate::Result<Vec<Option<$crate::Bytes>>> {
-            surface::defaults::get_many(self, keys).await
+            defaults::get_many(self, keys).await
         }
 
         /// Stores every entry as [`set`](Backend::set) would, with one `ttl`;
@@ -256,14 +256,14 @@ macro_rules! backend_contract {
             entries: &$l [(&$l str, &$l [u8])],
             ttl: Option<::core::time::Duration>,
         ) -> $crate::Result<()> {
-            surface::defaults::set_many(self, entries, ttl).await
+            defaults::set_many(self, entries, ttl).await
         }
 
         /// Removes every key in `keys`; returns how many were there.
         ///
         /// **Default:** one [`delete`](Backend::delete) per key, in turn.
         async fn delete_many(&self, keys: &$l [&$l str]) -> $crate::Result<usize> {
-            surface::defaults::delete_many(self, keys).await
+            defaults::delete_many(self, keys).await
         }
 
         // ----- values: the rest of the surface ----------------------------
@@ -281,7 +281,7 @@ macro_rules! backend_contract {
         /// **Default:** [`gets`](Backend::gets) then [`cas`](Backend::cas) of
         /// the same bytes, retried on a conflict.
         async fn touch(&self, key: &$l str, ttl: ::core::time::Duration) -> $crate::Result<bool> {
-            surface::defaults::touch(self, key, ttl).await
+            defaults::touch(self, key, ttl).await
         }
 
         // ----- counters ---------------------------------------------------
@@ -296,7 +296,7 @@ macro_rules! backend_contract {
         ///
         /// **Default:** a [`gets`](Backend::gets) / [`cas`](Backend::cas) loop.
         async fn increment(&self, key: &$l str, delta: i64) -> $crate::Result<i64> {
-            surface::defaults::increment(self, key, delta).await
+            defaults::increment(self, key, delta).await
         }
 
         // ----- clearing ---------------------------------------------------
@@ -336,7 +336,7 @@ macro_rules! backend_contract {
             keys: &$l [&$l str],
             lease: ::core::time::Duration,
         ) -> $crate::Result<Vec<$crate::backend::FillRead>> {
-            surface::defaults::read_for_fill_many(self, keys, lease).await
+            defaults::read_for_fill_many(self, keys, lease).await
         }
 
         /// [`store_filled`](Backend::store_filled) of every entry, in order;
@@ -347,7 +347,7 @@ macro_rules! backend_contract {
             &self,
             entries: &$l [$crate::backend::FilledValue<$l>],
         ) -> $crate::Result<Vec<bool>> {
-            surface::defaults::store_filled_many(self, entries).await
+            defaults::store_filled_many(self, entries).await
         }
 
         // ----- coherence: what a near cache needs -------------------------
@@ -524,7 +524,7 @@ macro_rules! declare_trait {
 }
 
 // The defaults' helpers, and the names the docs link to.
-use super::{coherence, fill, surface};
+use super::{coherence, defaults};
 #[cfg(doc)]
 use super::{Coherence, Fencing, FillLease, ReleaseWatch, Versioned};
 

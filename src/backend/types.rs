@@ -1,12 +1,23 @@
-//! The small types the [`Backend`](super::Backend) primitives take and
-//! return: lock attempts and records, compare-and-set tokens, release
-//! watches.
+//! The small types the [`Backend`] primitives take and return: lock
+//! attempts and records, compare-and-set tokens, release watches, and the
+//! fill leases' reads, tokens and batch entries.
+//!
+//! Fill leases follow Facebook's memcache leases (Nishtala et al., "Scaling
+//! Memcache at Facebook", NSDI 2013, §3.2.1): a read that misses hands one
+//! caller a *lease* bound to the key; the caller's write-back is accepted
+//! only while that lease is still valid; any other write to the key — a
+//! `set`, `add`, `cas`, `delete` or [`mark_stale`](Backend::mark_stale) —
+//! voids it. A fill that read old data before a delete can then never
+//! store that old data after the delete.
 
 use bytes::Bytes;
 
 use std::time::Duration;
 
-/// Whether [`Backend::try_lock`](super::Backend::try_lock) issues a fencing token.
+#[cfg(doc)]
+use super::Backend;
+
+/// Whether [`Backend::try_lock`] issues a fencing token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fencing {
     /// Only create the record (the stampede guard does not need a token).
@@ -15,7 +26,7 @@ pub enum Fencing {
     Issue,
 }
 
-/// What [`Backend::try_lock`](super::Backend::try_lock) found.
+/// What [`Backend::try_lock`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockAttempt {
     /// The record is ours.
@@ -31,7 +42,7 @@ pub enum LockAttempt {
     },
 }
 
-/// A lock record as [`Backend::lock_record`](super::Backend::lock_record) reads it.
+/// A lock record as [`Backend::lock_record`] reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockRecord {
     /// The owner token stored in the record.
@@ -44,7 +55,7 @@ pub struct LockRecord {
 ///
 /// Get one from [`Cache::gets`](crate::Cache::gets) and hand it back to
 /// [`Cache::cas`](crate::Cache::cas). Tokens are opaque to users; the
-/// constructors are for [`Backend`](super::Backend) implementations.
+/// constructors are for [`Backend`] implementations.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CasToken(TokenRepr);
 
@@ -85,7 +96,7 @@ impl CasToken {
 
 /// Keeps a cross-process release subscription alive; dropping it ends it.
 ///
-/// Returned by [`Backend::watch_releases`](super::Backend::watch_releases). A backend puts whatever undoes
+/// Returned by [`Backend::watch_releases`]. A backend puts whatever undoes
 /// its subscription (an unsubscribe on drop, an aborted poller) inside.
 #[must_use = "the watch ends when this is dropped"]
 pub struct ReleaseWatch {
@@ -112,4 +123,129 @@ impl std::fmt::Debug for ReleaseWatch {
             .field("active", &self._guard.is_some())
             .finish()
     }
+}
+
+// ----- fill leases ------------------------------------------------------
+
+/// What [`Backend::read_for_fill`] found.
+///
+/// ```
+/// use stampede::backend::{FillLease, FillRead};
+///
+/// let miss = FillRead::missing(FillLease::Busy);
+/// assert!(miss.value.is_none() && !miss.stale);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FillRead {
+    /// The stored value and its compare-and-set token, fresh or stale.
+    pub value: Option<(Bytes, CasToken)>,
+    /// The value was marked stale by [`Backend::mark_stale`]: readable, but
+    /// due for a refresh.
+    pub stale: bool,
+    /// Who fills the key, if it needs filling.
+    pub lease: FillLease,
+}
+
+impl FillRead {
+    /// A fresh value: nobody needs to fill.
+    pub fn hit(value: Bytes, token: CasToken) -> FillRead {
+        FillRead {
+            value: Some((value, token)),
+            stale: false,
+            lease: FillLease::NotNeeded,
+        }
+    }
+
+    /// No value is stored; `lease` says who fills it.
+    pub fn missing(lease: FillLease) -> FillRead {
+        FillRead {
+            value: None,
+            stale: false,
+            lease,
+        }
+    }
+}
+
+/// The fill lease in a [`FillRead`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FillLease {
+    /// The value is fresh; no lease was taken.
+    NotNeeded,
+    /// The caller holds the lease: it fills, then stores with
+    /// [`Backend::store_filled`] or gives up with [`Backend::release_fill`].
+    Granted(LeaseToken),
+    /// Someone else holds the lease and is filling.
+    Busy,
+    /// The key needs filling, and the read did not ask for the lease
+    /// ([`Backend::peek_for_fill`]).
+    NotAsked,
+}
+
+/// Proof of a fill lease, handed back to [`Backend::store_filled`] and
+/// [`Backend::release_fill`]. Opaque to users; the constructors are for
+/// [`Backend`] implementations.
+///
+/// ```
+/// use stampede::backend::LeaseToken;
+///
+/// assert_eq!(LeaseToken::from_version(7).version(), Some(7));
+/// assert_eq!(LeaseToken::from_bytes("abc".into()).bytes().map(|b| &b[..]), Some(&b"abc"[..]));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeaseToken(LeaseRepr);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum LeaseRepr {
+    Version(u64),
+    Bytes(Bytes),
+}
+
+impl LeaseToken {
+    /// A token that is a number (a memcached CAS unique, a counter).
+    pub fn from_version(version: u64) -> Self {
+        LeaseToken(LeaseRepr::Version(version))
+    }
+
+    /// A token that is a byte string (a random owner id).
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        LeaseToken(LeaseRepr::Bytes(bytes))
+    }
+
+    /// The number, for tokens made by [`from_version`](LeaseToken::from_version).
+    pub fn version(&self) -> Option<u64> {
+        match &self.0 {
+            LeaseRepr::Version(version) => Some(*version),
+            LeaseRepr::Bytes(_) => None,
+        }
+    }
+
+    /// The bytes, for tokens made by [`from_bytes`](LeaseToken::from_bytes).
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match &self.0 {
+            LeaseRepr::Version(_) => None,
+            LeaseRepr::Bytes(bytes) => Some(bytes),
+        }
+    }
+}
+
+/// One fill's value for [`Backend::store_filled_many`]: what
+/// [`Backend::store_filled`] takes, as one entry of a batch.
+///
+/// ```
+/// use stampede::backend::{FilledValue, LeaseToken};
+///
+/// let lease = LeaseToken::from_version(7);
+/// let entry = FilledValue { key: "user:1", lease: &lease, value: b"{}", ttl: None };
+/// assert_eq!(entry.key, "user:1");
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct FilledValue<'a> {
+    /// The key, as the backend sees it.
+    pub key: &'a str,
+    /// The lease [`Backend::read_for_fill`] granted for it.
+    pub lease: &'a LeaseToken,
+    /// The bytes to store.
+    pub value: &'a [u8],
+    /// The value's TTL; `None` keeps it until evicted.
+    pub ttl: Option<Duration>,
 }

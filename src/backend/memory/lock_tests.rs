@@ -1,7 +1,14 @@
 //! Unit tests of the memory backend's lock records: kept out of the value
 //! table, atomic against value writes on the fast path, swept.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::ops::compute::Op;
+
 use super::*;
+use crate::backend::{Backend, Fencing, LockAttempt};
 
 #[tokio::test]
 async fn lock_records_stay_out_of_the_value_table() {
@@ -137,7 +144,10 @@ fn lock_op_during_a_value_write<T: Send + 'static>(
         // Ample time for a lock operation that does not wait to finish.
         std::thread::sleep(Duration::from_millis(200));
         let finished = handle.is_finished();
-        (Op::Put(backend.entry(b"value", None)), (finished, handle))
+        (
+            Op::Put(backend.fresh_value(b"value", None)),
+            (finished, handle),
+        )
     }));
     (finished_during, handle.join().unwrap())
 }

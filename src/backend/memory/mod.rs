@@ -57,37 +57,23 @@
 //! processes on one Redis, each with its own in-process wake-up map, woken
 //! by the other's writes through the backend.
 
-mod config;
+mod backend;
 mod entry;
-mod fill;
 mod keyspace;
-mod lock;
 #[cfg(test)]
 mod lock_tests;
 mod records;
-mod surface;
 #[cfg(test)]
 mod tests;
 mod watch;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use moka::ops::compute::Op;
-use tokio::sync::Notify;
-use tokio::time::Instant;
-
-pub use self::config::{MemoryBackendBuilder, DEFAULT_MAX_CAPACITY, MIN_MAX_CAPACITY};
-use self::entry::Entry;
-use self::keyspace::KeySpace;
+use self::keyspace::{KeySpace, ENTRY_OVERHEAD};
 use self::watch::Watchers;
-use super::{
-    Backend, CasToken, Coherence, Fencing, FillRead, LeaseToken, LockAttempt, LockRecord,
-    ReleaseWatch,
-};
-use crate::Result;
+use crate::url::CacheUrl;
+use crate::{Error, Result};
 
 /// The in-process backend. Build one with [`MemoryBackend::builder`] or take
 /// the default; most code goes through [`Cache::memory`](crate::Cache::memory).
@@ -136,195 +122,87 @@ impl MemoryBackend {
         MemoryBackendBuilder::default()
     }
 
-    /// A version never handed out before.
-    fn next_version(&self) -> u64 {
-        self.inner.last_version.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    fn entry(&self, value: &[u8], ttl: Option<Duration>) -> Entry {
-        Entry::value(Bytes::copy_from_slice(value), self.next_version(), ttl)
-    }
-
-    /// Puts a fresh value at `key` when `condition` holds for the live
-    /// entry there (a value or a lock record), and wakes the key's watchers.
-    async fn put_value_if(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-        condition: impl FnOnce(Option<&Entry>) -> bool + Send,
-    ) -> bool {
-        let put = self.inner.keys.compute(key, |live, _| {
-            if condition(live) {
-                (Op::Put(self.entry(value, ttl)), true)
-            } else {
-                (Op::Nop, false)
-            }
-        });
-        let put = put.await;
-        if put {
-            self.inner.watchers.wake(key);
+    /// The backend for a `memory://[?max_capacity=<bytes>]` URL; see
+    /// [`Cache::from_url`](crate::Cache::from_url). A `max_capacity` under
+    /// [`MIN_MAX_CAPACITY`] is refused: it would accept writes and store
+    /// nothing.
+    pub(crate) fn from_url(url: &mut CacheUrl<'_>) -> Result<MemoryBackend> {
+        if !url.rest.is_empty() {
+            return Err(Error::invalid_config(
+                url.original,
+                "a memory:// URL takes no host or path",
+            ));
         }
-        put
+        let mut builder = MemoryBackend::builder();
+        if let Some(bytes) = url.take_u64("max_capacity")? {
+            if bytes < MIN_MAX_CAPACITY {
+                return Err(Error::invalid_config(
+                    url.original,
+                    format!(
+                        "parameter `max_capacity` must be at least {MIN_MAX_CAPACITY} bytes, \
+                         or the cache can store nothing; got {bytes}"
+                    ),
+                ));
+            }
+            builder = builder.max_capacity(bytes);
+        }
+        Ok(builder.build())
     }
 }
 
-impl Backend for MemoryBackend {
-    fn kind(&self) -> &'static str {
-        "memory"
+// ----- the builder ------------------------------------------------------
+
+/// Default bound of the value table: 128 MiB of keys and values.
+pub const DEFAULT_MAX_CAPACITY: u64 = 128 * 1024 * 1024;
+
+/// The smallest bound that holds an entry: the weight of the lightest one,
+/// a 1-byte key with an empty value, plus the overhead charged per entry.
+///
+/// ```
+/// assert_eq!(stampede::backend::memory::MIN_MAX_CAPACITY, 65);
+/// ```
+pub const MIN_MAX_CAPACITY: u64 = 1 + ENTRY_OVERHEAD;
+
+/// Builder for [`MemoryBackend`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct MemoryBackendBuilder {
+    max_capacity: u64,
+}
+
+impl MemoryBackendBuilder {
+    /// Bounds the value table to about `bytes` of keys and values (each entry
+    /// is also charged a small fixed overhead). Past it, moka evicts the
+    /// entries least likely to be used again. Held lock records are never
+    /// evicted, whatever the bound.
+    ///
+    /// A bound under [`MIN_MAX_CAPACITY`] holds no entry at all: every
+    /// write is accepted and dropped. [`Cache::from_url`](crate::Cache::from_url)
+    /// refuses such a `max_capacity`.
+    ///
+    /// Default: [`DEFAULT_MAX_CAPACITY`].
+    pub fn max_capacity(mut self, bytes: u64) -> Self {
+        self.max_capacity = bytes;
+        self
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let entry = self.inner.keys.read(key).await;
-        Ok(entry.and_then(|entry| entry.value))
-    }
-
-    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-        self.put_value_if(key, value, ttl, |_| true).await;
-        Ok(())
-    }
-
-    async fn add(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        // A fill placeholder holds no value: the key counts as absent, and
-        // the add voids the fill. A lock record counts as present.
-        let absent = |live: Option<&Entry>| live.is_none_or(|entry| entry.value.is_none());
-        Ok(self.put_value_if(key, value, ttl, absent).await)
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        let removed = self.inner.keys.compute(key, |live, _| match live {
-            // A placeholder alone is removed too (voiding its fill), but
-            // reported as nothing removed.
-            Some(entry) => (Op::Remove, entry.value.is_some()),
-            None => (Op::Nop, false),
-        });
-        let removed = removed.await;
-        self.inner.watchers.wake(key);
-        Ok(removed)
-    }
-
-    async fn gets(&self, key: &str) -> Result<Option<(Bytes, CasToken)>> {
-        let entry = self.inner.keys.read(key).await;
-        Ok(entry.and_then(|entry| {
-            let token = CasToken::from_version(entry.version);
-            entry.value.map(|value| (value, token))
-        }))
-    }
-
-    async fn cas(
-        &self,
-        key: &str,
-        value: &[u8],
-        expected: Option<&CasToken>,
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        let expected_version = match expected {
-            None => None,
-            // A token from another backend can never match.
-            Some(token) => match token.version() {
-                Some(version) => Some(version),
-                None => return Ok(false),
-            },
-        };
-        let matches = move |live: Option<&Entry>| {
-            let version = live
-                .filter(|entry| entry.value.is_some())
-                .map(|e| e.version);
-            version == expected_version
-        };
-        Ok(self.put_value_if(key, value, ttl, matches).await)
-    }
-
-    async fn try_lock(
-        &self,
-        key: &str,
-        owner: &[u8],
-        lease: Duration,
-        fencing: Fencing,
-    ) -> Result<LockAttempt> {
-        Ok(self.lock_attempt(key, owner, lease, fencing).await)
-    }
-
-    async fn lock_record(&self, key: &str) -> Result<Option<LockRecord>> {
-        let now = Instant::now();
-        let entry = self.inner.keys.read(key).await;
-        Ok(entry.and_then(|entry| {
-            Some(LockRecord {
-                remaining: entry.remaining(now),
-                owner: entry.value?,
-            })
-        }))
-    }
-
-    async fn release(&self, key: &str, owner: &[u8]) -> Result<bool> {
-        let released = self.release_record(key, owner).await;
-        if released {
-            self.inner.watchers.wake(key);
+    /// Builds the backend.
+    pub fn build(self) -> MemoryBackend {
+        MemoryBackend {
+            inner: Arc::new(Inner {
+                keys: KeySpace::new(self.max_capacity),
+                last_version: AtomicU64::new(0),
+                last_fence: AtomicU64::new(0),
+                watchers: Arc::default(),
+            }),
         }
-        Ok(released)
     }
+}
 
-    async fn extend(&self, key: &str, owner: &[u8], lease: Duration) -> Result<bool> {
-        Ok(self.extend_record(key, owner, lease).await)
-    }
-
-    async fn watch_releases(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        Ok(self.inner.watchers.watch(key, wake))
-    }
-
-    async fn read_for_fill(&self, key: &str, lease: Duration) -> Result<FillRead> {
-        Ok(self.lease_read(key, lease).await)
-    }
-
-    async fn store_filled(
-        &self,
-        key: &str,
-        lease: &LeaseToken,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<bool> {
-        Ok(self.lease_store(key, lease, value, ttl).await)
-    }
-
-    async fn release_fill(&self, key: &str, lease: &LeaseToken) -> Result<bool> {
-        Ok(self.lease_release(key, lease).await)
-    }
-
-    async fn mark_stale(&self, key: &str, grace: Duration) -> Result<bool> {
-        Ok(self.stale_mark(key, grace).await)
-    }
-
-    async fn watch_fills(&self, key: &str, wake: Arc<Notify>) -> Result<ReleaseWatch> {
-        Ok(self.inner.watchers.watch(key, wake))
-    }
-
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        Ok(self.inner.keys.values_of(keys).await)
-    }
-
-    async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Option<Duration>) -> Result<()> {
-        for (key, value) in entries {
-            self.put_value_if(key, value, ttl, |_| true).await;
+impl Default for MemoryBackendBuilder {
+    fn default() -> Self {
+        MemoryBackendBuilder {
+            max_capacity: DEFAULT_MAX_CAPACITY,
         }
-        Ok(())
-    }
-
-    async fn touch(&self, key: &str, ttl: Duration) -> Result<bool> {
-        Ok(self.touch_entry(key, ttl).await)
-    }
-
-    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
-        self.add_to(key, delta).await
-    }
-
-    async fn clear(&self, prefix: &str) -> Result<()> {
-        self.clear_prefix(prefix).await;
-        Ok(())
-    }
-
-    fn coherence(&self) -> Coherence {
-        Coherence::Unsupported(
-            "the memory backend is already in this process: a near cache in front of it would be a cache of itself",
-        )
     }
 }

@@ -1,6 +1,9 @@
 //! Unit tests of the memory backend, on paused time where they can.
 
+use std::time::Duration;
+
 use super::*;
+use crate::backend::{Backend, Fencing, FillRead, LeaseToken, LockAttempt};
 
 #[tokio::test(start_paused = true)]
 async fn ttl_expires_on_the_tokio_clock() {
