@@ -62,13 +62,3 @@ pub mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod types;
-
-/// The counter rules' old path, kept so that imports of
-/// `crate::backend::surface::{parse_counter, add_to_counter}` compile while
-/// they move to `crate::backend::{parse_counter, add_to_counter}`; goes
-/// once nothing imports it.
-pub(crate) mod surface {
-    #[cfg(any(feature = "redis", feature = "memcached"))]
-    pub(crate) use super::defaults::add_to_counter;
-    pub(crate) use super::defaults::parse_counter;
-}

@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::dispatch::AnyBackend;
-use crate::backend::surface::parse_counter;
+use crate::backend::parse_counter;
 use crate::backend::Backend;
 use crate::key::Namespace;
 use crate::{Error, Result};

@@ -52,7 +52,7 @@ use memcache::exp::{
 use super::client::Client;
 use super::requests::{remaining, short_batch, unexpected};
 use super::{ttl, KIND};
-use crate::backend::surface::{add_to_counter, parse_counter};
+use crate::backend::{add_to_counter, parse_counter};
 use crate::{Error, Result};
 
 /// How often `increment` goes round before [`Error::TooManyConflicts`].

@@ -47,7 +47,7 @@ use super::conn::{Request, Resend, KIND};
 use super::envelope::{self, Expected};
 use super::undo::{Unclaimed, Undo};
 use super::{naming, redis, scripts, RedisBackend};
-use crate::backend::surface::{add_to_counter, parse_counter};
+use crate::backend::{add_to_counter, parse_counter};
 use crate::backend::{
     random_lease_id, Backend, CasToken, ChangeSink, Coherence, Fencing, FillLease, FillRead,
     FilledValue, LeaseToken, LockAttempt, LockRecord, ReleaseWatch, Versioned,
