@@ -234,10 +234,22 @@ impl<B: Backend> Backend for NearBackend<B> {
         Ok(read)
     }
 
-    /// No peek: a process without a fresh copy sends one lease read per
-    /// flight (its leader's).
-    async fn peek_for_fill(&self, _key: &str) -> Result<Option<FillRead>> {
-        Ok(Some(FillRead::missing(FillLease::NotAsked)))
+    /// A copy (its version is the store's compare-and-set token), checked
+    /// first if past its trust window; without one, "not asked": the
+    /// flight's leader reads with the lease, once per process.
+    async fn peek_for_fill(&self, key: &str) -> Result<Option<FillRead>> {
+        // A copy served here was counted as a hit by the guard's look
+        // before its flight.
+        let copy = match self.tier.tier.lookup(key) {
+            Found::Serve(entry) => Some(entry),
+            Found::Check(entry) => self.checked(key, entry).await?,
+            Found::Miss => None,
+        };
+        let versioned = copy.and_then(|entry| Some((entry.value.clone(), entry.version.clone()?)));
+        Ok(Some(match versioned {
+            Some((value, version)) => FillRead::hit(value, version),
+            None => FillRead::missing(FillLease::NotAsked),
+        }))
     }
 
     /// The filler keeps a copy of what it stored, by its version.
