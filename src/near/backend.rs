@@ -9,7 +9,8 @@
 //!   version where the store reports one: the copy becomes the write.
 //! - Every other write (`add`, `delete`, `cas`, `mark_stale`, `touch`,
 //!   `increment`, the batches, `store_filled_many`) drops the copy when it
-//!   may have changed the key; `clear` flushes the tier.
+//!   may have changed the key, and a refused `cas` drops it too (the store
+//!   holds another write than the caller read); `clear` flushes the tier.
 //! - The fill's reads: the peek (`peek_for_fill`) is a copy, checked by
 //!   version where it is past its trust window, and never a backend read:
 //!   without a copy it answers "not asked", so that one caller per process
@@ -213,7 +214,11 @@ impl<B: Backend> Backend for NearBackend<B> {
         ttl: Option<Duration>,
     ) -> Result<bool> {
         let stored = self.inner.cas(key, value, expected, ttl).await;
-        self.forget_if(key, &stored, |stored| *stored);
+        // Refused too: the key is not the write the caller read, so this
+        // process's copy may be older than what the store holds (memcached
+        // announces nothing; on Redis the writer's announcement may still
+        // be on its way). The store has just said so: the copy goes.
+        self.forget_if(key, &stored, |_| true);
         stored
     }
 
