@@ -155,3 +155,16 @@ mod redis_sentinel {
 mod memcached {
     all_cases!(crate::common::Kind::Memcached);
 }
+
+/// Redis with a near cache on every handle: the suite holds through the
+/// tier (see `common::near_cache`).
+#[cfg(feature = "redis")]
+mod redis_near {
+    all_cases!(crate::common::Kind::RedisNear);
+}
+
+/// memcached with a near cache on every handle.
+#[cfg(feature = "memcached")]
+mod memcached_near {
+    all_cases!(crate::common::Kind::MemcachedNear);
+}

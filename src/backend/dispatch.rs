@@ -10,6 +10,16 @@
 //! own work, while one allocation is nothing next to a round trip. Custom
 //! backends go through [`DynBackend`], the object-safe twin of the trait,
 //! which boxes their futures.
+//!
+//! The store behind a near tier (`Near`, see [`crate::near::backend`]) goes
+//! through the twin as well: the tier's future holds the future of the
+//! store under it, itself an `AnyBackend` call, so inline the enum's future
+//! would contain itself. (Boxed behind the twin, the variant also keeps
+//! this module from naming the tier's type.) [`SharedBackend`] is the store
+//! the tier wraps, shared with the context that keeps it for what must
+//! bypass the tier.
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
@@ -30,7 +40,16 @@ pub(crate) enum AnyBackend {
     #[cfg(feature = "memcached")]
     Memcached(super::memcached::MemcachedBackend),
     Custom(Box<dyn DynBackend>),
+    /// The store behind this process's near tier (`NearBackend`, in
+    /// `crate::near::backend`), through the object-safe twin: its futures
+    /// hold the store's, themselves `AnyBackend` calls (see the module docs).
+    Near(Box<dyn DynBackend>),
 }
+
+/// An [`AnyBackend`] shared by `Arc`: the store a near tier wraps, which
+/// the context keeps too. A [`Backend`] by the generated forwarding below.
+#[derive(Clone)]
+pub(crate) struct SharedBackend(pub(crate) Arc<AnyBackend>);
 
 impl AnyBackend {
     /// The backend a parsed cache URL names, by its scheme. Takes the
@@ -72,8 +91,8 @@ impl AnyBackend {
 }
 
 /// One call on whichever backend `$self` holds: `$call` on a built-in one
-/// (bound to `$b`), `$dyn_call` on a custom one. Async calls box the
-/// network backends' futures (see the module docs).
+/// (bound to `$b`), `$dyn_call` on a custom one or the near tier. Async
+/// calls box the network backends' futures (see the module docs).
 macro_rules! on_any {
     (async $self:ident, $b:ident => $call:expr, $dyn_call:expr) => {
         async move {
@@ -83,7 +102,7 @@ macro_rules! on_any {
                 AnyBackend::Redis($b) => Box::pin($call).await,
                 #[cfg(feature = "memcached")]
                 AnyBackend::Memcached($b) => Box::pin($call).await,
-                AnyBackend::Custom($b) => $dyn_call.await,
+                AnyBackend::Custom($b) | AnyBackend::Near($b) => $dyn_call.await,
             }
         }
     };
@@ -94,7 +113,7 @@ macro_rules! on_any {
             AnyBackend::Redis($b) => $call,
             #[cfg(feature = "memcached")]
             AnyBackend::Memcached($b) => $call,
-            AnyBackend::Custom($b) => $dyn_call,
+            AnyBackend::Custom($b) | AnyBackend::Near($b) => $dyn_call,
         }
     };
 }
@@ -117,6 +136,25 @@ macro_rules! dispatch_any {
 }
 
 backend_contract!(dispatch_any {} '_);
+
+/// `impl Backend for SharedBackend`: every method passed to the shared
+/// enum.
+macro_rules! dispatch_shared {
+    (; $({
+        $mode:ident $this:ident [$(#[$m:meta])*] $name:ident [$($arg:ident : $ty:ty),*]
+        ($out:ty) ($ret:ty) $body:tt
+    })*) => {
+        impl Backend for SharedBackend {
+            $(
+                fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    Backend::$name(&*self.0 $(, $arg)*)
+                }
+            )*
+        }
+    };
+}
+
+backend_contract!(dispatch_shared {} '_);
 
 /// The return type of a [`DynBackend`] method: async ones boxed.
 macro_rules! dyn_ret {

@@ -46,10 +46,7 @@ impl Cache {
         let span = op_span!("get_many", self.backend_kind(), keys.len());
         let read = async {
             let full = self.scope.full_keys(keys).await?;
-            match self.scope.near() {
-                Some(near) => near.get_many(&self.scope.backend, &full.to_vec()).await,
-                None => self.scope.backend.get_many(&full.to_vec()).await,
-            }
+            self.scope.backend().get_many(&full.to_vec()).await
         }
         .instrument(span.clone())
         .await;
@@ -110,7 +107,7 @@ impl Cache {
                 .zip(entries)
                 .map(|(key, (_, value))| (key, value.as_ref()))
                 .collect();
-            self.scope.backend.set_many(&batch, ttl).await?;
+            self.scope.backend().set_many(&batch, ttl).await?;
             for key in full.iter() {
                 self.scope.wrote(key);
             }
@@ -149,7 +146,7 @@ impl Cache {
         let span = op_span!("delete_many", self.backend_kind(), keys.len());
         observe::traced(span, async {
             let full = self.scope.full_keys(keys).await?;
-            let removed = self.scope.backend.delete_many(&full.to_vec()).await;
+            let removed = self.scope.backend().delete_many(&full.to_vec()).await;
             for key in full.iter() {
                 self.scope.wrote(key);
                 self.scope.wakeups.wake(key);

@@ -25,7 +25,7 @@ impl Cache {
         let span = op_span!("gets", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.scope.full_key(key).await?;
-            self.scope.backend.gets(&key).await
+            self.scope.backend().gets(&key).await
         })
         .await
     }
@@ -70,7 +70,7 @@ impl Cache {
             let key = self.scope.full_key(key).await?;
             let stored = self
                 .scope
-                .backend
+                .backend()
                 .cas(&key, value.as_ref(), token, ttl)
                 .await?;
             if stored {

@@ -120,16 +120,13 @@ impl Cache {
     ///
     /// A read: dropping the future changes nothing.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        if let Some(copy) = self.scope.near_hit(key) {
+        if let Some(copy) = self.scope.quick_copy(key) {
             return Ok(Some(copy));
         }
         let span = op_span!("get", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.scope.full_key(key).await?;
-            match self.scope.near() {
-                Some(near) => near.get(&self.scope.backend, &key).await,
-                None => self.scope.backend.get(&key).await,
-            }
+            self.scope.backend().get(&key).await
         })
         .await
     }
@@ -158,10 +155,7 @@ impl Cache {
             let ttl = self.scope.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.scope.full_key(key).await?;
-            if let Some(near) = self.scope.near() {
-                return self.scope.set_near(near, &key, value.as_ref(), ttl).await;
-            }
-            self.scope.backend.set(&key, value.as_ref(), ttl).await?;
+            self.scope.backend().set(&key, value.as_ref(), ttl).await?;
             self.scope.flights.invalidate(&key);
             Ok(())
         })
@@ -190,7 +184,7 @@ impl Cache {
             let ttl = self.scope.ttl_or_default(ttl);
             check_ttl(ttl)?;
             let key = self.scope.full_key(key).await?;
-            let added = self.scope.backend.add(&key, value.as_ref(), ttl).await?;
+            let added = self.scope.backend().add(&key, value.as_ref(), ttl).await?;
             if added {
                 self.scope.wrote(&key);
             }
@@ -221,7 +215,7 @@ impl Cache {
         let span = op_span!("delete", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.scope.full_key(key).await?;
-            let removed = self.scope.backend.delete(&key).await?;
+            let removed = self.scope.backend().delete(&key).await?;
             self.scope.wrote(&key);
             if removed {
                 // It may have been a lock record: its waiters here go on now,
@@ -281,7 +275,7 @@ impl Cache {
                 });
             }
             let key = self.scope.full_key(key).await?;
-            let marked = self.scope.backend.mark_stale(&key, grace).await?;
+            let marked = self.scope.backend().mark_stale(&key, grace).await?;
             self.scope.wrote(&key);
             Ok(marked)
         })

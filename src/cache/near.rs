@@ -88,12 +88,12 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn announce_writes(self) -> Cache {
-        match self.scope.backend.coherence() {
+        match self.scope.store().coherence() {
             Coherence::Push if self.scope.near().is_none() => {
                 // No tier: nothing receives, so the feed never starts.
                 let nobody = std::sync::Weak::<NoSink>::new();
                 self.scope
-                    .backend
+                    .store()
                     .announce_changes(fastrand::u64(..), nobody);
             }
             Coherence::Push | Coherence::Revalidate => {}
@@ -105,8 +105,8 @@ impl Cache {
     }
 
     fn attach_near(&self, config: NearCache) -> Result<()> {
-        let near = Near::new(&self.scope.backend, config)?;
-        if self.scope.near.set(near).is_err() {
+        let near = Near::new(self.scope.store(), config)?;
+        if !self.scope.layer(near) {
             tracing::warn!("this cache has a near cache already; keeping it");
         }
         Ok(())

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::typed::get_framed;
 use super::{Cache, Typed};
 use crate::codec::{decode, Codec, Json};
-use crate::near::tier::Entry;
+use crate::ctx::Copied;
 use crate::Result;
 
 /// A copy's decoded value, tagged with the codec that decoded it.
@@ -90,11 +90,8 @@ async fn get_shared<C: Codec, T>(cache: &Cache, codec: &C, key: &str) -> Result<
 where
     T: DeserializeOwned + Send + Sync + 'static,
 {
-    if let Some(near) = cache.scope.near() {
-        let full_key = cache.scope.full_key(key).await?;
-        if let Some(entry) = near.hit_entry(&full_key) {
-            return shared_of(&entry, codec, key).map(Some);
-        }
+    if let Some(copied) = cache.scope.copied(key).await? {
+        return shared_of(&copied, codec, key).map(Some);
     }
     Ok(get_framed(cache, codec, key)
         .await?
@@ -103,7 +100,7 @@ where
 
 /// The copy's value decoded by `codec` as `T`: the one decoded before, or
 /// decoded now and kept (unless the copy already keeps another type).
-fn shared_of<C: Codec, T>(entry: &Entry, codec: &C, key: &str) -> Result<Arc<T>>
+fn shared_of<C: Codec, T>(entry: &Copied, codec: &C, key: &str) -> Result<Arc<T>>
 where
     T: DeserializeOwned + Send + Sync + 'static,
 {

@@ -74,14 +74,7 @@ impl Cache {
         let span = op_span!("exists", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.scope.full_key(key).await?;
-            if self
-                .scope
-                .near()
-                .is_some_and(|near| near.hit(&key).is_some())
-            {
-                return Ok(true);
-            }
-            self.scope.backend.exists(&key).await
+            self.scope.backend().exists(&key).await
         })
         .await
     }
@@ -115,12 +108,7 @@ impl Cache {
         let span = op_span!("touch", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.scope.full_key(key).await?;
-            let touched = self.scope.backend.touch(&key, ttl).await;
-            // A copy may not outlive the value's new TTL.
-            if let Some(near) = self.scope.near() {
-                near.forget(&key);
-            }
-            touched
+            self.scope.backend().touch(&key, ttl).await
         })
         .await
     }
@@ -160,7 +148,7 @@ impl Cache {
         let span = op_span!("increment", self.backend_kind(), key);
         observe::traced(span, async {
             let key = self.scope.full_key(key).await?;
-            let counted = self.scope.backend.increment(&key, delta).await;
+            let counted = self.scope.backend().increment(&key, delta).await;
             self.scope.wrote(&key);
             counted
         })
@@ -223,18 +211,17 @@ impl Cache {
             match &self.scope.generations {
                 Some(generations) if !prefix.is_empty() => {
                     generations
-                        .bump(&self.scope.backend, &self.scope.namespace)
-                        .await
+                        .bump(self.scope.store(), &self.scope.namespace)
+                        .await?;
+                    self.scope.moved_generation();
+                    Ok(())
                 }
-                _ => self.scope.backend.clear(prefix).await,
+                _ => self.scope.backend().clear(prefix).await,
             }
         }
         .instrument(span.clone())
         .await;
         if cleared.is_ok() {
-            if let Some(near) = self.scope.near() {
-                near.flush();
-            }
             // Lock records under the prefix are gone: their waiters go on.
             self.scope.wakeups.wake_prefix(prefix);
             self.scope.fill_wakeups.wake_prefix(prefix);

@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backend::dispatch::AnyBackend;
+use crate::backend::dispatch::{AnyBackend, SharedBackend};
 use crate::backend::Backend;
 use crate::key::{apply_under, check_key, Namespace};
-use crate::near::{Near, Written};
+use crate::near::backend::NearBackend;
+use crate::near::Near;
 use crate::Result;
 use flights::Flights;
 use generations::Generations;
@@ -37,7 +38,11 @@ use wakeups::Wakeups;
 
 /// One backend and this process's state beside it.
 pub(crate) struct Ctx {
-    pub(crate) backend: AnyBackend,
+    /// The store itself.
+    store: SharedBackend,
+    /// The store behind a near tier, once one is attached: every call goes
+    /// there from then on (see [`crate::near::backend`]).
+    layered: OnceLock<Layered>,
     /// Callers waiting on someone else's lock record, by record key.
     pub(crate) wakeups: Wakeups,
     /// Callers waiting on someone else's fill lease, by value key.
@@ -46,25 +51,57 @@ pub(crate) struct Ctx {
     pub(crate) flights: Flights,
     /// Namespace generations, for a backend that cannot clear by prefix.
     pub(crate) generations: Option<Generations>,
-    /// The near cache, once one is attached.
-    pub(crate) near: OnceLock<Near>,
 }
+
+/// The store behind a near tier, and the tier (shared with the backend
+/// that wraps the store) for the hit path and the attach API.
+struct Layered {
+    backend: AnyBackend,
+    near: Near,
+}
+
+/// A copy this process keeps of a value (a near tier's), with its value
+/// decoded once a typed read asked for it.
+pub(crate) use crate::near::Entry as Copied;
 
 impl Ctx {
     pub(crate) fn new(backend: AnyBackend) -> Ctx {
         Ctx {
             generations: (!backend.clears_by_prefix()).then(Default::default),
-            backend,
+            store: SharedBackend(Arc::new(backend)),
+            layered: OnceLock::new(),
             wakeups: Wakeups::default(),
             fill_wakeups: Wakeups::default(),
             held: HeldLocks::default(),
             flights: Flights::default(),
-            near: OnceLock::new(),
         }
     }
 
+    /// The backend every call goes to: the store, or the store behind its
+    /// near tier once one is attached.
     pub(crate) fn backend(&self) -> &AnyBackend {
-        &self.backend
+        match self.layered.get() {
+            Some(layered) => &layered.backend,
+            None => &self.store.0,
+        }
+    }
+
+    /// The store without a near tier: for what must not be copied (the
+    /// namespace generations) and for attaching one.
+    pub(crate) fn store(&self) -> &AnyBackend {
+        &self.store.0
+    }
+
+    /// Puts `near` in front of the store, unless a tier is there already
+    /// (then `false`, and `near` is dropped). Clones of the handle made
+    /// before share it: they share this context.
+    pub(crate) fn layer(&self, near: Near) -> bool {
+        let wrapped = NearBackend::new(self.store.clone(), near.clone());
+        let layered = Layered {
+            backend: AnyBackend::Near(Box::new(wrapped)),
+            near,
+        };
+        self.layered.set(layered).is_ok()
     }
 
     pub(crate) fn wakeups(&self) -> &Wakeups {
@@ -85,38 +122,28 @@ impl Ctx {
 
     /// The near cache, when one is attached.
     pub(crate) fn near(&self) -> Option<&Near> {
-        self.near.get()
+        self.layered.get().map(|layered| &layered.near)
     }
 
-    /// After this process changed or removed `full_key` in a way it keeps
-    /// no copy of: fills under way here do not land, copies are dropped.
+    /// A copy of `full_key` this process may serve as it is, found
+    /// without a call to the backend or a future (a near tier's copy).
+    pub(crate) fn copy(&self, full_key: &str) -> Option<Bytes> {
+        self.near()?.hit(full_key)
+    }
+
+    /// After this process changed or removed `full_key`: fills under way
+    /// here do not land. (A near tier in front of the store has dealt with
+    /// its copy in the write itself.)
     pub(crate) fn wrote(&self, full_key: &str) {
         self.flights.invalidate(full_key);
-        if let Some(near) = self.near() {
-            near.forget(full_key);
-        }
     }
 
-    /// `set` through the near cache: the backend reports the write's
-    /// version where it can, and this process's copy becomes the write.
-    /// Later reads here see it; fills under way here do not land over it.
-    pub(crate) async fn set_near(
-        &self,
-        near: &Near,
-        full_key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<()> {
-        let ticket = near.ticket(full_key);
-        let version = self.backend.set_versioned(full_key, value, ttl).await?;
-        self.flights.invalidate(full_key);
-        let written = Written {
-            value: Bytes::copy_from_slice(value),
-            ttl,
-            version,
-        };
-        near.wrote(full_key, ticket, Some(written));
-        Ok(())
+    /// After a namespace was cleared by moving it to a new generation, a
+    /// write the tier does not see as a clear: its copies go.
+    pub(crate) fn moved_generation(&self) {
+        if let Some(near) = self.near() {
+            near.flush();
+        }
     }
 }
 
@@ -153,7 +180,7 @@ impl Scope {
 
     /// The backend's short name, for errors, spans and metrics.
     pub(crate) fn backend_kind(&self) -> &'static str {
-        self.backend.kind()
+        self.backend().kind()
     }
 
     /// The prefix this scope's keys are stored under now.
@@ -163,7 +190,7 @@ impl Scope {
             // inline this future would enlarge every call's on every backend.
             Some(generations) if !self.namespace.is_root() => {
                 let resolving: futures::future::BoxFuture<'_, Result<Arc<str>>> =
-                    Box::pin(generations.resolve(&self.backend, &self.namespace));
+                    Box::pin(generations.resolve(self.store(), &self.namespace));
                 Ok(Some(resolving.await?))
             }
             _ => Ok(None),
@@ -214,12 +241,22 @@ impl Scope {
     /// `None` also where the key must be resolved asynchronously (a
     /// memcached namespace's generation) or is invalid: the slow path
     /// answers those.
-    pub(crate) fn near_hit(&self, key: &str) -> Option<Bytes> {
+    pub(crate) fn quick_copy(&self, key: &str) -> Option<Bytes> {
         let near = self.near()?;
         if self.generations.is_some() && !self.namespace.is_root() {
             return None;
         }
         near.hit(&self.namespace.apply(key).ok()?)
+    }
+
+    /// The copy of `key` this process may serve as it is (for its decoded
+    /// value), when a near tier holds one. Without a tier the key is not
+    /// even resolved.
+    pub(crate) async fn copied(&self, key: &str) -> Result<Option<Arc<Copied>>> {
+        let Some(near) = self.near() else {
+            return Ok(None);
+        };
+        Ok(near.hit_entry(&self.full_key(key).await?))
     }
 }
 

@@ -115,20 +115,11 @@ impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
     /// Reads the key, taking the fill lease if it needs filling, and judges
     /// what was read.
     pub(super) async fn read(&self) -> Result<Step<F::Value>> {
-        let backend = self.scope.backend();
-        let read = match self.scope.near() {
-            // Through the near cache, which keeps a copy of a fresh value.
-            Some(near) => {
-                // Boxed, as the other slow paths: inline, it would enlarge
-                // every call's future.
-                Box::pin(near.lease_read(backend, &self.full_key, self.fill.lease)).await?
-            }
-            None => {
-                backend
-                    .read_for_fill(&self.full_key, self.fill.lease)
-                    .await?
-            }
-        };
+        let read = self
+            .scope
+            .backend()
+            .read_for_fill(&self.full_key, self.fill.lease)
+            .await?;
         self.judge(read)
     }
 

@@ -39,31 +39,11 @@ impl LeaseClaim {
         let Some(lease) = &self.lease else {
             return Ok(false);
         };
-        let stored = match self.scope.near() {
-            Some(near) => {
-                // The filler keeps a copy of what it stored, by its version.
-                let ticket = near.ticket(&self.key);
-                let backend = self.scope.backend();
-                let stored = backend.store_filled_versioned(&self.key, lease, value, ttl);
-                let stored: futures::future::BoxFuture<'_, _> = Box::pin(stored);
-                stored.await.map(|stored| {
-                    let kept = stored.is_some();
-                    let written = stored.map(|version| crate::near::Written {
-                        value: bytes::Bytes::copy_from_slice(value),
-                        ttl,
-                        version,
-                    });
-                    near.wrote(&self.key, ticket, written);
-                    kept
-                })
-            }
-            None => {
-                self.scope
-                    .backend()
-                    .store_filled(&self.key, lease, value, ttl)
-                    .await
-            }
-        };
+        let stored = self
+            .scope
+            .backend()
+            .store_filled(&self.key, lease, value, ttl)
+            .await;
         // Stored or refused, the lease is over; after an error, `Drop`
         // gives it back in case it is not.
         if stored.is_ok() {

@@ -320,11 +320,6 @@ impl<C: Codec, P: StorePolicy<F::Value>, F: FillsMany> Batch<'_, C, P, F> {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        if let Some(near) = self.scope.near() {
-            for key in &stored_keys {
-                near.forget(key);
-            }
-        }
         drop(leases);
         for (i, _, _) in batch {
             let stored = stored_keys.contains(&self.keys.full[*i]);

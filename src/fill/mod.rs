@@ -28,7 +28,7 @@
 //! [`RedLock`](crate::RedLock) with a compare-and-set (`refresh`).
 //!
 //! **The state machine.** One call is a [`State`] moved on by one loop,
-//! [`Job::run`], read top-down: `Start` (a near copy) → `Flight` (this
+//! [`Job::run`], read top-down: `Start` (a copy this process keeps) → `Flight` (this
 //! process's flight) → `Read` (the backend) → `Join` (lead or follow the
 //! flight) → `Lead` (wait out other processes' leases) → an end: `Done`, a
 //! fill (`Fill`, `Replace`, `Unguarded`) or a `Refresh` left to the caller,
@@ -44,14 +44,14 @@
 //! - `options`, `policy`: [`Fill`] and how a value is judged and stored;
 //! - `job`: one call's context, and a read turned into the next step;
 //! - `lease`: filling under a fill lease; `refresh`: replacing a stored value;
-//! - `near`: the near cache's fresh copies;
+//! - `copy`: a fresh copy this process keeps (a near tier's) as a hit;
 //! - `many`, `wait`, `claims`: `get_or_fill_many`.
 
 mod claims;
+mod copy;
 mod job;
 mod lease;
 mod many;
-mod near;
 mod options;
 mod policy;
 mod refresh;
@@ -106,7 +106,7 @@ where
 
 /// Where one call stands. [`Job::run`] moves it on until it ends.
 enum State<'a, T> {
-    /// Nothing known yet: a fresh copy in the near cache answers at once.
+    /// Nothing known yet: a fresh copy this process keeps answers at once.
     Start,
     /// A flight for the key may be under way in this process.
     Flight,
@@ -254,13 +254,12 @@ impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
         }
     }
 
-    /// `Start`: with a near cache, a fresh copy is a hit.
+    /// `Start`: a fresh copy (a near tier's) is a hit, without a backend
+    /// call or a boxed future.
     fn start(&self) -> Result<State<'_, F::Value>> {
-        if self.scope.near().is_some() {
-            if let Some(value) = near::fresh_copy(self)? {
-                observe::hits(self.scope.backend_kind(), "get_or_fill", 1);
-                return Ok(State::Done(value));
-            }
+        if let Some(value) = copy::fresh_copy(self)? {
+            observe::hits(self.scope.backend_kind(), "get_or_fill", 1);
+            return Ok(State::Done(value));
         }
         Ok(State::Flight)
     }
@@ -303,15 +302,11 @@ impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
         Ok(State::Done(self.decode(&bytes)?))
     }
 
-    /// `Read`: the first read of the key. With a near cache, this process
-    /// had no copy: no peek, the flight's leader reads with the lease
-    /// (keeping a copy).
+    /// `Read`: the first read of the key: the backend's peek where it has
+    /// one (behind a near tier, a copy, or "not asked": the flight's leader
+    /// then reads with the lease, once per process).
     async fn first_read(&self) -> Result<State<'_, F::Value>> {
-        let first = if self.scope.near().is_some() {
-            Step::Need(Need::Ask)
-        } else {
-            self.peek_or_read().await?
-        };
+        let first = self.peek_or_read().await?;
         let kind = self.scope.backend_kind();
         Ok(match first {
             Step::Done(value, _) => {

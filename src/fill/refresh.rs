@@ -65,9 +65,6 @@ impl<C: Codec, P: StorePolicy<F::Value>, F: Filler> Job<'_, C, P, F> {
                 in_time && ttl.is_some() && self.replace(&bytes, &seen, ttl.flatten()).await;
             tracing::debug!(key = self.key, stored, in_time, "refreshed");
             if stored {
-                if let Some(near) = self.scope.near() {
-                    near.forget(&self.full_key);
-                }
                 if let Some(leader) = leader {
                     leader.land(bytes);
                 }

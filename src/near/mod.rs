@@ -4,13 +4,17 @@
 //! - `config`: [`NearCache`], the settings.
 //! - `tier`: the table of copies, and why a read never lands a stale one.
 //! - `stats`: [`NearStats`].
+//! - `backend`: the tier as a [`Backend`] that wraps the store: once a
+//!   tier is attached, every call of the cache, the locks and the
+//!   stampede guard goes through it, and it keeps this process's copies on
+//!   the way.
 //!
-//! This module sits between the [`Cache`](crate::Cache) handle and the
-//! backends: it asks the backend for versioned reads and version checks
-//! and follows its feed of other processes' writes
-//! ([`Coherence`](crate::backend::Coherence)); the backend knows nothing
-//! of it.
+//! It asks the store for versioned reads and version checks and follows
+//! its feed of other processes' writes
+//! ([`Coherence`](crate::backend::Coherence)); the store knows nothing of
+//! it, and neither do the cache's calls and the guard above it.
 
+pub(crate) mod backend;
 mod config;
 mod stats;
 #[cfg(test)]
@@ -21,31 +25,32 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use crate::backend::dispatch::AnyBackend;
-use crate::backend::{Backend, CasToken, ChangeSink, Coherence, Revalidated};
+use crate::backend::{Backend, CasToken, ChangeSink, Coherence};
 use crate::{Error, Result};
 pub use config::{NearCache, DEFAULT_MAX_UNVERIFIED, DEFAULT_NEAR_TRUST, DEFAULT_NEAR_TTL};
 use stats::Counters;
 pub use stats::NearStats;
+pub(crate) use tier::Entry;
 use tier::{Found, Mode, Tier};
 pub(crate) use tier::{Ticket, Written};
 
-/// A running near tier, shared by every clone of its cache.
-#[derive(Debug)]
+/// A running near tier, shared by every clone of its cache (a clone is
+/// the same tier).
+#[derive(Clone, Debug)]
 pub(crate) struct Near {
     tier: Arc<Tier>,
 }
 
 impl Near {
     /// A tier for `backend`, or why it cannot have one.
-    pub(crate) fn new(backend: &AnyBackend, config: NearCache) -> Result<Near> {
+    pub(crate) fn new<B: Backend>(backend: &B, config: NearCache) -> Result<Near> {
         config.check()?;
         let mode = match backend.coherence() {
             Coherence::Push => Mode::Push,
             Coherence::Revalidate => Mode::Revalidate,
             Coherence::Unsupported(reason) => {
                 return Err(Error::NearCacheUnsupported {
-                    backend: crate::backend::Backend::kind(backend),
+                    backend: backend.kind(),
                     reason,
                 })
             }
@@ -84,106 +89,6 @@ impl Near {
             }
             Found::Check(_) | Found::Miss => None,
         }
-    }
-
-    /// Reads `key` through the tier: a copy if one may be served, else
-    /// from the backend (checking a copy past its trust window by version
-    /// first), keeping a copy of what was read.
-    pub(crate) async fn get(&self, backend: &AnyBackend, key: &str) -> Result<Option<Bytes>> {
-        let entry = match self.tier.lookup(key) {
-            Found::Serve(entry) => {
-                Counters::bump(&self.tier.counters.hits);
-                return Ok(Some(entry.value.clone()));
-            }
-            Found::Check(entry) => Some(entry),
-            Found::Miss => None,
-        };
-        Counters::bump(&self.tier.counters.misses);
-        if let Some(entry) = entry {
-            if let Some(version) = &entry.version {
-                let ticket = self.tier.ticket(key);
-                Counters::bump(&self.tier.counters.revalidations);
-                if let Revalidated::Same(ttl) = backend.revalidate(key, version).await? {
-                    // Still the stored write: a fresh copy, with the TTL
-                    // the server has now (unless invalidated meanwhile).
-                    let value = entry.value.clone();
-                    self.tier
-                        .offer(key, ticket, value.clone(), version.clone(), ttl);
-                    return Ok(Some(value));
-                }
-            }
-            // Of an older write, or of this process's own (whose version is
-            // not known): it goes, or it would be checked again on every
-            // read while the key holds nothing to copy (a stale value, a
-            // delete).
-            self.forget(key);
-        }
-        self.read(backend, key).await
-    }
-
-    /// Reads `keys` through the tier: copies where they may be served, the
-    /// rest in one batch from the backend (of which no copies are kept: a
-    /// batch read carries no versions).
-    pub(crate) async fn get_many(
-        &self,
-        backend: &AnyBackend,
-        keys: &[&str],
-    ) -> Result<Vec<Option<Bytes>>> {
-        let mut values: Vec<Option<Bytes>> = keys.iter().map(|key| self.hit(key)).collect();
-        let missing: Vec<&str> = keys
-            .iter()
-            .zip(&values)
-            .filter(|(_, value)| value.is_none())
-            .map(|(key, _)| *key)
-            .collect();
-        if missing.is_empty() {
-            return Ok(values);
-        }
-        let mut read = crate::backend::Backend::get_many(backend, &missing)
-            .await?
-            .into_iter();
-        for value in values.iter_mut().filter(|value| value.is_none()) {
-            *value = read.next().flatten();
-        }
-        Ok(values)
-    }
-
-    /// The fill's read of `key` (taking the fill lease when the key needs
-    /// filling), keeping a copy of a fresh value it finds.
-    pub(crate) async fn lease_read(
-        &self,
-        backend: &AnyBackend,
-        key: &str,
-        lease: std::time::Duration,
-    ) -> Result<crate::backend::FillRead> {
-        backend.follow_changes();
-        let ticket = self.tier.ticket(key);
-        Counters::bump(&self.tier.counters.backend_reads);
-        let (read, copy) = backend.read_for_fill_near(key, lease).await?;
-        if read.value.is_some() {
-            Counters::bump(&self.tier.counters.value_reads);
-        }
-        if let (Some(ttl), Some((value, token))) = (copy, &read.value) {
-            self.tier
-                .offer(key, ticket, value.clone(), token.clone(), ttl);
-        }
-        Ok(read)
-    }
-
-    /// Reads `key` from the backend and keeps a copy.
-    pub(crate) async fn read(&self, backend: &AnyBackend, key: &str) -> Result<Option<Bytes>> {
-        backend.follow_changes();
-        let ticket = self.tier.ticket(key);
-        Counters::bump(&self.tier.counters.backend_reads);
-        let Some(read) = backend.read_versioned(key).await? else {
-            return Ok(None);
-        };
-        Counters::bump(&self.tier.counters.value_reads);
-        if let Some(version) = read.version {
-            self.tier
-                .offer(key, ticket, read.value.clone(), version, read.ttl);
-        }
-        Ok(Some(read.value))
     }
 
     /// Taken before this process writes `key`.

@@ -24,13 +24,26 @@ pub enum Kind {
     /// Redis behind three sentinels: the shared
     /// [`topology::shared_sentinel_url`].
     RedisSentinel,
+    /// Redis with a near cache on every handle ([`near_cache`]).
+    RedisNear,
+    /// memcached with a near cache on every handle ([`near_cache`]).
+    MemcachedNear,
 }
 
 impl Kind {
+    /// The store behind this setup (a near cache changes no bound).
+    pub fn store(self) -> Kind {
+        match self {
+            Kind::RedisNear => Kind::Redis,
+            Kind::MemcachedNear => Kind::Memcached,
+            kind => kind,
+        }
+    }
+
     /// A short TTL this backend honours closely enough to test expiry with:
     /// memcached counts whole seconds.
     pub fn short_ttl(self) -> Duration {
-        match self {
+        match self.store() {
             Kind::Memcached => Duration::from_secs(1),
             _ => Duration::from_millis(300),
         }
@@ -41,7 +54,7 @@ impl Kind {
     /// its clock ticks once a second, so items outlive their TTL by up to
     /// the margin plus a second (and a poll to notice).
     pub fn ttl_slack(self) -> Duration {
-        match self {
+        match self.store() {
             #[cfg(feature = "memcached")]
             Kind::Memcached => {
                 Duration::from_secs(stampede::backend::memcached::CLOCK_MARGIN_SECS + 1)
@@ -54,7 +67,7 @@ impl Kind {
     /// A fill lease short enough to outlive in a test, long enough for the
     /// backend's granularity (memcached counts whole seconds and adds 2).
     pub fn short_lease(self) -> Duration {
-        match self {
+        match self.store() {
             Kind::Memcached => Duration::from_secs(1),
             _ => Duration::from_millis(300),
         }
@@ -62,7 +75,7 @@ impl Kind {
 
     /// The longest a record written with `lease` may live on this backend.
     pub fn lease_life(self, lease: Duration) -> Duration {
-        match self {
+        match self.store() {
             #[cfg(feature = "memcached")]
             Kind::Memcached => {
                 let secs = lease.as_secs() + u64::from(lease.subsec_nanos() > 0);
@@ -95,8 +108,10 @@ impl Store {
                 let backend = MemoryBackend::default();
                 (None, Some((backend.clone(), Cache::from(backend))))
             }
-            Kind::Redis => (Some(servers::shared_url(servers::REDIS)), None),
-            Kind::Memcached => (Some(servers::shared_url(servers::MEMCACHED)), None),
+            Kind::Redis | Kind::RedisNear => (Some(servers::shared_url(servers::REDIS)), None),
+            Kind::Memcached | Kind::MemcachedNear => {
+                (Some(servers::shared_url(servers::MEMCACHED)), None)
+            }
             Kind::RedisCluster => (Some(topology::shared_cluster_url()), None),
             Kind::RedisSentinel => (Some(topology::shared_sentinel_url()), None),
         };
@@ -120,11 +135,15 @@ impl Store {
     /// each call opens new connections, as another process would; in memory
     /// it is a clone of the one cache.
     pub async fn handle(&self) -> Cache {
-        match &self.memory {
+        let cache = match &self.memory {
             Some((_, cache)) => cache.with_namespace(&self.namespace),
             None => Cache::from_url(&self.url())
                 .await
                 .unwrap_or_else(|e| panic!("open {}: {e}", self.url())),
+        };
+        match self.kind {
+            Kind::RedisNear | Kind::MemcachedNear => near_cache(cache).await,
+            _ => cache,
         }
     }
 
@@ -136,6 +155,70 @@ impl Store {
             Some((backend, _)) => Cache::from(backend.clone()).with_namespace(&self.namespace),
             None => self.handle().await,
         }
+    }
+}
+
+/// The near setups' `trust` on memcached: how long a copy is served before
+/// it is checked again, the window in which another handle's write may go
+/// unseen.
+pub const NEAR_TRUST: Duration = Duration::from_millis(1);
+
+/// `cache` with a near cache, as the `*_near` setups of the suite run
+/// it: memcached checks a copy after 1 ms (its window for other handles'
+/// writes); on Redis the feed is waited for, so that copies are kept
+/// current from the first read.
+pub async fn near_cache(cache: Cache) -> Cache {
+    let config = stampede::NearCache::max_capacity(16 << 20).trust(NEAR_TRUST);
+    let cache = cache.try_with_near_cache(config).expect("a near cache");
+    let started = std::time::Instant::now();
+    while cache.backend_kind() == "redis" && !cache.near_stats().expect("a near cache").live {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the feed never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    cache
+}
+
+/// What `reader`'s near cache was told of other handles' writes so far
+/// (0 without one): taken before a write by another handle that `reader`
+/// must see next, for [`until_seen`].
+pub fn near_seen(reader: &Cache) -> u64 {
+    reader.near_stats().map_or(0, |stats| stats.invalidations)
+}
+
+/// Waits until `reader` sees a write another handle made after
+/// [`near_seen`] returned `seen`, where a near cache may still serve its
+/// copy from before the write within the window the README documents
+/// ("Near cache", the guarantee per backend). A near cache relaxes
+/// coherence across handles (processes) by that window and no more; tests
+/// that read another handle's write at once wait it out here, and only on
+/// the near setups:
+///
+/// - Redis: until the write's change arrived through `reader`'s feed (its
+///   invalidation count moved): a signal, no clock.
+/// - memcached, which announces nothing: a copy is served for `trust`
+///   after it was last checked, then checked by CAS. Nothing signals the
+///   end of that window in `reader`, so this waits it out: `trust` since
+///   the write, plus the tier's millisecond rounding.
+///
+/// Returns at once without a near cache.
+pub async fn until_seen(reader: &Cache, seen: u64) {
+    if reader.near_cache().is_none() {
+        return;
+    }
+    if reader.backend_kind() == "memcached" {
+        tokio::time::sleep(NEAR_TRUST + Duration::from_millis(2)).await;
+        return;
+    }
+    let started = std::time::Instant::now();
+    while near_seen(reader) == seen {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the write never reached the near cache's feed"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

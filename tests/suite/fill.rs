@@ -33,7 +33,7 @@ impl From<stampede::Error> for ReportError {
 /// A TTL long enough for the backend's granularity, short enough to see
 /// several expiries in a test.
 fn churn_ttl(kind: Kind) -> Duration {
-    match kind {
+    match kind.store() {
         Kind::Memcached => Duration::from_secs(2),
         _ => Duration::from_millis(400),
     }

@@ -14,7 +14,7 @@ const WAKE_BOUND: Duration = Duration::from_secs(1);
 /// A lease short enough to watch run out, long enough for the backend's
 /// TTL granularity.
 fn short_lease(kind: Kind) -> Duration {
-    match kind {
+    match kind.store() {
         Kind::Memcached => Duration::from_secs(3),
         _ => Duration::from_millis(600),
     }
@@ -183,7 +183,7 @@ pub async fn try_lock_reports_the_holders_remaining_lease(store: Store) {
     // Whole-second backends round up; nobody reports less than is left.
     // memcached reports the server TTL, margin included, on a clock that
     // ticks once a second: up to the margin plus one tick more.
-    let granularity = if store.kind == Kind::Memcached {
+    let granularity = if store.kind.store() == Kind::Memcached {
         Duration::from_secs(3)
     } else {
         Duration::from_millis(50)

@@ -1,8 +1,11 @@
-//! `get_or_fill` with a near cache: a fresh copy answers at once. On a
-//! miss the call skips the peek: one caller per process (the flight's
-//! leader) reads with the fill lease and the others follow it. The lease
-//! read keeps a copy of a fresh value it finds (`Job::read`); the filler
-//! keeps a copy of what it stored; a process that waited on another's fill
+//! A copy this process keeps (a near tier's) answers `get_or_fill` at
+//! once, before the flight, as it answers `get`: a moka lookup, without a
+//! backend call or a boxed future. On a miss the backend decides the rest:
+//! behind a near tier the peek is a copy (checked by version past its
+//! trust window) or "not asked", so that one caller per process (the
+//! flight's leader) reads with the fill lease and the others follow it; the
+//! lease read keeps a copy of a fresh value it finds, the filler keeps a
+//! copy of what it stored, and a process that waited on another's fill
 //! keeps a copy of what it reads when woken. So a process reads the backend
 //! once per change of the key, plus the reads of a wait while a fill
 //! elsewhere is under way.
@@ -16,12 +19,13 @@ use crate::codec::Codec;
 use crate::Result;
 
 /// The value of a fresh copy of the key, if this process has one. A copy
-/// due for a refresh (early refresh, a frame past its time) is not used:
-/// the call goes on as on a miss.
+/// due for a refresh (early refresh, a frame past its time) is not used
+/// here: the call goes on to the peek, which finds it again with its
+/// token, and one caller refreshes it.
 pub(super) fn fresh_copy<C: Codec, P: StorePolicy<F::Value>, F: Filler>(
     job: &Job<'_, C, P, F>,
 ) -> Result<Option<F::Value>> {
-    let Some(bytes) = job.scope.near().and_then(|near| near.hit(&job.full_key)) else {
+    let Some(bytes) = job.scope.copy(&job.full_key) else {
         return Ok(None);
     };
     // Only the verdict is used: no token is needed for a fresh value.
