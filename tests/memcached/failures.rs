@@ -212,3 +212,8 @@ async fn a_token_that_comes_back_after_the_lease_is_refused_and_the_record_given
     );
     assert!(next > before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_waiter_rides_out_an_outage() {
+    crate::common::outage::a_lock_waiter_rides_out_an_outage(MEMCACHED).await;
+}

@@ -149,3 +149,8 @@ async fn a_waiter_across_a_restart_is_woken_when_the_record_is_gone() {
         restarted_at.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_waiter_rides_out_an_outage() {
+    crate::common::outage::a_lock_waiter_rides_out_an_outage(servers::REDIS).await;
+}
