@@ -222,8 +222,11 @@ impl<C: Codec> Typed<C> {
     /// Reads the value at `key`, passes it to `f` (`None` when absent) and
     /// writes back what `f` returns, only if nobody wrote the key in between
     /// ([`OptimisticLock`](crate::OptimisticLock) underneath). On a conflict
-    /// it reads again and calls `f` again, after a jittered backoff, up to
-    /// [`Retry::default`]'s bound. Returns the value written.
+    /// it reads again and calls `f` again, after a jittered backoff; after
+    /// three conflicts it escalates to the key's lock
+    /// ([`RedLock::lock`](crate::RedLock::lock) on `<key>-lock`), so that
+    /// contending updaters queue instead of giving up, and retries under it,
+    /// up to [`Retry::default`]'s bound in all. Returns the value written.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -238,7 +241,10 @@ impl<C: Codec> Typed<C> {
     /// # Errors
     ///
     /// [`Error::TooManyConflicts`] ([`is_conflict`](Error::is_conflict)) when
-    /// every attempt conflicted; decode, encode and backend errors.
+    /// every attempt conflicted, which takes writers that bypass the lock
+    /// (plain `set`s, or updaters still in their first tries) winning every
+    /// time; decode, encode and backend errors, including those of the
+    /// lock's wait.
     ///
     /// # Cancel safety
     ///
