@@ -7,10 +7,10 @@ use stampede::backend::memcached::MemcachedConfig;
 use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::{Cache, Error, RedLock};
 
-use crate::common::assert_between;
-use crate::common::servers::{Server, MEMCACHED};
-use crate::proxy::HoldRequests;
-use crate::{backend, servers_of, shared_url, unique};
+use super::common::assert_between;
+use super::common::servers::{Server, MEMCACHED};
+use super::proxy::HoldRequests;
+use super::{backend, servers_of, shared_url, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_fast_and_the_same_cache_works_after_a_restart() {
@@ -226,5 +226,5 @@ async fn a_token_that_comes_back_after_the_lease_is_refused_and_the_record_given
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_waiter_rides_out_an_outage() {
-    crate::common::outage::a_lock_waiter_rides_out_an_outage(MEMCACHED).await;
+    super::common::outage::a_lock_waiter_rides_out_an_outage(MEMCACHED).await;
 }
