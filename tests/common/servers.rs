@@ -10,7 +10,6 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -313,7 +312,7 @@ pub const CLUSTER_PORTS: std::ops::Range<u16> = 10_000..20_000;
 /// A cluster node's bus listens on its port plus this.
 pub const BUS_OFFSET: u16 = 10_000;
 
-/// Ports held for one server: each is locked (`flock`) in a file of
+/// Ports held for one server: each is locked (`flock`, through `File::try_lock`) in a file of
 /// [`lock_dir`] for as long as this lives, so no other test process on the
 /// machine (another binary, another checkout, `scripts/test.sh`, which
 /// takes the same locks with `flock(1)`) picks it meanwhile. The kernel
@@ -360,6 +359,10 @@ fn reserve_in(range: std::ops::Range<u16>, offsets: &[u16]) -> Reserved {
 }
 
 /// `port`'s lock, if no other process holds it and nothing listens there.
+///
+/// `File::try_lock` (flock on Linux) is newer than the crate's MSRV; the
+/// tests need a toolchain that has it, the library does not.
+#[allow(clippy::incompatible_msrv)]
 fn lock_port(dir: &std::path::Path, port: u16) -> Option<File> {
     let file = File::options()
         .create(true)
@@ -367,8 +370,7 @@ fn lock_port(dir: &std::path::Path, port: u16) -> Option<File> {
         .write(true)
         .open(dir.join(port.to_string()))
         .ok()?;
-    // SAFETY: flock on a descriptor this function owns; no memory involved.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    let locked = file.try_lock().is_ok();
     (locked && TcpListener::bind(("127.0.0.1", port)).is_ok()).then_some(file)
 }
 
