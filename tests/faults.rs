@@ -284,20 +284,43 @@ async fn a_failing_try_lock_inside_lock_returns_the_error() {
     assert_eq!(cache.waiting_lock_keys(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// A thousand callers of one cold key in one process cost the backend what
+/// one caller costs: every caller but the flight's leader follows the flight
+/// without a backend call.
+///
+/// Deterministic: the fill is held back until every caller has started, on
+/// a current-thread runtime, where a caller runs until it waits. So when the
+/// last caller has started, every caller before it already follows (or
+/// leads) the flight, whatever the machine's load; without the in-process
+/// single flight each would read, try the lock and wait on its own (about
+/// four calls each).
+#[tokio::test(flavor = "current_thread")]
 async fn a_local_stampede_costs_a_handful_of_backend_calls() {
     const CALLERS: usize = 1_000;
     let (cache, faults) = flaky_cache();
+    let fill = || Fill::ttl(Duration::from_secs(60));
+
+    // What one cold caller costs, alone.
+    let value = cache
+        .get_or_fill("alone", fill(), || async { Ok::<_, Error>(42u64) })
+        .await
+        .unwrap();
+    assert_eq!(value, 42);
+    let one_caller = faults.calls.swap(0, Ordering::SeqCst);
+
     let fills = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let (open, gate) = tokio::sync::watch::channel(false);
     let calls: Vec<_> = (0..CALLERS)
         .map(|_| {
-            let (cache, fills) = (cache.clone(), fills.clone());
+            let (cache, fills, started) = (cache.clone(), fills.clone(), started.clone());
+            let mut gate = gate.clone();
             tokio::spawn(async move {
-                let fill = Fill::ttl(Duration::from_secs(60));
+                started.fetch_add(1, Ordering::SeqCst);
                 cache
-                    .get_or_fill("report", fill, || async {
+                    .get_or_fill("report", fill(), || async move {
                         fills.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        gate.wait_for(|open| *open).await.unwrap();
                         Ok::<_, Error>(42u64)
                     })
                     .await
@@ -305,16 +328,18 @@ async fn a_local_stampede_costs_a_handful_of_backend_calls() {
             })
         })
         .collect();
+    until("every caller started", || {
+        started.load(Ordering::SeqCst) == CALLERS
+    })
+    .await;
+    open.send_replace(true);
     for call in calls {
         assert_eq!(call.await.unwrap(), 42);
     }
     assert_eq!(fills.load(Ordering::SeqCst), 1);
-    // Without the in-process single flight every caller would read, try the
-    // lock, re-check and read again: about 4,000 calls. With it, only callers
-    // that read before the first miss was known touch the backend at all.
     let calls = faults.calls.load(Ordering::SeqCst);
-    assert!(
-        calls < CALLERS / 2,
-        "{calls} backend calls for one stampede"
+    assert_eq!(
+        calls, one_caller,
+        "{CALLERS} callers made {calls} backend calls; one alone makes {one_caller}"
     );
 }

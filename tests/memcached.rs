@@ -26,9 +26,12 @@
 //!   edge of `i64`; `touch` and `exists` on placeholders; `clear`.
 #![cfg(feature = "memcached")]
 
+use crate::common;
+#[allow(unused_imports)]
+use crate::suite;
+
 #[path = "memcached/batches.rs"]
 mod batches;
-mod common;
 #[path = "memcached/failures.rs"]
 mod failures;
 #[path = "memcached/fills.rs"]
@@ -49,8 +52,6 @@ mod polls;
 mod processes;
 #[path = "memcached/proxy.rs"]
 mod proxy;
-#[allow(dead_code)]
-mod suite;
 #[path = "memcached/surface.rs"]
 mod surface;
 

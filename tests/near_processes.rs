@@ -8,7 +8,7 @@
 
 #![cfg(any(feature = "redis", feature = "memcached"))]
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::ChildStdin;

@@ -9,6 +9,8 @@
 #![cfg(any(feature = "redis", feature = "memcached"))]
 
 mod common;
+#[path = "near_processes.rs"]
+mod near_processes;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

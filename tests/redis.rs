@@ -18,11 +18,12 @@
 //! never disturbed.
 #![cfg(feature = "redis")]
 
+use crate::common;
+
 #[path = "redis/abandoned.rs"]
 mod abandoned;
 #[path = "redis/batches.rs"]
 mod batches;
-mod common;
 #[path = "redis/config.rs"]
 mod config;
 #[path = "redis/fencing.rs"]

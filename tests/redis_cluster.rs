@@ -8,7 +8,8 @@
 //! - `failover`: a master killed mid-run.
 #![cfg(feature = "redis-cluster")]
 
-mod common;
+use crate::common;
+
 #[path = "redis_cluster/failover.rs"]
 mod failover;
 #[path = "redis_cluster/scripts.rs"]

@@ -3,7 +3,7 @@
 //! behaviour suite runs on it too (`tests/behaviour.rs`).
 #![cfg(feature = "redis-sentinel")]
 
-mod common;
+use crate::common;
 
 use stampede::{Cache, RedLock};
 

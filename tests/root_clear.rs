@@ -2,7 +2,7 @@
 //! on every backend. Each case has a private store: this must never run
 //! against a server other tests share.
 
-mod common;
+use crate::common;
 
 use stampede::Cache;
 

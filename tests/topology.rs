@@ -2,7 +2,7 @@
 //! itself here, through `redis-cli` alone: the setups start, serve keys,
 //! survive losing a master, and stop with the test process.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -174,6 +174,14 @@ impl RedLock {
     /// [`wait_timeout`](RedLock::wait_timeout) has passed; bad input or a
     /// backend failure.
     ///
+    /// A lost or refused connection (an [`Error::Backend`] caused by an I/O
+    /// failure: a restarted server, a failover) is not returned at once: the
+    /// attempt is retried, with a jittered backoff from 10 ms doubling to
+    /// 500 ms, until the wait timeout passes or, without one, for one lease
+    /// of consecutive failures; only then is the last connection error
+    /// returned. Other backend failures, and a backend call that timed out
+    /// (its create may have landed), end the wait at once.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: a cancelled wait leaves nothing behind, and a create
@@ -186,7 +194,7 @@ impl RedLock {
             let deadline = self
                 .wait_timeout
                 .map(|timeout| clock::deadline(started, timeout));
-            if let Ok(guard) = self.attempt(&lock_key).await? {
+            if let Ok(guard) = self.attempt_riding_out(&lock_key, deadline).await? {
                 return Ok(guard);
             }
             let backend = self.scope.backend();
@@ -198,7 +206,7 @@ impl RedLock {
                 // attempt still wakes us.
                 let mut notified = pin!(waiter.notified());
                 notified.as_mut().enable();
-                let remaining = match self.attempt(&lock_key).await? {
+                let remaining = match self.attempt_riding_out(&lock_key, deadline).await? {
                     Ok(guard) => {
                         let kind = backend.kind();
                         crate::observe::lock_wait(kind, "acquired", started.elapsed());
@@ -265,6 +273,36 @@ impl RedLock {
         Error::Locked {
             key: self.key.clone(),
             remaining,
+        }
+    }
+
+    /// [`attempt`](Self::attempt), retried while the connection is lost (see
+    /// [`lock`](RedLock::lock)'s errors): until `deadline`, or without one
+    /// for one lease from the first failure.
+    async fn attempt_riding_out(
+        &self,
+        lock_key: &Arc<str>,
+        deadline: Option<Instant>,
+    ) -> Result<Result<LeaseGuard, Option<Duration>>> {
+        let mut failures = 0u32;
+        let mut give_up_at = deadline;
+        loop {
+            let error = match self.attempt(lock_key).await {
+                Err(error) if is_connection_loss(&error) => error,
+                outcome => return outcome,
+            };
+            let now = Instant::now();
+            let give_up = *give_up_at.get_or_insert_with(|| clock::deadline(now, self.lease));
+            if now >= give_up {
+                return Err(error);
+            }
+            failures += 1;
+            let cap = CONNECTION_BACKOFF_FIRST
+                .saturating_mul(1 << failures.saturating_sub(1).min(16))
+                .min(CONNECTION_BACKOFF_MAX);
+            let pause = cap.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tracing::debug!(lock = &**lock_key, %error, ?pause, "connection lost while locking; retrying");
+            tokio::time::sleep_until(give_up.min(clock::deadline(now, pause))).await;
         }
     }
 
@@ -379,6 +417,36 @@ impl RedLock {
             }
         }
     }
+}
+
+/// The first pause after a lost connection in [`RedLock::lock`], doubled on
+/// each failure in a row up to [`CONNECTION_BACKOFF_MAX`].
+const CONNECTION_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+const CONNECTION_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// Whether `error` is a backend failure caused by the transport (an I/O
+/// error anywhere in its sources): a connection lost or refused, which a
+/// later attempt on a new connection may not meet. A server's reply, a
+/// protocol error or a timeout is not.
+fn is_connection_loss(error: &Error) -> bool {
+    let Error::Backend { source, .. } = error else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(error) = cause {
+        if error.is::<std::io::Error>() {
+            return true;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = error.downcast_ref::<redis::RedisError>() {
+            if redis.is_io_error() || redis.is_connection_dropped() || redis.is_connection_refusal()
+            {
+                return true;
+            }
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl std::fmt::Debug for RedLock {

@@ -3,6 +3,7 @@
 
 pub mod failover;
 pub mod near;
+pub mod outage;
 pub mod process;
 pub mod servers;
 pub mod topology;

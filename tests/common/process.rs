@@ -31,12 +31,36 @@ pub fn spawn_with_stdin(entry: &str, vars: &[(&str, String)]) -> Child {
         .expect("spawn child test process")
 }
 
+/// The full path of the ignored test `entry` in the test binary `exe`:
+/// `entry` itself, or `<modules>::entry` (the binaries hold several files'
+/// tests as modules), as `--exact` needs it.
+fn full_name(exe: &std::path::Path, entry: &str) -> String {
+    let output = Command::new(exe)
+        .args(["--list", "--ignored"])
+        .env(CHILD_ENV, "1")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("list the test binary's ignored tests");
+    let suffix = format!("::{entry}");
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .filter(|name| *name == entry || name.ends_with(&suffix))
+        .collect();
+    match names[..] {
+        [name] => name.to_owned(),
+        _ => panic!("child entry {entry:?} names {names:?} in this binary, not one test"),
+    }
+}
+
 fn command(entry: &str, vars: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
+    let entry = full_name(&exe, entry);
     let mut command = Command::new(exe);
     command
         .args([
-            entry,
+            entry.as_str(),
             "--exact",
             "--ignored",
             "--nocapture",

@@ -1,11 +1,13 @@
 //! Real Redis and memcached servers for the tests.
 //!
-//! Each test binary starts at most one shared server per kind, on a free
-//! loopback port with persistence off, unless `STAMPEDE_REDIS_URL` /
-//! `STAMPEDE_MEMCACHED_URL` names one. A watchdog shell stops the server when
+//! Each test binary starts at most one shared server per kind, on a
+//! reserved loopback port with persistence off, unless `STAMPEDE_REDIS_URL` /
+//! `STAMPEDE_MEMCACHED_URL` names one (`scripts/test.sh` starts them once for
+//! every binary). A watchdog shell stops the server when
 //! the test process exits (Rust test binaries have no global teardown).
 //! A missing server binary fails the test with instructions; it never skips.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -98,7 +100,8 @@ pub fn tls_dir(port: u16) -> std::path::PathBuf {
 /// Starts a TLS-only Redis on a free port, with a fresh self-signed
 /// certificate for `localhost` made by the `openssl` command.
 pub fn start_tls_redis() -> Server {
-    let port = free_port();
+    let reserved = reserve_port();
+    let port = reserved.port;
     let dir = tls_dir(port);
     std::fs::create_dir_all(&dir).expect("create the TLS directory");
     let status = Command::new("openssl")
@@ -115,7 +118,7 @@ pub fn start_tls_redis() -> Server {
             panic!("`openssl` is needed to make a test certificate ({e}); install it with `sudo apt-get install -y openssl`")
         });
     assert!(status.success(), "openssl could not make a certificate");
-    Server::start_on(REDIS_TLS, port)
+    Server::start_on(REDIS_TLS, reserved)
 }
 
 pub const MEMCACHED: ServerKind = ServerKind {
@@ -150,17 +153,21 @@ pub struct Server {
     pub port: u16,
     watchdog: Option<Child>,
     server_pid: u32,
+    /// Keeps the port ours, across restarts, until the server is dropped.
+    reserved: Option<Reserved>,
 }
 
 impl Server {
-    /// Starts a new server of `kind` on a free port, waiting until it accepts
-    /// connections.
+    /// Starts a new server of `kind` on a port reserved for it, waiting
+    /// until it accepts connections.
     pub fn start(kind: ServerKind) -> Server {
-        Server::start_on(kind, free_port())
+        Server::start_on(kind, reserve_port())
     }
 
-    /// Starts a server of `kind` on `port`.
-    pub fn start_on(kind: ServerKind, port: u16) -> Server {
+    /// Starts a server of `kind` on the `reserved` port, which stays
+    /// reserved until the server is dropped.
+    pub fn start_on(kind: ServerKind, reserved: Reserved) -> Server {
+        let port = reserved.port;
         check_installed(kind);
         let command = std::iter::once(kind.program.to_string())
             .chain((kind.args)(port).into_iter().map(|arg| shell_quote(&arg)))
@@ -198,6 +205,7 @@ impl Server {
             port,
             watchdog: Some(watchdog),
             server_pid,
+            reserved: Some(reserved),
         };
         wait_until_listening(kind, port);
         server
@@ -245,10 +253,12 @@ impl Server {
         assert!(status.success(), "kill {signal} {} failed", self.server_pid);
     }
 
-    /// Starts the server again on the same port.
+    /// Starts the server again on the same port (killing it first if it
+    /// still runs).
     pub fn restart(&mut self) {
         self.kill();
-        *self = Server::start_on(self.kind, self.port);
+        let reserved = self.reserved.take().expect("a server keeps its port");
+        *self = Server::start_on(self.kind, reserved);
     }
 }
 
@@ -293,12 +303,75 @@ fn check_installed(kind: ServerKind) {
     );
 }
 
-/// A loopback port nothing listens on now (from the kernel's ephemeral range).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("find a free loopback port")
+/// Where the tests' servers listen: below the kernel's ephemeral range
+/// (32768 up), so no outgoing connection or `bind(0)` takes one of them.
+/// Cluster nodes take a port from the lower part, their bus (`port +
+/// 10000`, at most 55535 for any port) lands in the upper part.
+const PLAIN_PORTS: std::ops::Range<u16> = 20_000..32_000;
+pub const CLUSTER_PORTS: std::ops::Range<u16> = 10_000..20_000;
+/// A cluster node's bus listens on its port plus this.
+pub const BUS_OFFSET: u16 = 10_000;
+
+/// Ports held for one server: each is locked (`flock`, through `File::try_lock`) in a file of
+/// [`lock_dir`] for as long as this lives, so no other test process on the
+/// machine (another binary, another checkout, `scripts/test.sh`, which
+/// takes the same locks with `flock(1)`) picks it meanwhile. The kernel
+/// drops the locks when the process dies, however it dies.
+pub struct Reserved {
+    pub port: u16,
+    _locks: Vec<File>,
+}
+
+/// The directory of the port lock files, shared by every checkout.
+pub fn lock_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("stampede-test-ports")
+}
+
+/// A reserved port for a server: see [`Reserved`].
+pub fn reserve_port() -> Reserved {
+    reserve_in(PLAIN_PORTS, &[0])
+}
+
+/// A reserved port for a cluster node, with its bus port: see [`Reserved`].
+pub fn reserve_cluster_port() -> Reserved {
+    reserve_in(CLUSTER_PORTS, &[0, BUS_OFFSET])
+}
+
+/// A random port in `range` whose ports `port + offset` are all lockable
+/// and free now.
+fn reserve_in(range: std::ops::Range<u16>, offsets: &[u16]) -> Reserved {
+    let dir = lock_dir();
+    std::fs::create_dir_all(&dir).expect("create the port lock directory");
+    for _ in 0..10_000 {
+        let port = fastrand::u16(range.clone());
+        let locks: Option<Vec<File>> = offsets
+            .iter()
+            .map(|offset| lock_port(&dir, port + offset))
+            .collect();
+        if let Some(locks) = locks {
+            return Reserved {
+                port,
+                _locks: locks,
+            };
+        }
+    }
+    panic!("no free port in {range:?} after 10,000 tries");
+}
+
+/// `port`'s lock, if no other process holds it and nothing listens there.
+///
+/// `File::try_lock` (flock on Linux) is newer than the crate's MSRV; the
+/// tests need a toolchain that has it, the library does not.
+#[allow(clippy::incompatible_msrv)]
+fn lock_port(dir: &std::path::Path, port: u16) -> Option<File> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+        .ok()?;
+    let locked = file.try_lock().is_ok();
+    (locked && TcpListener::bind(("127.0.0.1", port)).is_ok()).then_some(file)
 }
 
 fn wait_until_listening(kind: ServerKind, port: u16) {

@@ -19,12 +19,11 @@ mod sentinel;
 pub use cluster::RedisCluster;
 pub use sentinel::RedisSentinel;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::servers::shell_quote;
@@ -49,14 +48,14 @@ pub fn shared_sentinel_url() -> String {
 /// This test binary's own shared cluster (whatever [`CLUSTER_ENV`] says).
 pub fn shared_cluster() -> &'static RedisCluster {
     static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
-    CLUSTER.get_or_init(RedisCluster::start)
+    CLUSTER.get_or_init(RedisCluster::start_shared)
 }
 
 /// This test binary's own shared sentinel setup (whatever
 /// [`SENTINEL_ENV`] says).
 pub fn shared_sentinel() -> &'static RedisSentinel {
     static SENTINEL: OnceLock<RedisSentinel> = OnceLock::new();
-    SENTINEL.get_or_init(RedisSentinel::start)
+    SENTINEL.get_or_init(RedisSentinel::start_shared)
 }
 
 /// Runs `redis-cli -p <port> <args…>` against 127.0.0.1 and returns what
@@ -143,35 +142,52 @@ pub(crate) fn poll<T>(
     }
 }
 
-/// Where cluster nodes listen: below the kernel's ephemeral range (32768
-/// up) even with the bus port added, so neither an outgoing connection nor
-/// [`free_port`](super::servers::free_port) takes one between the check and
-/// the start; random, so test binaries running at once rarely pick the same.
-const CLUSTER_PORTS: std::ops::Range<u16> = 10_000..22_000;
-/// A cluster node's bus listens on its port plus this.
-pub(crate) const BUS_OFFSET: u16 = 10_000;
+pub(crate) use super::servers::BUS_OFFSET;
 
-/// `count` distinct random ports from [`CLUSTER_PORTS`] where both the port
-/// and its bus port (`port + 10000`) are free now.
-pub(crate) fn cluster_ports(count: usize) -> Vec<u16> {
-    let bindable = |port: u16| TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let mut taken = HashSet::new();
-    let mut ports = Vec::with_capacity(count);
-    for _ in 0..10_000 {
-        if ports.len() == count {
-            return ports;
+/// One topology forms at a time in this process, and tests that start their
+/// own (to kill nodes) run one at a time: forming a cluster or a sentinel
+/// setup is the heaviest thing the tests do, and a node starved of CPU
+/// while others form is voted out.
+#[derive(Default)]
+struct Turns {
+    taken: Mutex<bool>,
+    freed: Condvar,
+}
+
+/// A turn from [`Turns`], given back when dropped.
+pub(crate) struct Turn(&'static Turns);
+
+impl Turns {
+    fn take(&'static self) -> Turn {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        while *taken {
+            taken = self
+                .freed
+                .wait(taken)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        let port = fastrand::u16(CLUSTER_PORTS);
-        let bus = port + BUS_OFFSET;
-        if !taken.contains(&port) && !taken.contains(&bus) && bindable(port) && bindable(bus) {
-            taken.extend([port, bus]);
-            ports.push(port);
-        }
+        *taken = true;
+        Turn(self)
     }
-    panic!(
-        "found only {} free port pairs in {CLUSTER_PORTS:?}",
-        ports.len()
-    );
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *self.0.taken.lock().unwrap_or_else(PoisonError::into_inner) = false;
+        self.0.freed.notify_one();
+    }
+}
+
+/// The turn to form a topology (held while it forms).
+pub(crate) fn forming_turn() -> Turn {
+    static FORMING: OnceLock<Turns> = OnceLock::new();
+    FORMING.get_or_init(Turns::default).take()
+}
+
+/// The turn of a test that starts its own topology (held while it lives).
+pub(crate) fn own_turn() -> Turn {
+    static OWN: OnceLock<Turns> = OnceLock::new();
+    OWN.get_or_init(Turns::default).take()
 }
 
 /// The working directory of the node on `port` (`--dir`), for its config

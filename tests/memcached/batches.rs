@@ -13,9 +13,9 @@ use stampede::backend::memcached::{
 use stampede::backend::{Backend, FillLease, FillRead, FilledValue, LeaseToken};
 use stampede::Error;
 
-use crate::common::servers::{Server, MEMCACHED};
-use crate::proxy::DelayAnswers;
-use crate::{backend, shared_url, unique};
+use super::common::servers::{Server, MEMCACHED};
+use super::proxy::DelayAnswers;
+use super::{backend, shared_url, unique};
 
 /// The lease in a read that must have granted one.
 fn granted(read: &FillRead) -> &LeaseToken {

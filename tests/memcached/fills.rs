@@ -8,8 +8,8 @@ use memcache::exp::{Get, LeaseState};
 use stampede::typed::Fill;
 use stampede::Cache;
 
-use crate::proxy::CountRequests;
-use crate::{backend, servers_of, shared_url, unique};
+use super::proxy::CountRequests;
+use super::{backend, servers_of, shared_url, unique};
 
 fn cache_url(addr: &str, namespace: &str) -> String {
     format!("memcached://{addr}?namespace={namespace}")

@@ -6,8 +6,8 @@ use stampede::backend::memcached::{MemcachedConfig, DEFAULT_MAX_VALUE_SIZE, MAX_
 use stampede::backend::Backend;
 use stampede::{Cache, Error, OptimisticLock, RedLock};
 
-use crate::common::servers::{Server, MEMCACHED};
-use crate::{backend, server_stats, shared_url, unique};
+use super::common::servers::{Server, MEMCACHED};
+use super::{backend, server_stats, shared_url, unique};
 
 async fn cache() -> Cache {
     let url = format!("{}?namespace={}", shared_url(), unique("keys"));
@@ -177,7 +177,7 @@ async fn values_over_the_size_limit_are_refused_before_anything_is_sent() {
             + ":k\" is 1001 bytes, \
          over the memcached limit of 1000 bytes"
     );
-    let config = MemcachedConfig::new(crate::servers_of(&shared_url())).max_value_size(10);
+    let config = MemcachedConfig::new(super::servers_of(&shared_url())).max_value_size(10);
     let tiny = Cache::memcached(config).await.unwrap();
     assert!(tiny
         .set(&unique("k"), [0u8; 11], None)

@@ -10,9 +10,9 @@ use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::{Cache, RedLock};
 use tokio::sync::Mutex;
 
-use crate::common::assert_between;
-use crate::proxy::HoldRequests;
-use crate::{backend, servers_of, shared_url, unique};
+use super::common::assert_between;
+use super::proxy::HoldRequests;
+use super::{backend, servers_of, shared_url, unique};
 
 const LONG: Duration = Duration::from_secs(30);
 const HELD: LockAttempt = LockAttempt::Held { remaining: None };

@@ -10,7 +10,7 @@ use stampede::backend::memcached::{fence_key, MemcachedBackend, MAX_KEY_LEN};
 use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::{Cache, RedLock};
 
-use crate::{backend, shared_url, unique};
+use super::{backend, shared_url, unique};
 
 /// A namespace of its own, and the prefix it puts before every key.
 async fn namespaced(name: &str) -> (Cache, String) {

@@ -17,8 +17,8 @@ use memcache::exp::{Get, Meta};
 use stampede::backend::{Backend, Fencing, FillLease, LockAttempt};
 use stampede::{Cache, NearStats, RedLock};
 
-use crate::proxy::CountRequests;
-use crate::{backend, servers_of, shared_url, unique};
+use super::proxy::CountRequests;
+use super::{backend, servers_of, shared_url, unique};
 
 /// How much later than the trust window a change may be seen: a poll, a
 /// round trip or two, and a busy machine.
@@ -403,7 +403,7 @@ async fn random_interleavings_leave_every_copy_current() {
         nodes.push(Cache::from_url(&url).await.unwrap());
     }
     let keys: Vec<String> = (0..16).map(|_| unique("near-random")).collect();
-    crate::common::near::random_operations(&nodes, &keys, RANDOM_OPS).await;
+    super::common::near::random_operations(&nodes, &keys, RANDOM_OPS).await;
     // Past the trust window every copy is checked before it is served.
     tokio::time::sleep(trust + MARGIN).await;
     let server = Cache::from_url(&shared_url()).await.unwrap();

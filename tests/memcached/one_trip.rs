@@ -9,8 +9,8 @@ use stampede::backend::memcached::MemcachedBackend;
 use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::{Cache, RedLock};
 
-use crate::proxy::CountRequests;
-use crate::{backend, servers_of, shared_url, unique};
+use super::proxy::CountRequests;
+use super::{backend, servers_of, shared_url, unique};
 
 const LONG: Duration = Duration::from_secs(30);
 const ACQUIRED: LockAttempt = LockAttempt::Acquired { fence: None };

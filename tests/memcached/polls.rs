@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::proxy::CountRequests;
-use crate::{servers_of, shared_url, unique};
+use super::proxy::CountRequests;
+use super::{servers_of, shared_url, unique};
 
 /// The defaults of `first_poll` and `poll_interval`.
 const FIRST_POLL: Duration = Duration::from_millis(5);

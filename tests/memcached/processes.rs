@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use stampede::{Cache, RedLock};
 
-use crate::common::process::{self, expect_success, next_report, report, report_lines};
-use crate::common::servers::{Server, MEMCACHED};
-use crate::common::{Kind, Store};
-use crate::{server_stats, shared_url, unique};
+use super::common::process::{self, expect_success, next_report, report, report_lines};
+use super::common::servers::{Server, MEMCACHED};
+use super::common::{Kind, Store};
+use super::{server_stats, shared_url, unique};
 
 const LONG_LEASE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
@@ -119,7 +119,7 @@ async fn two_servers_in_one_url_share_the_keys_and_pass_the_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by two_servers_in_one_url_share_the_keys_and_pass_the_suite"]
 async fn child_runs_the_suite() {
-    use crate::suite::{kv, optimistic, redlock};
+    use super::suite::{kv, optimistic, redlock};
     assert!(process::is_child(), "run only as a child process");
     macro_rules! run {
         ($($module:ident :: $case:ident),* $(,)?) => {

@@ -9,8 +9,8 @@ use stampede::backend::memcached::MemcachedBackend;
 use stampede::backend::{Backend, FillLease, LeaseToken};
 use stampede::Error;
 
-use crate::common::servers::{Server, MEMCACHED};
-use crate::{backend, shared_url, unique};
+use super::common::servers::{Server, MEMCACHED};
+use super::{backend, shared_url, unique};
 
 /// The raw item at `key`: its value and remaining TTL (`-1`: none).
 async fn raw(mc: &MemcachedBackend, key: &str) -> Option<(String, i64)> {

@@ -9,8 +9,8 @@ use stampede::backend::redis::{deadpool_redis, fill_lease_key, redis, RedisBacke
 use stampede::backend::{Backend, FillLease};
 use stampede::{Cache, RedLock};
 
-use crate::common::servers::{self, Server};
-use crate::{raw, MultiplexedConnection, LONG_LEASE};
+use super::common::servers::{self, Server};
+use super::{raw, MultiplexedConnection, LONG_LEASE};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 /// How long the server stays frozen after the calls gave up: longer than

@@ -9,11 +9,11 @@ use stampede::backend::redis::{deadpool_redis, fill_lease_key, redis, RedisBacke
 use stampede::backend::{Backend, FillLease, FilledValue, LeaseToken};
 use tokio::sync::Notify;
 
-use crate::abandoned::until_gone;
-use crate::common::servers::{self, Server};
-use crate::surface::{backend, granted, prefix, raw_get};
-use crate::wire::{commands_until_now, monitor};
-use crate::{raw, shared_url, LONG_LEASE};
+use super::abandoned::until_gone;
+use super::common::servers::{self, Server};
+use super::surface::{backend, granted, prefix, raw_get};
+use super::wire::{commands_until_now, monitor};
+use super::{raw, shared_url, LONG_LEASE};
 
 fn backend_on(server: &Server, timeout: Duration) -> RedisBackend {
     let config = deadpool_redis::Config::from_url(server.url());

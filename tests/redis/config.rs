@@ -7,8 +7,8 @@ use stampede::backend::Backend;
 use stampede::Cache;
 
 #[cfg(feature = "redis-tls")]
-use crate::common::servers;
-use crate::{hold_with_remote_waiter, raw, release_wakes, shared_url, LONG_LEASE, MARGIN};
+use super::common::servers;
+use super::{hold_with_remote_waiter, raw, release_wakes, shared_url, LONG_LEASE, MARGIN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_on_the_applications_own_pool() {

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use stampede::backend::redis::{fence_key, redis};
 use stampede::{Cache, RedLock};
 
-use crate::common::servers::{self, Server};
-use crate::common::{Kind, Store};
-use crate::{lock_key, raw, LONG_LEASE};
+use super::common::servers::{self, Server};
+use super::common::{Kind, Store};
+use super::{lock_key, raw, LONG_LEASE};
 
 /// How long a fence counter outlives its last use past the lease.
 const COUNTER_GRACE: Duration = Duration::from_secs(3600);
@@ -62,7 +62,7 @@ async fn tokens_keep_rising_after_the_server_lost_its_data() {
 async fn an_old_counter_jumps_to_the_clock() {
     let store = Store::new(Kind::Redis, "old-counter");
     let cache = store.handle().await;
-    let mut admin = raw(&crate::shared_url()).await;
+    let mut admin = raw(&super::shared_url()).await;
     let counter = fence_key(&lock_key(&store, "job"));
     // A counter from before seeding: small, and with no expiry.
     let () = redis::cmd("SET")
@@ -89,7 +89,7 @@ async fn an_old_counter_jumps_to_the_clock() {
 async fn a_counter_that_lost_its_last_increments_still_rises() {
     let store = Store::new(Kind::Redis, "lost-incr");
     let cache = store.handle().await;
-    let mut admin = raw(&crate::shared_url()).await;
+    let mut admin = raw(&super::shared_url()).await;
     let counter = fence_key(&lock_key(&store, "job"));
     let lock = RedLock::new(&cache, "job", LONG_LEASE);
     let first = tokens(&lock, 0, 1).await;
@@ -117,7 +117,7 @@ async fn counter_pttl(admin: &mut redis::aio::MultiplexedConnection, counter: &[
 async fn a_counter_expires_an_hour_past_the_lease_and_each_lock_renews_it() {
     let store = Store::new(Kind::Redis, "counter-ttl");
     let cache = store.handle().await;
-    let mut admin = raw(&crate::shared_url()).await;
+    let mut admin = raw(&super::shared_url()).await;
     let counter = fence_key(&lock_key(&store, "job"));
     let lock = RedLock::new(&cache, "job", LONG_LEASE);
     let expected = millis(LONG_LEASE + COUNTER_GRACE);
@@ -153,7 +153,7 @@ async fn another_namespace_cannot_reach_a_fence_counter() {
     let store = Store::new(Kind::Redis, "victim");
     let victim = store.handle().await;
     // Another tenant of the same server, in namespace `{<victim's namespace>`.
-    let attacker = Cache::from_url(&crate::shared_url())
+    let attacker = Cache::from_url(&super::shared_url())
         .await
         .unwrap()
         .with_namespace(&format!("{{{}", store.namespace));
@@ -163,7 +163,7 @@ async fn another_namespace_cannot_reach_a_fence_counter() {
         format!("{{{}}}:fence", lock_key(&store, "x")),
         "the attacker's key spells the old counter name"
     );
-    let mut admin = raw(&crate::shared_url()).await;
+    let mut admin = raw(&super::shared_url()).await;
     let counter = fence_key(&lock_key(&store, "x"));
     let lock = RedLock::new(&victim, "x", LONG_LEASE);
     let last = tokens(&lock, 0, 2).await;
@@ -195,7 +195,7 @@ async fn another_namespace_cannot_reach_a_fence_counter() {
 async fn a_counter_that_is_not_a_number_fails_the_lock_and_leaves_no_record() {
     let store = Store::new(Kind::Redis, "junk-counter");
     let cache = store.handle().await;
-    let mut admin = raw(&crate::shared_url()).await;
+    let mut admin = raw(&super::shared_url()).await;
     // Only another program can write there now.
     let () = redis::cmd("SET")
         .arg(fence_key(&lock_key(&store, "job")))

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 use stampede::backend::redis::{fill_lease_key, redis};
 use stampede::{Cache, Fill};
 
-use crate::common::servers::{self, Server};
-use crate::common::{assert_between, Kind, Store};
-use crate::raw;
-use crate::wire::{commands_until_now, monitor};
+use super::common::servers::{self, Server};
+use super::common::{assert_between, Kind, Store};
+use super::raw;
+use super::wire::{commands_until_now, monitor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_fill_lease_that_never_expires_does_not_hang_a_fill() {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use stampede::backend::redis::redis;
 use stampede::{Cache, NearCache, NearStats};
 
-use crate::common::servers::{self, Server};
-use crate::{raw, MultiplexedConnection};
+use super::common::servers::{self, Server};
+use super::{raw, MultiplexedConnection};
 
 fn near() -> NearCache {
     NearCache::max_capacity(1 << 20).max_unverified(Duration::from_millis(400))
@@ -253,7 +253,7 @@ async fn a_silent_feed_stops_copies_being_served_within_max_unverified() {
     // The feed starts with the first read through the tier.
     b.delete("other").await.unwrap();
     assert_eq!(b.get("other").await.unwrap(), None);
-    tokio::time::sleep(Duration::from_millis(300)).await; // the feed is up
+    until_live(&b).await;
     server.pause(); // half-open: nothing answers, nothing is closed
     let paused = Instant::now();
     // Served from the copy for a while, then no longer: the read goes to
@@ -290,7 +290,7 @@ async fn random_interleavings_leave_every_copy_current() {
         node(&server).await,
     ];
     let keys: Vec<String> = (0..16).map(|i| format!("r{i}")).collect();
-    crate::common::near::random_operations(&nodes, &keys, RANDOM_OPS).await;
+    super::common::near::random_operations(&nodes, &keys, RANDOM_OPS).await;
     // Quiesce: each node's marker write, seen by every node, comes after
     // every change before it in the log.
     for (at, cache) in nodes.iter().enumerate() {

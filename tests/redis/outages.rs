@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use stampede::{Cache, RedLock};
 
-use crate::common::assert_between;
-use crate::common::servers::{self, Server};
-use crate::{eventually, hold_with_remote_waiter, raw, release_wakes, LONG_LEASE, MARGIN};
+use super::common::assert_between;
+use super::common::servers::{self, Server};
+use super::{eventually, hold_with_remote_waiter, raw, release_wakes, LONG_LEASE, MARGIN};
 
 const SHORT_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -148,4 +148,9 @@ async fn a_waiter_across_a_restart_is_woken_when_the_record_is_gone() {
         "woken only after {:?}",
         restarted_at.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_waiter_rides_out_an_outage() {
+    super::common::outage::a_lock_waiter_rides_out_an_outage(servers::REDIS).await;
 }

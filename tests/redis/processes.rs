@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use stampede::backend::redis::release_channel;
 use stampede::{Cache, RedLock};
 
-use crate::common::{process, Kind, Store};
-use crate::{
+use super::common::{process, Kind, Store};
+use super::{
     lock_key, raw, shared_url, until_subscribed, wall_clock_ms, CROSS_PROCESS_WAKE, LONG_LEASE,
 };
 

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use stampede::backend::redis::{redis, release_channel};
 use stampede::{Cache, Fill};
 
-use crate::common::assert_between;
-use crate::common::servers::{self, Server};
-use crate::{
+use super::common::assert_between;
+use super::common::servers::{self, Server};
+use super::{
     hold_with_remote_waiter, raw, release_wakes, until_subscribed, MultiplexedConnection,
     LONG_LEASE, MARGIN,
 };

@@ -6,8 +6,8 @@ use stampede::backend::redis::{deadpool_redis, fence_key, redis, RedisBackend, R
 use stampede::backend::{Backend, Fencing, LockAttempt};
 use stampede::RedLock;
 
-use crate::common::{assert_between, Kind, Store};
-use crate::{raw, shared_url, MultiplexedConnection, LONG_LEASE};
+use super::common::{assert_between, Kind, Store};
+use super::{raw, shared_url, MultiplexedConnection, LONG_LEASE};
 
 async fn flush_scripts(conn: &mut MultiplexedConnection) {
     let () = redis::cmd("SCRIPT")

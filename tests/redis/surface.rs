@@ -14,7 +14,7 @@ use stampede::backend::{Backend, Fencing, FillLease, LeaseToken, LockAttempt};
 use stampede::Error;
 use tokio::sync::Notify;
 
-use crate::{raw, shared_url, MultiplexedConnection, LONG_LEASE};
+use super::{raw, shared_url, MultiplexedConnection, LONG_LEASE};
 
 /// A backend on the shared server, as `Cache` would build it.
 pub(crate) fn backend() -> RedisBackend {

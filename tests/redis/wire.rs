@@ -6,9 +6,9 @@ use std::time::Duration;
 use stampede::backend::redis::redis;
 use stampede::{Cache, Fill, RedLock};
 
-use crate::common::servers::{self, Server};
-use crate::common::{Kind, Store};
-use crate::{full_key, raw, shared_url, MultiplexedConnection, LONG_LEASE};
+use super::common::servers::{self, Server};
+use super::common::{Kind, Store};
+use super::{full_key, raw, shared_url, MultiplexedConnection, LONG_LEASE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_set_by_another_client_is_a_cas_conflict() {

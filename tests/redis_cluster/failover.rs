@@ -5,8 +5,8 @@
 
 use stampede::{Cache, RedLock};
 
-use crate::common::failover::{self, FAILOVER, LEASE, TIMEOUT};
-use crate::common::topology::{redis_cli, RedisCluster};
+use super::common::failover::{self, FAILOVER, LEASE, TIMEOUT};
+use super::common::topology::{redis_cli, RedisCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_fails_calls_fast_then_the_same_cache_recovers() {

@@ -9,7 +9,7 @@ use stampede::backend::redis::{deadpool_redis, RedisBackend, RedisOptions};
 use stampede::backend::{Backend, Fencing, FillLease, LeaseToken, LockAttempt, ReleaseWatch};
 use tokio::sync::Notify;
 
-use crate::common::topology::shared_cluster;
+use super::common::topology::shared_cluster;
 
 const LEASE: Duration = Duration::from_secs(10);
 /// How soon a release published on the key's node must reach a watcher.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use stampede::backend::redis::{fence_key, fill_lease_key, redis};
 use stampede::backend::{Backend, Fencing, FillLease, FilledValue, LockAttempt};
 
-use crate::common::topology::shared_cluster;
-use crate::scripts::{cluster_backend, keys};
+use super::common::topology::shared_cluster;
+use super::scripts::{cluster_backend, keys};
 
 const LEASE: Duration = Duration::from_secs(10);
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use stampede::{Cache, RedLock};
 
-use crate::common::failover::release_wakes_a_remote_waiter;
-use crate::common::topology::{redis_cli, shared_cluster_url, RedisCluster};
-use crate::common::{assert_between, until_waiting};
+use super::common::failover::release_wakes_a_remote_waiter;
+use super::common::topology::{redis_cli, shared_cluster_url, RedisCluster};
+use super::common::{assert_between, until_waiting};
 
 /// Long enough that a waiter returning early can only have been woken.
 const LONG_LEASE: Duration = Duration::from_secs(30);

@@ -1,8 +1,10 @@
 //! A Redis Cluster of three masters and three replicas on loopback.
 //!
-//! The nodes run with a short `cluster-node-timeout`, so that a killed
-//! master is voted out and replaced by its replica in two to three
-//! seconds. "Healthy" means: every live node says `cluster_state:ok` with
+//! The nodes form with a long `cluster-node-timeout` (15 s), so that a node
+//! starved of CPU on a loaded machine is not voted out while the cluster
+//! forms or serves; a cluster a test starts for itself (to kill a node)
+//! then lowers it to 2 s, so that a killed master is voted out and replaced
+//! by its replica in three to four seconds. "Healthy" means: every live node says `cluster_state:ok` with
 //! all 16384 slots served, every slot's master is a live node that no live
 //! node suspects, and every live replica is in sync with a live master.
 
@@ -13,15 +15,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{
-    cluster_ports, fresh_node_dir, info_fields, node_dir, poll, require_redis_cli, role,
-    try_redis_cli, BUS_OFFSET, CLUSTER_ENV,
+    forming_turn, fresh_node_dir, info_fields, node_dir, own_turn, poll, require_redis_cli, role,
+    try_redis_cli, Turn, BUS_OFFSET, CLUSTER_ENV,
 };
-use crate::common::servers::{self, Server, ServerKind};
+use crate::common::servers::{self, reserve_cluster_port, Server, ServerKind};
 
-/// How long a node may go unanswered before the others suspect it. A
-/// failover takes about this plus one to two seconds (gossip, the
-/// replica's election delay and vote).
-pub const NODE_TIMEOUT_MS: u64 = 1000;
+/// How long a node may go unanswered before the others suspect it, while
+/// the cluster forms and in the shared cluster, which no test kills.
+pub const SETUP_NODE_TIMEOUT_MS: u64 = 15_000;
+/// The same in a cluster a test starts for itself, once formed: a failover
+/// takes about this plus one to two seconds (gossip, the replica's election
+/// delay and vote).
+pub const NODE_TIMEOUT_MS: u64 = 2_000;
 const SLOTS: usize = 16384;
 const MASTERS: usize = 3;
 /// How long the cluster gets to form (or re-form after a restart).
@@ -45,7 +50,7 @@ const CLUSTER_NODE: ServerKind = ServerKind {
             "--cluster-config-file".to_owned(),
             "nodes.conf".to_owned(),
             "--cluster-node-timeout".to_owned(),
-            NODE_TIMEOUT_MS.to_string(),
+            SETUP_NODE_TIMEOUT_MS.to_string(),
             "--repl-diskless-sync-delay".to_owned(),
             "0".to_owned(),
         ]);
@@ -63,28 +68,51 @@ pub struct RedisCluster {
     killed: Vec<u16>,
     /// When the last node was killed.
     killed_at: Option<Instant>,
+    /// A test's own cluster holds the turn of tests that start their own.
+    _turn: Option<Turn>,
 }
 
 impl RedisCluster {
-    /// Starts six nodes on free ports, joins them with `redis-cli --cluster
-    /// create`, and waits (up to 30 s) until the cluster is healthy.
+    /// Starts a cluster of its own for a test that kills or disturbs
+    /// nodes: waits for any other such test in this process to finish, forms
+    /// the cluster (see [`start_shared`](Self::start_shared)), then lowers
+    /// every node's timeout to [`NODE_TIMEOUT_MS`] for quick failovers.
     pub fn start() -> RedisCluster {
+        let turn = own_turn();
+        let mut cluster = RedisCluster::start_shared();
+        for port in cluster.nodes() {
+            let timeout = NODE_TIMEOUT_MS.to_string();
+            let reply =
+                super::redis_cli(port, &["CONFIG", "SET", "cluster-node-timeout", &timeout]);
+            assert_eq!(reply, "OK", "CONFIG SET cluster-node-timeout on {port}");
+        }
+        cluster._turn = Some(turn);
+        cluster
+    }
+
+    /// Starts six nodes on reserved ports, joins them with `redis-cli
+    /// --cluster create`, and waits (up to 30 s) until the cluster is
+    /// healthy; one cluster or sentinel setup forms at a time.
+    pub fn start_shared() -> RedisCluster {
         require_redis_cli();
+        let _forming = forming_turn();
         let started = Instant::now();
-        let ports = cluster_ports(2 * MASTERS);
+        let reserved: Vec<_> = (0..2 * MASTERS).map(|_| reserve_cluster_port()).collect();
+        let ports: Vec<u16> = reserved.iter().map(|r| r.port).collect();
         for &port in &ports {
             // A node that finds a `nodes.conf` rejoins that file's cluster.
             fresh_node_dir(port);
         }
-        let nodes = ports
-            .iter()
-            .map(|&port| Server::start_on(CLUSTER_NODE, port))
+        let nodes = reserved
+            .into_iter()
+            .map(|reserved| Server::start_on(CLUSTER_NODE, reserved))
             .collect();
         let mut cluster = RedisCluster {
             nodes,
             seeds: Vec::new(),
             killed: Vec::new(),
             killed_at: None,
+            _turn: None,
         };
         create(&ports);
         poll("the new cluster to be healthy", FORM_TIMEOUT, || {
@@ -172,7 +200,7 @@ impl RedisCluster {
     /// took its place; waits until the cluster is healthy with all six.
     pub fn restart_killed(&mut self) {
         for port in std::mem::take(&mut self.killed) {
-            *self.node(port) = Server::start_on(CLUSTER_NODE, port);
+            self.node(port).restart();
         }
         self.killed_at = None;
         self.wait_healthy(FORM_TIMEOUT);

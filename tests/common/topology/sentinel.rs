@@ -1,24 +1,29 @@
 //! A Redis master with one replica, watched by three sentinels (quorum 2)
 //! under the name [`MASTER_NAME`], on loopback.
 //!
-//! The sentinels call a master down after [`DOWN_AFTER_MS`] without an
-//! answer, so a killed master is replaced by its replica within a few
-//! seconds.
+//! The sentinels start with a long [`SETUP_DOWN_AFTER_MS`], so that a
+//! master starved of CPU on a loaded machine is not failed over while the
+//! setup forms or serves; a setup a test starts for itself (to kill the
+//! master) then lowers it to [`DOWN_AFTER_MS`], so a killed master is
+//! replaced by its replica within a few seconds.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{
-    fresh_node_dir, info_fields, node_dir, poll, require_redis_cli, role, try_redis_cli,
-    SENTINEL_ENV,
+    forming_turn, fresh_node_dir, info_fields, node_dir, own_turn, poll, require_redis_cli, role,
+    try_redis_cli, Turn, SENTINEL_ENV,
 };
-use crate::common::servers::{self, free_port, Server, ServerKind};
+use crate::common::servers::{self, reserve_port, Server, ServerKind};
 
 /// The name the sentinels know the master by.
 pub const MASTER_NAME: &str = "mymaster";
-/// How long a master may go unanswered before a sentinel calls it down.
-pub const DOWN_AFTER_MS: u64 = 1000;
+/// How long a master may go unanswered before a sentinel calls it down,
+/// while the setup forms and in the shared setup, which no test kills.
+pub const SETUP_DOWN_AFTER_MS: u64 = 15_000;
+/// The same in a setup a test starts for itself, once formed.
+pub const DOWN_AFTER_MS: u64 = 2_000;
 /// How long a failover may take; a sentinel that lost an election waits
 /// twice this before it tries again.
 pub const FAILOVER_TIMEOUT_MS: u64 = 2000;
@@ -65,13 +70,13 @@ fn sentinel_conf(port: u16) -> PathBuf {
     node_dir(port).join("sentinel.conf")
 }
 
-/// Starts a node of `kind` on a free port, in a fresh [`node_dir`];
+/// Starts a node of `kind` on a reserved port, in a fresh [`node_dir`];
 /// `prepare` runs first, given the port.
 fn start_node(kind: ServerKind, prepare: impl FnOnce(u16)) -> Server {
-    let port = free_port();
-    fresh_node_dir(port);
-    prepare(port);
-    Server::start_on(kind, port)
+    let reserved = reserve_port();
+    fresh_node_dir(reserved.port);
+    prepare(reserved.port);
+    Server::start_on(kind, reserved)
 }
 
 /// The config of a sentinel on `port` watching the master on `master`.
@@ -84,7 +89,7 @@ fn sentinel_config(port: u16, master: u16) -> String {
          loglevel warning\n\
          sentinel resolve-hostnames no\n\
          sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n\
-         sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n\
+         sentinel down-after-milliseconds {MASTER_NAME} {SETUP_DOWN_AFTER_MS}\n\
          sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n\
          sentinel parallel-syncs {MASTER_NAME} 1\n",
         dir = node_dir(port),
@@ -100,14 +105,44 @@ pub struct RedisSentinel {
     /// Data nodes killed.
     killed: Vec<u16>,
     killed_at: Option<Instant>,
+    /// A test's own setup holds the turn of tests that start their own.
+    _turn: Option<Turn>,
 }
 
 impl RedisSentinel {
+    /// Starts a setup of its own for a test that kills the master: waits
+    /// for any other such test in this process to finish, forms the setup
+    /// (see [`start_shared`](Self::start_shared)), then lowers the
+    /// sentinels' down-after time to [`DOWN_AFTER_MS`].
+    pub fn start() -> RedisSentinel {
+        let turn = own_turn();
+        let mut setup = RedisSentinel::start_shared();
+        for port in setup.sentinel_ports() {
+            let after = DOWN_AFTER_MS.to_string();
+            let args = [
+                "SENTINEL",
+                "SET",
+                MASTER_NAME,
+                "down-after-milliseconds",
+                &after,
+            ];
+            assert_eq!(
+                super::redis_cli(port, &args),
+                "OK",
+                "SENTINEL SET on {port}"
+            );
+        }
+        setup._turn = Some(turn);
+        setup
+    }
+
     /// Starts the master and its replica, waits until the replica is in
     /// sync, then starts the sentinels and waits (up to 30 s) until each
-    /// knows the master, the replica and the two other sentinels.
-    pub fn start() -> RedisSentinel {
+    /// knows the master, the replica and the two other sentinels; one
+    /// cluster or sentinel setup forms at a time.
+    pub fn start_shared() -> RedisSentinel {
         require_redis_cli();
+        let _forming = forming_turn();
         let started = Instant::now();
         let master = start_node(DATA_NODE, |_| ());
         let replica = start_node(DATA_NODE, |_| ());
@@ -134,6 +169,7 @@ impl RedisSentinel {
             sentinels,
             killed: Vec::new(),
             killed_at: None,
+            _turn: None,
         };
         poll("the sentinels to know the setup", START_TIMEOUT, || {
             setup.sentinels_ready()
