@@ -5,6 +5,8 @@
 //! - `redis`, `memcached`, `redis_cluster`, `redis_sentinel`: each backend's
 //!   own behaviour (outages, wire format, failovers, …).
 //! - `faults`: failures injected under the locks through a wrapper backend.
+//! - `forwarding`: wrappers written with `forward_backend!` reach every
+//!   method of the backend they wrap.
 //! - `urls`: `Cache::from_url` for every scheme and parameter.
 //! - `root_clear`: `clear` without a namespace.
 //! - `topology`: the Redis Cluster and Sentinel harness proves itself.
@@ -19,6 +21,8 @@ mod suite;
 
 #[path = "faults.rs"]
 mod faults;
+#[path = "forwarding.rs"]
+mod forwarding;
 #[path = "memcached.rs"]
 mod memcached;
 #[path = "redis.rs"]

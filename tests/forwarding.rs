@@ -4,7 +4,7 @@
 //! cache's methods too.
 
 #[cfg(feature = "redis")]
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -96,7 +96,7 @@ async fn ttls_are_sent_in_milliseconds() {
 /// What `MONITOR` shows between now and `ECHO <end>`: the command names
 /// sent by clients (commands run inside scripts are left out).
 /// A `MONITOR` stream on the server at `url`.
-pub(crate) async fn monitor(url: &str) -> impl futures::Stream<Item = String> + Unpin {
+pub(crate) async fn monitor(url: &str) -> impl futures::Stream<Item = String> + Unpin + use<> {
     redis::Client::open(url)
         .unwrap()
         .get_async_monitor()
