@@ -2,6 +2,8 @@
 //! compile errors), what is `Send`, the tracing spans, and the memory
 //! backend's own configuration.
 
+mod common;
+
 #[path = "macros.rs"]
 mod macros;
 #[path = "memory.rs"]

@@ -126,8 +126,13 @@ impl Handles {
             assert_eq!(value, 7);
             Instant::now()
         });
+        // The poller's first poll (5 ms in) may already be among them on a
+        // busy machine: on the wire it is one more `mg`.
         let reads = self.sent(2).await;
-        assert_eq!(reads, ["mg", "mg"], "a read, and a read again to wait");
+        assert!(
+            reads.len() >= 2 && reads.iter().all(|word| word == "mg"),
+            "a read, and a read again to wait: {reads:?}"
+        );
         task
     }
 }
